@@ -1,0 +1,208 @@
+"""Streaming float64 mean/covariance with an exact merge of partial results (Chan, Golub & LeVeque 1979)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from modscope.errors import ModscopeError
+
+DEFAULT_ROWS = 8192
+
+
+class Covariance:
+    """Running mean and scatter matrix of the rows seen so far, in float64.
+
+    State: ``n`` rows, ``mean`` (d,) and the centred scatter ``M2 = sum_i (x_i - mean)(x_i - mean)^T``.
+    A batch is folded in with one float64 GEMM on the batch centred by its own mean, then merged with
+    the parallel formula of Chan et al. (1979), eq. 2.1b:
+
+        n = n_a + n_b,  delta = mean_b - mean_a,
+        mean = mean_a + delta * n_b / n,
+        M2 = M2_a + M2_b + delta delta^T * n_a n_b / n.
+
+    Because ``merge`` is exact, partial accumulators from several workers (``from_batch`` on each chunk)
+    combine into the same answer as one pass over all rows, in any order.
+    """
+
+    def __init__(self, dim: int):
+        if dim < 1:
+            raise ModscopeError(f"a covariance needs at least one dimension, got dim={dim}")
+        self.dim = int(dim)
+        self.n = 0
+        self._mean = np.zeros(dim, dtype=np.float64)
+        self._m2 = np.zeros((dim, dim), dtype=np.float64)
+
+    @classmethod
+    def from_batch(cls, batch: Any) -> Covariance:
+        """The accumulator of one chunk of rows [rows, dim] (the per-chunk kernel of a parallel reduction)."""
+        rows = as_rows(batch)
+        return cls(rows.shape[1]).update(rows)
+
+    @classmethod
+    def from_moments(cls, n: int, mean: np.ndarray, m2: np.ndarray) -> Covariance:
+        """Rebuild an accumulator from its state (``n``, ``mean``, scatter ``m2``), e.g. after serialising it."""
+        mean = np.asarray(mean, dtype=np.float64)
+        acc = cls(mean.shape[0])
+        acc.n, acc._mean, acc._m2 = int(n), mean.copy(), np.asarray(m2, dtype=np.float64).copy()
+        return acc
+
+    def update(self, batch: Any) -> Covariance:
+        """Fold a batch [rows, dim] (any float dtype) into the running moments; returns self."""
+        rows = as_rows(batch)
+        if rows.shape[1] != self.dim:
+            raise ModscopeError(f"batch has {rows.shape[1]} columns but the accumulator has dim={self.dim}")
+        if rows.shape[0] == 0:
+            return self
+        centred = np.array(rows, dtype=np.float64, copy=True)
+        batch_mean = centred.mean(axis=0)
+        centred -= batch_mean
+        return self._combine(rows.shape[0], batch_mean, centred.T @ centred)
+
+    def merge(self, other: Covariance) -> Covariance:
+        """Fold another accumulator over different rows of the same columns into this one; returns self."""
+        if other.dim != self.dim:
+            raise ModscopeError(f"cannot merge accumulators of dim {other.dim} and {self.dim}")
+        if other.n == 0:
+            return self
+        return self._combine(other.n, other._mean, other._m2)
+
+    def _combine(self, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray) -> Covariance:
+        n_a, n = self.n, self.n + n_b
+        delta = mean_b - self._mean
+        self._mean = self._mean + delta * (n_b / n)
+        self._m2 = self._m2 + m2_b + np.outer(delta, delta) * (n_a * n_b / n)
+        self.n = n
+        return self
+
+    def copy(self) -> Covariance:
+        return Covariance.from_moments(self.n, self._mean, self._m2)
+
+    def marginal(self, columns: slice | Sequence[int] | np.ndarray) -> Covariance:
+        """The accumulator of a subset of columns (e.g. the X block of a joint [X, Y] accumulator)."""
+        idx = np.arange(self.dim)[columns]
+        return Covariance.from_moments(self.n, self._mean[idx], self._m2[np.ix_(idx, idx)])
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Column means (d,), float64."""
+        return self._mean.copy()
+
+    @property
+    def scatter(self) -> np.ndarray:
+        """Centred scatter matrix sum_i (x_i - mean)(x_i - mean)^T (d, d), float64."""
+        return self._m2.copy()
+
+    @property
+    def cov(self) -> np.ndarray:
+        """Unbiased sample covariance M2 / (n - 1) (d, d), float64 — the same as ``np.cov(X, rowvar=False)``."""
+        if self.n < 2:
+            raise ModscopeError(f"a sample covariance needs at least 2 rows, have {self.n}")
+        return self._m2 / (self.n - 1)
+
+    @property
+    def corr(self) -> np.ndarray:
+        """Sample correlation matrix (d, d); columns with zero variance get zero correlation and unit diagonal."""
+        cov = self.cov
+        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        safe = np.where(sd > 0, sd, 1.0)
+        corr = cov / np.outer(safe, safe)
+        corr[sd == 0, :] = 0.0
+        corr[:, sd == 0] = 0.0
+        np.fill_diagonal(corr, 1.0)
+        return corr
+
+    def __repr__(self) -> str:
+        return f"Covariance(dim={self.dim}, n={self.n})"
+
+
+def as_rows(batch: Any) -> np.ndarray:
+    """A batch as a 2-D array [rows, features]; per-token shapes like [heads, d_model] are flattened."""
+    arr = np.asarray(batch)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    elif arr.ndim > 2:
+        arr = arr.reshape(arr.shape[0], -1)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ModscopeError(f"expected a numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def resolve(source: Any) -> Any:
+    """An array-like from an array, a Zarr array, or a ``(store, site)`` pair of an ActivationStore."""
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], str):
+        store, site = source
+        if site not in store.sites:
+            raise ModscopeError(f"site '{site}' is not in the store; it holds {', '.join(store.sites)}")
+        return store[site]
+    if not hasattr(source, "shape") or not hasattr(source, "__getitem__"):
+        source = np.asarray(source)
+    return source
+
+
+def feature_dim(array: Any) -> int:
+    return int(np.prod(array.shape[1:])) if len(array.shape) > 1 else 1
+
+
+def iter_joint_batches(sources: Sequence[Any], *, rows: int = DEFAULT_ROWS,
+                       order: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Row-aligned batches of several sources, side by side: [rows, d_1 + d_2 + ...].
+
+    Only one batch per source is in memory at a time. Reads of on-disk arrays are prefetched on a
+    thread so that decompression overlaps the GEMM of the previous batch. ``order`` (a permutation of
+    the rows) is only allowed for in-memory numpy sources.
+    """
+    arrays = [resolve(s) for s in sources]
+    n_rows = {int(a.shape[0]) for a in arrays}
+    if len(n_rows) != 1:
+        raise ModscopeError(f"sources have different row counts {sorted(n_rows)}; capture them on the same tokens")
+    total = n_rows.pop()
+    in_memory = all(isinstance(a, np.ndarray) for a in arrays)
+    if order is not None and not in_memory:
+        raise ModscopeError("row shuffling needs in-memory arrays; load the store sites with np.asarray first")
+
+    def read(start: int) -> np.ndarray:
+        if order is not None:
+            idx = order[start:start + rows]
+            parts = [as_rows(a[idx]) for a in arrays]
+        else:
+            parts = [as_rows(a[start:start + rows]) for a in arrays]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1, dtype=np.result_type(*parts))
+
+    starts = range(0, total, rows)
+    if in_memory:
+        yield from (read(s) for s in starts)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for start in starts:
+            nxt = pool.submit(read, start)
+            if pending is not None:
+                yield pending.result()
+            pending = nxt
+        if pending is not None:
+            yield pending.result()
+
+
+def covariance(*sources: Any, rows: int = DEFAULT_ROWS) -> Covariance:
+    """Stream the covariance of one source, or the joint covariance of several row-aligned sources.
+
+    Args:
+        sources: each a numpy array [n, ...], a Zarr array, or ``(store, site)`` of an ActivationStore.
+            With several, the result is the joint accumulator over the concatenated columns
+            [d_1 + d_2 + ...], read batch by batch so no source is materialised whole.
+        rows: rows per batch.
+
+    Returns:
+        A ``Covariance`` with ``.n``, ``.mean``, ``.cov``.
+    """
+    if not sources:
+        raise ModscopeError("covariance() needs at least one array or (store, site) pair")
+    arrays = [resolve(s) for s in sources]
+    acc = Covariance(sum(feature_dim(a) for a in arrays))
+    for batch in iter_joint_batches(arrays, rows=rows):
+        acc.update(batch)
+    return acc

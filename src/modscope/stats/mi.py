@@ -1,0 +1,185 @@
+"""Gaussian mutual information between two sets of variables, with its exact null and a permutation null."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modscope.errors import ModscopeError
+from modscope.results import Result
+from modscope.stats.covariance import Covariance, as_rows, covariance, feature_dim, resolve
+from modscope.stats.null import logdet_bias, mi_null
+from modscope.stats.subspace import DEFAULT_RANK_TOL, Subspace, subspace
+
+LN2 = math.log(2.0)
+# 1 − ρ² is floored here so that an exact copy gives a large finite MI instead of inf.
+MIN_ONE_MINUS_RHO2 = 1e-15
+
+
+@dataclass(frozen=True)
+class MIResult(Result):
+    """Gaussian MI between X and Y and what it would be by chance.
+
+    Attributes:
+        mi: plug-in estimate ½(log det Σx + log det Σy − log det Σ) = −½ Σ_i log(1 − ρ_i²), nats.
+        mi_bits: ``mi`` in bits.
+        mi_corrected: bias-corrected estimate (each log det minus its Wishart bias), nats; unbiased for
+            Gaussian data at any n. Equal to ``mi`` when bias correction was switched off.
+        null_mean, null_sd: exact mean and sd of the plug-in ``mi`` for independent Gaussians with the same
+            n, rank_x, rank_y, nats.
+        z: (mi − null_mean) / null_sd, in null standard deviations.
+        n: rows used. dx, dy: column counts of X and Y. rank_x, rank_y: numerical ranks (dimensions used).
+        canonical_correlations: ρ_i, descending, in [0, 1]; each direction carries −½ log(1 − ρ_i²) nats.
+        perm_null: plug-in MI of each row-permutation of Y (nats), or None when not asked.
+        perm_p: (1 + #{perm ≥ mi}) / (1 + permutations), or None.
+    """
+
+    mi: float
+    mi_bits: float
+    mi_corrected: float
+    null_mean: float
+    null_sd: float
+    z: float
+    n: int
+    dx: int
+    dy: int
+    rank_x: int
+    rank_y: int
+    canonical_correlations: np.ndarray
+    perm_null: np.ndarray | None = None
+    perm_p: float | None = None
+
+    @property
+    def excess(self) -> float:
+        """mi − null_mean (nats): the part of the estimate not explained by finite-sample bias."""
+        return self.mi - self.null_mean
+
+    def plot(self, ax=None):
+        from modscope.report import style
+
+        ax = style.axes(ax)
+        rho = np.asarray(self.canonical_correlations)
+        ax.plot(np.arange(1, rho.size + 1), rho, color=style.TRAINED, lw=1.2, label="canonical correlation")
+        ax.axhline(math.sqrt(min(self.rank_x, self.rank_y) / max(self.n, 1)), color=style.NULL, ls="--",
+                   label="≈ chance level sqrt(min(d)/n)")
+        ax.set(xlabel="canonical direction", ylabel="ρ", xscale="log", ylim=(0, 1.02),
+               title=f"MI {self.mi:.3g} nats (null {self.null_mean:.3g} ± {self.null_sd:.2g}, z={self.z:.1f})")
+        ax.legend()
+        return ax
+
+
+def canonical_correlations(joint: np.ndarray, dx: int, *, tol: float = DEFAULT_RANK_TOL
+                           ) -> tuple[np.ndarray, Subspace, Subspace]:
+    """Canonical correlations of the X = [:dx] and Y = [dx:] blocks of a joint covariance.
+
+    ρ are the singular values of Kx^T Σxy Ky, where K whitens each block on its non-null subspace, so
+    rank-deficient blocks (e.g. a norm that removes a direction) are handled by working in that subspace.
+
+    Returns:
+        (ρ descending, X subspace, Y subspace).
+    """
+    sx, sy = subspace(joint[:dx, :dx], tol=tol), subspace(joint[dx:, dx:], tol=tol)
+    if sx.rank == 0 or sy.rank == 0:
+        raise ModscopeError("X or Y has zero variance in every direction; MI is undefined for constant inputs")
+    cross = sx.whitener.T @ joint[:dx, dx:] @ sy.whitener
+    rho = np.clip(np.linalg.svd(cross, compute_uv=False), 0.0, 1.0)
+    return rho, sx, sy
+
+
+def mi_from_rho(rho: np.ndarray) -> float:
+    """−½ Σ log(1 − ρ²) in nats."""
+    return float(-0.5 * np.sum(np.log(np.maximum(1.0 - rho**2, MIN_ONE_MINUS_RHO2))))
+
+
+def mi_from_covariance(joint: Covariance, dx: int, *, bias_correct: bool = True,
+                       rank_tol: float = DEFAULT_RANK_TOL) -> MIResult:
+    """Gaussian MI between the first ``dx`` columns of a joint accumulator and the rest.
+
+    Args:
+        joint: accumulator over [X, Y] columns (``covariance(X, Y)``).
+        dx: number of X columns.
+        bias_correct: subtract the Wishart log-det biases (see ``logdet_bias``) for ``mi_corrected``.
+        rank_tol: relative eigenvalue threshold for the numerical rank of each block.
+
+    Returns:
+        MIResult (no permutation null; that needs the rows, see ``gaussian_mi``).
+    """
+    if not 0 < dx < joint.dim:
+        raise ModscopeError(f"dx must split the {joint.dim} joint columns into two non-empty sets, got {dx}")
+    n = joint.n
+    dy = joint.dim - dx
+    if n < 3:
+        raise ModscopeError(f"MI needs at least {dx + dy + 1} rows, got n={n}")
+    rho, sx, sy = canonical_correlations(joint.cov, dx, tol=rank_tol)
+    if n <= sx.rank + sy.rank:
+        raise ModscopeError(
+            f"n={n} rows is too few for MI between {sx.rank} and {sy.rank} dimensions (ranks of {dx} and {dy} "
+            f"columns); need at least {sx.rank + sy.rank + 1} rows — capture more tokens")
+    mi = mi_from_rho(rho)
+    null_mean, null_sd = mi_null(n, sx.rank, sy.rank)
+    bias = 0.5 * (logdet_bias(n, sx.rank) + logdet_bias(n, sy.rank) - logdet_bias(n, sx.rank + sy.rank))
+    return MIResult(
+        mi=mi, mi_bits=mi / LN2, mi_corrected=mi - bias if bias_correct else mi,
+        null_mean=null_mean, null_sd=null_sd, z=(mi - null_mean) / null_sd, n=n, dx=dx, dy=dy,
+        rank_x=sx.rank, rank_y=sy.rank, canonical_correlations=rho)
+
+
+def permutation_null(X: np.ndarray, Y: np.ndarray, joint: Covariance, dx: int, *, permutations: int,
+                     seed: int = 0, rank_tol: float = DEFAULT_RANK_TOL) -> np.ndarray:
+    """Plug-in MI after shuffling the rows of Y, ``permutations`` times (nats).
+
+    Σx and Σy do not change under a row shuffle, so both sides are whitened once and each permutation
+    costs one [rank_x, rank_y] cross-product and its singular values.
+    """
+    cov = joint.cov
+    sx, sy = subspace(cov[:dx, :dx], tol=rank_tol), subspace(cov[dx:, dx:], tol=rank_tol)
+    mean = joint.mean
+    wx = (as_rows(X).astype(np.float64) - mean[:dx]) @ sx.whitener
+    wy = (as_rows(Y).astype(np.float64) - mean[dx:]) @ sy.whitener
+    rng = np.random.default_rng(seed)
+    out = np.empty(permutations)
+    for k in range(permutations):
+        cross = wx.T @ wy[rng.permutation(wy.shape[0])] / (joint.n - 1)
+        out[k] = mi_from_rho(np.clip(np.linalg.svd(cross, compute_uv=False), 0.0, 1.0))
+    return out
+
+
+def gaussian_mi(X: Any, Y: Any = None, *, dx: int | None = None, bias_correct: bool = True,
+                permutations: int = 0, seed: int = 0, rank_tol: float = DEFAULT_RANK_TOL) -> MIResult:
+    """Mutual information of the Gaussian fitted to (X, Y): I = ½ log(det Σx det Σy / det Σ) (Cover & Thomas, eq. 8.56).
+
+    Args:
+        X: rows of X [n, dx] (numpy, Zarr, or ``(store, site)``), or a joint ``Covariance`` accumulator of
+            [X, Y] columns (then pass ``dx`` and leave ``Y`` None).
+        Y: rows of Y [n, dy], row-aligned with X.
+        dx: number of X columns when ``X`` is a joint accumulator.
+        bias_correct: report the digamma bias-corrected estimate in ``mi_corrected``.
+        permutations: number of row shuffles of Y for an empirical null (needs rows, not an accumulator).
+        seed: seed of the permutations.
+        rank_tol: relative eigenvalue threshold of the numerical rank.
+
+    Returns:
+        MIResult with the plug-in, corrected, exact-null and (optionally) permutation-null numbers.
+    """
+    if isinstance(X, Covariance):
+        if Y is not None or dx is None:
+            raise ModscopeError("with a joint Covariance accumulator pass gaussian_mi(joint, dx=<X columns>)")
+        if permutations:
+            raise ModscopeError("a permutation null needs the rows; pass arrays X and Y instead of an accumulator")
+        return mi_from_covariance(X, dx, bias_correct=bias_correct, rank_tol=rank_tol)
+    if Y is None:
+        raise ModscopeError("gaussian_mi needs X and Y (or a joint Covariance accumulator and dx)")
+    xs, ys = resolve(X), resolve(Y)
+    dx = feature_dim(xs)
+    joint = covariance(xs, ys)
+    result = mi_from_covariance(joint, dx, bias_correct=bias_correct, rank_tol=rank_tol)
+    if permutations > 0:
+        perm = permutation_null(np.asarray(xs), np.asarray(ys), joint, dx, permutations=permutations, seed=seed,
+                                rank_tol=rank_tol)
+        p = (1 + int(np.sum(perm >= result.mi))) / (1 + permutations)
+        result = dataclasses.replace(result, perm_null=perm, perm_p=p)
+    return result

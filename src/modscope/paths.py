@@ -20,14 +20,19 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write JSON so that a reader sees either the old file or the whole new one, never a torn write."""
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a file so that a reader sees either the old file or the whole new one, never a torn write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, default=_json_default)
+        fh.write(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically (see ``write_text_atomic``)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default))
 
 
 def replace_dir_atomic(tmp: Path, final: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
+from transformers.utils import logging as hf_logging
 
 from modscope.errors import ModscopeError
 from modscope.models.adapters import adapter_for
@@ -34,6 +35,7 @@ def load_model(name: str, *, seed: int = 0, dtype: torch.dtype = torch.float32) 
     Returns:
         A ``Model`` in eval mode.
     """
+    hf_logging.disable_progress_bar()  # modscope shows its own progress; HF's per-tensor bars are noise here
     if name.startswith("random:"):
         base = name.removeprefix("random:")
         config, tokenizer, source = _config_and_tokenizer(base)

@@ -1,0 +1,205 @@
+"""``capture``: stream chosen sites of a model over a corpus into an ActivationStore (RAM or Zarr, resumable)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from modscope.capture import positions as pos
+from modscope.capture.store import FORMAT, FORMAT_VERSION, ActivationStore, RamWriter, ZarrWriter, read_manifest
+from modscope.corpus import Corpus, from_texts
+from modscope.errors import ModscopeError
+from modscope.models import Model
+
+TOKENS_PER_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class _Doc:
+    doc_id: str
+    category: str
+    ids: np.ndarray  # token ids, already cut to ctx
+    rows: np.ndarray  # positions captured as rows
+
+
+def capture(
+    model: Model,
+    source: Corpus | Sequence[str] | Sequence[Sequence[int]],
+    sites: str | Sequence[str],
+    *,
+    positions: pos.PositionSpec = None,
+    max_tokens: int | None = None,
+    ctx: int = 512,
+    batch_size: int | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> ActivationStore:
+    """Run ``model`` over ``source`` and keep ``sites`` at the chosen token positions.
+
+    Args:
+        model: a loaded ``Model``.
+        source: a ``Corpus``, a list of strings, or a list of token-id sequences.
+        sites: site names or patterns (``'resid_post.*'``), see ``Model.select_sites``.
+        positions: which positions of each document become rows: ``None``/``'all'``, ``'last:K'``, ``'first:K'``,
+            ``'range:A:B'``, an int or a list of ints (negative counts from the end).
+        max_tokens: stop after this many rows (positions) in total.
+        ctx: documents are cut to their first ``ctx`` tokens.
+        batch_size: documents per forward pass (default: about 4096 tokens per batch).
+        out: a directory for a Zarr store (resumable, bounded memory); None keeps the store in RAM.
+        progress: show a progress bar with tokens/s.
+
+    Returns:
+        An ``ActivationStore`` whose rows follow document order, then position order.
+    """
+    site_names = model.select_sites(sites)
+    if max_tokens is not None and max_tokens <= 0:
+        raise ModscopeError(f"max_tokens must be > 0, got {max_tokens}")
+    if ctx <= 0 or ctx > model.n_ctx:
+        raise ModscopeError(f"ctx must be in 1..{model.n_ctx} for {model.name}, got {ctx}")
+    spec = pos.normalise(positions)
+    docs = _plan(model, source, spec, ctx, max_tokens)
+    if not docs:
+        raise ModscopeError("nothing to capture: the source is empty or no document has the requested positions")
+    shapes = model.sites()
+    manifest = {
+        "format": FORMAT, "version": FORMAT_VERSION, "model": {**model.describe(), "fingerprint": model.fingerprint},
+        "sites": {s: list(shapes[s]) for s in site_names},
+        "settings": {"positions": spec, "ctx": ctx, "max_tokens": max_tokens, "source_hash": _source_hash(docs)},
+        "docs": [[d.doc_id, d.category] for d in docs], "rows_done": 0, "docs_done": 0, "complete": False,
+    }
+    batch_size = batch_size or max(1, TOKENS_PER_BATCH // ctx)
+    if out is None:
+        writer: RamWriter | ZarrWriter = RamWriter(manifest)
+    else:
+        existing = _resumable(Path(out), manifest, model)
+        if existing is not None and existing.get("complete"):
+            return ActivationStore.open(Path(out))
+        if existing is not None:
+            manifest.update(rows_done=existing["rows_done"], docs_done=existing["docs_done"])
+        writer = ZarrWriter(Path(out), manifest, _chunk_rows(manifest))
+    todo = range(manifest["docs_done"], len(docs), batch_size)
+    with _progress(progress, sum(len(d.ids) for d in docs[manifest["docs_done"]:])) as advance:
+        for start in todo:
+            batch = docs[start: start + batch_size]
+            site_rows, meta_rows = _forward(model, batch, start, site_names)
+            writer.append(site_rows, meta_rows, docs_done=start + len(batch))
+            advance(sum(len(d.ids) for d in batch))
+    return writer.finish()
+
+
+def _plan(model: Model, source, spec: str, ctx: int, max_tokens: int | None) -> list[_Doc]:
+    if isinstance(source, (str, Path)):
+        raise ModscopeError("source must be a Corpus, a list of texts or a list of token-id lists, not one string; "
+                            "load a corpus with modscope.corpus.load(...)")
+    items = list(source)
+    if items and not isinstance(items[0], (str, Corpus)) and not hasattr(items[0], "text"):
+        token_lists = [np.asarray(ids, dtype=np.int64)[:ctx] for ids in items]
+        named = [(f"tokens/{i}", "default") for i in range(len(items))]
+    else:
+        corpus = source if isinstance(source, Corpus) else from_texts(items)
+        token_lists = [np.asarray(ids, dtype=np.int64) for ids in model.tokenize(corpus.texts, max_tokens=ctx)]
+        named = [(d.id, d.category) for d in corpus.docs]
+    docs, total = [], 0
+    for (doc_id, category), ids in zip(named, token_lists):
+        if len(ids) and ids.max() >= model.vocab_size:
+            raise ModscopeError(f"token id {int(ids.max())} in {doc_id} is outside {model.name}'s vocabulary "
+                                f"({model.vocab_size})")
+        rows = pos.select(spec, len(ids))
+        if max_tokens is not None:
+            rows = rows[: max_tokens - total]
+        if len(rows):
+            # positions after the last captured row cannot influence it (causal): don't compute them
+            docs.append(_Doc(doc_id, category, ids[: rows[-1] + 1], rows))
+            total += len(rows)
+        if max_tokens is not None and total >= max_tokens:
+            break
+    return docs
+
+
+def _source_hash(docs: list[_Doc]) -> str:
+    digest = hashlib.sha1()
+    for d in docs:
+        digest.update(d.ids.tobytes())
+        digest.update(d.rows.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _resumable(path: Path, manifest: dict, model: Model) -> dict | None:
+    """The manifest of an earlier capture into ``path`` with the same model, sites and settings (or None)."""
+    existing = read_manifest(path) if path.exists() else None
+    if existing is None:
+        if path.exists() and any(path.iterdir()):
+            raise ModscopeError(f"{path} exists and is not a capture store: choose an empty or new --out directory")
+        return None
+    if existing["model"]["fingerprint"] != manifest["model"]["fingerprint"]:
+        raise ModscopeError(f"{path} was captured from model '{existing['model']['name']}', not '{model.name}': "
+                            "use another --out to capture a different model")
+    if existing["sites"] != manifest["sites"] or existing["settings"] != manifest["settings"]:
+        raise ModscopeError(f"{path} holds a capture with other sites or settings "
+                            f"({', '.join(existing['sites'])}; {existing['settings']}): use another --out")
+    return existing
+
+
+def _chunk_rows(manifest: dict) -> int:
+    """Rows per Zarr chunk: about 32 MB for the widest site, between 256 and 4096 rows."""
+    widest = max(int(np.prod(s)) for s in manifest["sites"].values())
+    return max(256, min(4096, (32 << 20) // (4 * widest)))
+
+
+@torch.inference_mode()
+def _forward(model: Model, batch: list[_Doc], first_doc: int, sites: list[str]):
+    """One padded forward pass; returns the selected rows of every site and their metadata."""
+    length = max(len(d.ids) for d in batch)
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(batch), length), pad, dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    for i, d in enumerate(batch):
+        input_ids[i, : len(d.ids)] = torch.from_numpy(d.ids)
+        mask[i, : len(d.ids)] = 1
+    b_idx = torch.from_numpy(np.concatenate([np.full(len(d.rows), i) for i, d in enumerate(batch)]))
+    t_idx = torch.from_numpy(np.concatenate([d.rows for d in batch]))
+    values = model.run_with_sites(input_ids, sites, attention_mask=mask if length * len(batch) > mask.sum() else None,
+                                  select=lambda t: t[b_idx, t_idx])
+    site_rows = {s: values[s].to(torch.float32).numpy() for s in sites}
+    meta_rows = {
+        "doc": np.concatenate([np.full(len(d.rows), first_doc + i) for i, d in enumerate(batch)]),
+        "position": t_idx.numpy().astype(np.int64),
+        "token": input_ids[b_idx, t_idx].numpy(),
+    }
+    return site_rows, meta_rows
+
+
+class _progress:
+    """A rich progress bar counting tokens, with tokens/s; or nothing."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("capture"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
+                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.bar.start()
+        task = self.bar.add_task("capture", total=self.total, rate="")
+
+        def advance(n: int) -> None:
+            self.bar.advance(task, n)
+            speed = self.bar.tasks[0].speed
+            self.bar.update(task, rate=f"{speed:,.0f} tok/s" if speed else "")
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False

@@ -1,0 +1,216 @@
+"""``ActivationStore``: captured sites as arrays [rows, ...] with per-row metadata, in RAM or in a Zarr directory.
+
+On disk a store is a Zarr v3 group (``sites/<name>`` float32 arrays chunked by rows, ``meta/{doc,position,token}``)
+plus ``manifest.json``. The manifest is the commit point: it is replaced atomically after each flushed chunk and
+records how many rows and documents are complete, so a capture killed at any moment resumes exactly there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modscope.errors import ModscopeError
+from modscope.paths import write_json_atomic
+
+FORMAT, FORMAT_VERSION = "modscope-capture", 1
+MANIFEST = "manifest.json"
+META_FIELDS = ("doc", "position", "token")
+
+
+class ActivationStore:
+    """Captured activations: ``store[site]`` is an array [n_rows, *shape]; ``store.meta`` describes each row.
+
+    Attributes:
+        sites: captured site names in forward order.
+        shapes: site -> per-row shape.
+        n_rows: number of rows (captured token positions).
+        model_info: ``Model.describe()`` of the model that made it, plus its ``fingerprint``.
+        settings: the capture settings (positions, ctx, max_tokens, source hash).
+        docs: table of the source documents (``doc_id``, ``category``); ``meta.doc`` indexes it.
+        path: the Zarr directory, or None for an in-RAM store.
+    """
+
+    def __init__(self, arrays: dict[str, Any], meta: dict[str, Any], docs: pd.DataFrame, manifest: dict,
+                 path: Path | None = None):
+        self._arrays, self._meta, self.docs, self.manifest, self.path = arrays, meta, docs, manifest, path
+        self.n_rows = int(manifest["rows_done"])
+
+    @property
+    def sites(self) -> list[str]:
+        return list(self.manifest["sites"])
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {s: tuple(v) for s, v in self.manifest["sites"].items()}
+
+    @property
+    def model_info(self) -> dict:
+        return self.manifest["model"]
+
+    @property
+    def settings(self) -> dict:
+        return self.manifest["settings"]
+
+    def __contains__(self, site: str) -> bool:
+        return site in self._arrays
+
+    def __getitem__(self, site: str):
+        if site not in self._arrays:
+            raise ModscopeError(f"site '{site}' is not in this store; it has: {', '.join(self.sites)}")
+        arr = self._arrays[site]
+        return arr if arr.shape[0] == self.n_rows else arr[: self.n_rows]
+
+    @property
+    def meta(self) -> pd.DataFrame:
+        """One row per captured position: doc (index into ``docs``), doc_id, category, position, token."""
+        frame = pd.DataFrame({k: np.asarray(self._meta[k][: self.n_rows]) for k in META_FIELDS})
+        frame.insert(1, "doc_id", self.docs["doc_id"].to_numpy()[frame["doc"]])
+        frame.insert(2, "category", self.docs["category"].to_numpy()[frame["doc"]])
+        return frame
+
+    def iter_batches(self, site: str, rows: int = 8192, *, start: int = 0, stop: int | None = None
+                     ) -> Iterator[np.ndarray]:
+        """Yield float32 numpy blocks of ``site`` of at most ``rows`` rows, reading one block at a time."""
+        arr, stop = self[site], self.n_rows if stop is None else min(stop, self.n_rows)
+        for lo in range(start, stop, rows):
+            yield np.asarray(arr[lo: min(lo + rows, stop)], dtype=np.float32)
+
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path else "RAM"
+        return f"ActivationStore({self.n_rows} rows, {len(self.sites)} sites, model={self.model_info['name']}, {where})"
+
+    @classmethod
+    def open(cls, path: str | Path) -> ActivationStore:
+        """Open a store written by ``capture(..., out=path)``; a missing or damaged store is a clear error."""
+        path = Path(path)
+        manifest = read_manifest(path)
+        if manifest is None:
+            raise ModscopeError(f"{path} is not a modscope capture store (no {MANIFEST}); run `modscope capture` first")
+        group = _open_group(path, "r")
+        arrays = {s: group[f"sites/{s}"] for s in manifest["sites"]}
+        meta = {k: group[f"meta/{k}"] for k in META_FIELDS}
+        check_consistent(path, manifest, arrays, meta)
+        return cls(arrays, meta, docs_frame(manifest), manifest, path)
+
+
+def docs_frame(manifest: dict) -> pd.DataFrame:
+    return pd.DataFrame(manifest["docs"], columns=["doc_id", "category"])
+
+
+def read_manifest(path: Path) -> dict | None:
+    file = path / MANIFEST
+    if not file.exists():
+        return None
+    try:
+        manifest = json.loads(file.read_text())
+    except json.JSONDecodeError:
+        raise ModscopeError(f"{path} is a corrupt capture store (unreadable {MANIFEST}); delete it, re-run") from None
+    if manifest.get("format") != FORMAT:
+        raise ModscopeError(f"{path}/{MANIFEST} is not a modscope capture manifest; choose another --out")
+    return manifest
+
+
+def check_consistent(path: Path, manifest: dict, arrays: dict, meta: dict) -> None:
+    rows = manifest["rows_done"]
+    short = [name for name, arr in {**arrays, **meta}.items() if arr.shape[0] < rows]
+    if short:
+        raise ModscopeError(f"{path} is a corrupt capture store ({', '.join(short)} shorter than the "
+                            f"{rows} rows its manifest records); delete it and re-run the capture")
+
+
+def _open_group(path: Path, mode: str):
+    import zarr
+
+    try:
+        return zarr.open_group(str(path), mode=mode)
+    except Exception as exc:  # zarr raises several types for damaged metadata
+        raise ModscopeError(f"{path} is a corrupt capture store ({type(exc).__name__}); delete it and re-run") from None
+
+
+class RamWriter:
+    """Collects captured blocks in memory; ``finish`` concatenates them into an in-RAM store."""
+
+    def __init__(self, manifest: dict):
+        self.manifest = manifest
+        self.blocks: dict[str, list[np.ndarray]] = {s: [] for s in [*manifest["sites"], *META_FIELDS]}
+
+    def append(self, site_rows: dict[str, np.ndarray], meta_rows: dict[str, np.ndarray], docs_done: int) -> None:
+        for name, rows in {**site_rows, **meta_rows}.items():
+            self.blocks[name].append(rows)
+        self.manifest["rows_done"] += len(meta_rows["doc"])
+        self.manifest["docs_done"] = docs_done
+
+    def finish(self) -> ActivationStore:
+        self.manifest["complete"] = True
+        shapes = self.manifest["sites"]
+        arrays = {s: _concat(self.blocks[s], shapes[s], np.float32) for s in shapes}
+        meta = {k: _concat(self.blocks[k], [], np.int64) for k in META_FIELDS}
+        return ActivationStore(arrays, meta, docs_frame(self.manifest), self.manifest)
+
+
+def _concat(blocks: list[np.ndarray], shape: Sequence[int], dtype) -> np.ndarray:
+    return np.concatenate(blocks) if blocks else np.zeros((0, *shape), dtype=dtype)
+
+
+class ZarrWriter:
+    """Appends blocks to a Zarr store, buffering up to ``chunk_rows`` rows so memory stays bounded.
+
+    Each flush resizes and writes every array, then replaces the manifest: the manifest never claims rows that
+    are not on disk, and rows past it (from an interrupted flush) are cut off when the capture resumes.
+    """
+
+    def __init__(self, path: Path, manifest: dict, chunk_rows: int):
+        import zarr
+
+        self.path, self.manifest, self.chunk_rows = path, manifest, chunk_rows
+        self.group = zarr.open_group(str(path), mode="a")
+        rows = manifest["rows_done"]
+        self.arrays = {}
+        for name, shape in [*((f"sites/{s}", v) for s, v in manifest["sites"].items()),
+                            *((f"meta/{k}", []) for k in META_FIELDS)]:
+            dtype = "float32" if name.startswith("sites/") else "int64"
+            if name in self.group:
+                arr = self.group[name]
+                arr.resize((rows, *shape))  # drop rows past the last committed flush
+            else:
+                arr = self.group.create_array(name, shape=(0, *shape), chunks=(chunk_rows, *shape), dtype=dtype,
+                                              compressors=None)
+            self.arrays[name] = arr
+        self.buffer: dict[str, list[np.ndarray]] = {name: [] for name in self.arrays}
+        self.buffered_rows, self.docs_done = 0, manifest["docs_done"]
+        write_json_atomic(path / MANIFEST, manifest)
+
+    def append(self, site_rows: dict[str, np.ndarray], meta_rows: dict[str, np.ndarray], docs_done: int) -> None:
+        for site, rows in site_rows.items():
+            self.buffer[f"sites/{site}"].append(rows)
+        for key, rows in meta_rows.items():
+            self.buffer[f"meta/{key}"].append(rows)
+        self.buffered_rows += len(meta_rows["doc"])
+        self.docs_done = docs_done
+        if self.buffered_rows >= self.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        start = self.manifest["rows_done"]
+        stop = start + self.buffered_rows
+        for name, arr in self.arrays.items():
+            if self.buffer[name]:
+                block = np.concatenate(self.buffer[name])
+                arr.resize((stop, *arr.shape[1:]))
+                arr[start:stop] = block
+            self.buffer[name] = []
+        self.manifest.update(rows_done=stop, docs_done=self.docs_done)
+        write_json_atomic(self.path / MANIFEST, self.manifest)
+        self.buffered_rows = 0
+
+    def finish(self) -> ActivationStore:
+        self.flush()
+        self.manifest["complete"] = True
+        write_json_atomic(self.path / MANIFEST, self.manifest)
+        return ActivationStore.open(self.path)

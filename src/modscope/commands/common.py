@@ -1,0 +1,87 @@
+"""What every CLI command shares: model loading by name, option parsing, output and the demo step type."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from modscope.errors import ModscopeError
+
+console = Console(stderr=True)
+
+
+@lru_cache(maxsize=4)
+def cached_model(name: str, seed: int = 0):
+    """Load a model once per process (the demo and multi-model commands reuse it)."""
+    from modscope.models import load_model
+
+    return load_model(name, seed=seed)
+
+
+def twin_name(model: str, twin: str) -> str:
+    """``--twin random`` means the random-init twin of ``model``; anything else is a model name."""
+    return f"random:{model}" if twin == "random" else twin
+
+
+def parse_csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def parse_ints(value: str | None, what: str) -> list[int]:
+    try:
+        return [int(v) for v in parse_csv(value)]
+    except ValueError:
+        raise ModscopeError(f"{what} must be comma-separated integers, got '{value}'") from None
+
+
+def positive(value: float | None, what: str) -> None:
+    if value is not None and value <= 0:
+        raise ModscopeError(f"{what} must be > 0, got {value}")
+
+
+def emit(out: Path | None, payload: dict[str, Any], as_json: bool) -> None:
+    """Print the result JSON (``--json``) or where the page was written."""
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2, default=str))
+    elif out is not None:
+        console.print(f"wrote [bold]{out}/index.html[/bold] and {out}/result.json")
+
+
+OUT_OPTION = typer.Option(None, "--out", help="Directory for result.json, figures and index.html.")
+JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+@dataclass
+class DemoContext:
+    """Shared state of one ``modscope demo`` run: where to write, how big to go, and the models in use."""
+
+    out: Path
+    size: str = "default"  # "quick" | "default" | "full"
+    model: str = "smollm2-135m"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def pick(self, quick, default, full):
+        """Choose a setting by demo size."""
+        return {"quick": quick, "default": default, "full": full}[self.size]
+
+    def trained(self):
+        return cached_model(self.model)
+
+    def twin(self):
+        return cached_model(f"random:{self.model}")
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """One probe of the demo: ``run(ctx, out_dir)`` writes a probe directory (result.json + page) into out_dir."""
+
+    name: str
+    title: str
+    run: Callable[[DemoContext, Path], None]

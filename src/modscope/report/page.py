@@ -1,0 +1,147 @@
+"""Write a probe's output directory (result.json, PNG figures, a self-contained HTML page) and the run index."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modscope.paths import write_json_atomic
+from modscope.results import jsonable
+
+RESULT_FILE = "result.json"
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.question{color:#555;font-style:italic}.verdict{background:#f3f6fb;border-left:4px solid #1f5fa8;padding:.5em .8em}
+img{max-width:100%;height:auto;border:1px solid #eee}table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}nav a{margin-right:1em}code{background:#f4f4f4}
+.meta{color:#777;font-size:.85em}
+"""
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torch
+    import transformers
+
+    from modscope import __version__
+
+    return {"modscope": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "numpy": numpy.__version__}
+
+
+def figure_png(fig) -> bytes:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def img_tag(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def table_html(df: pd.DataFrame, *, floatfmt: str = "{:.4g}") -> str:
+    return df.to_html(index=False, float_format=lambda x: floatfmt.format(x), border=0)
+
+
+def write_probe(
+    out: str | Path,
+    *,
+    probe: str,
+    title: str,
+    question: str,
+    result: Any,
+    headline: Sequence[str] = (),
+    verdict: str = "",
+    figures: Mapping[str, Any] | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``result.json``, one PNG per figure and a self-contained ``index.html`` into ``out``.
+
+    Args:
+        probe: short machine name (``mi``, ``spectrum``, ``jacobian``...), used by the run index.
+        title: page title. question: the question the probe answers, in one sentence.
+        result: a Result (or anything ``jsonable``) stored under ``"result"`` in the JSON.
+        headline: the key numbers as sentences (each with its null). verdict: one line written from the numbers.
+        figures: name -> matplotlib Figure; the first is the key figure of the run index.
+        tables: name -> DataFrame shown on the page. settings: the arguments of the run.
+
+    Returns:
+        The output directory.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = {name: figure_png(fig) for name, fig in (figures or {}).items()}
+    for name, png in pngs.items():
+        (out / f"{name}.png").write_bytes(png)
+    payload = {
+        "probe": probe, "title": title, "question": question, "headline": list(headline), "verdict": verdict,
+        "figures": [f"{name}.png" for name in pngs], "settings": jsonable(dict(settings or {})),
+        "versions": versions(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "result": result.to_json() if hasattr(result, "to_json") else jsonable(result),
+    }
+    write_json_atomic(out / RESULT_FILE, payload)
+    body = [f"<h1>{html.escape(title)}</h1>", f'<p class="question">{html.escape(question)}</p>']
+    if verdict:
+        body.append(f'<p class="verdict">{html.escape(verdict)}</p>')
+    if headline:
+        body.append("<ul>" + "".join(f"<li>{html.escape(h)}</li>" for h in headline) + "</ul>")
+    body += [f"<h3>{html.escape(name)}</h3>{img_tag(png, name)}" for name, png in pngs.items()]
+    body += [f"<h3>{html.escape(name)}</h3>{table_html(df)}" for name, df in (tables or {}).items()]
+    body.append(f'<p class="meta">settings: <code>{html.escape(json.dumps(payload["settings"]))}</code><br>'
+                f'versions: {html.escape(json.dumps(payload["versions"]))} · '
+                f'<a href="{RESULT_FILE}">result.json</a></p>')
+    (out / "index.html").write_text(page(title, "\n".join(body)))
+    return out
+
+
+def page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>{body}</body></html>")
+
+
+def find_results(root: str | Path) -> list[tuple[Path, dict]]:
+    """Every probe result under ``root`` (sorted by path), as (directory, parsed result.json)."""
+    found = []
+    for path in sorted(Path(root).rglob(RESULT_FILE)):
+        try:
+            found.append((path.parent, json.loads(path.read_text())))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return found
+
+
+def build_index(root: str | Path, *, title: str = "modscope report") -> Path:
+    """Write ``root/index.html``: one section per probe result under ``root`` with its key figure embedded."""
+    root = Path(root)
+    results = [(d, r) for d, r in find_results(root) if d != root]
+    nav = "<nav>" + "".join(f'<a href="#s{i}">{html.escape(r["title"])}</a>' for i, (_, r) in enumerate(results))
+    sections = []
+    for i, (directory, r) in enumerate(results):
+        rel = directory.relative_to(root).as_posix()
+        key = directory / r["figures"][0] if r.get("figures") else None
+        fig = img_tag(key.read_bytes(), r["figures"][0]) if key and key.exists() else ""
+        heads = "".join(f"<li>{html.escape(h)}</li>" for h in r.get("headline", []))
+        sections.append(
+            f'<section id="s{i}"><h2>{html.escape(r["title"])}</h2><p class="question">{html.escape(r["question"])}'
+            f'</p><p class="verdict">{html.escape(r.get("verdict", ""))}</p><ul>{heads}</ul>{fig}'
+            f'<p><a href="{rel}/index.html">full page</a> · <a href="{rel}/{RESULT_FILE}">JSON</a></p></section>')
+    meta = f'<p class="meta">versions: {html.escape(json.dumps(versions()))}</p>'
+    body = f"<h1>{html.escape(title)}</h1>{nav}</nav>{''.join(sections) or '<p>No results yet.</p>'}{meta}"
+    (root / "index.html").write_text(page(title, body))
+    return root / "index.html"

@@ -1,0 +1,122 @@
+"""The Jacobian of a tensor function as a matrix-free scipy LinearOperator (jvp for J·v, vjp for Jᵀ·u)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import LinearOperator
+from torch.func import jacrev, jvp, vjp, vmap
+
+from modscope.errors import ModscopeError
+
+TensorFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def as_input(x: torch.Tensor | np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` as a detached tensor of ``dtype`` (the point at which the Jacobian is taken)."""
+    x = torch.as_tensor(x)
+    if not x.is_floating_point():
+        raise ModscopeError(f"the Jacobian needs a floating-point input, got dtype {x.dtype}; pass activations")
+    if x.numel() == 0:
+        raise ModscopeError("the input is empty; pass at least one token's activation")
+    return x.detach().to(dtype)
+
+
+def output_shape(fn: TensorFn, x: torch.Tensor) -> torch.Size:
+    """The shape of ``fn(x)`` (one forward pass without autograd)."""
+    with torch.no_grad():
+        y = fn(x)
+    if not isinstance(y, torch.Tensor) or not y.is_floating_point():
+        raise ModscopeError("the function must return one floating-point tensor (e.g. a sublayer's output)")
+    return y.shape
+
+
+def operator(fn: TensorFn, x: torch.Tensor | np.ndarray, *, dtype: torch.dtype = torch.float64) -> LinearOperator:
+    """The Jacobian J = ∂fn/∂x at ``x`` as a LinearOperator, never materialised.
+
+    With ``n_in = x.numel()`` and ``n_out = fn(x).numel()``, J is the [n_out, n_in] matrix
+    ``J[i, j] = ∂ vec(fn(x))_i / ∂ vec(x)_j`` (row-major flattening). ``matvec(v) = J v`` is one forward-mode
+    product (``torch.func.jvp``), ``rmatvec(u) = Jᵀ u`` one reverse-mode product (``torch.func.vjp``, whose
+    linearisation is recorded once and reused), and ``matmat``/``rmatmat`` ``vmap`` them over columns.
+    Cost per product: about one forward (jvp) or backward (vjp) pass of ``fn``; memory O(n_in + n_out).
+
+    Args:
+        fn: a function of one tensor returning one tensor; it must be written in torch (no numpy inside).
+        x: the point at which J is taken (any shape).
+        dtype: the dtype of the products (float64 by default: the spectrum's tail is read against float64 eps).
+
+    Returns:
+        A ``scipy.sparse.linalg.LinearOperator`` of shape (n_out, n_in) and dtype float64 (or float32).
+    """
+    x0 = as_input(x, dtype)
+    y0, pullback = vjp(fn, x0)
+    in_shape, out_shape = x0.shape, y0.shape
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+
+    def push(v: torch.Tensor) -> torch.Tensor:
+        # each tangent is a direction at the same point x0: the Jacobian is the same for every column
+        return jvp(fn, (x0,), (v.reshape(in_shape),))[1].reshape(-1)
+
+    def pull(u: torch.Tensor) -> torch.Tensor:
+        return pullback(u.reshape(out_shape))[0].reshape(-1)
+
+    def to_torch(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np_dtype))
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        return push(to_torch(v).reshape(-1)).detach().numpy()
+
+    def rmatvec(u: np.ndarray) -> np.ndarray:
+        return pull(to_torch(u).reshape(-1)).detach().numpy()
+
+    def matmat(v: np.ndarray) -> np.ndarray:
+        return vmap(push, in_dims=1, out_dims=1)(to_torch(v)).detach().numpy()
+
+    def rmatmat(u: np.ndarray) -> np.ndarray:
+        return vmap(pull, in_dims=1, out_dims=1)(to_torch(u)).detach().numpy()
+
+    return LinearOperator(
+        (y0.numel(), x0.numel()), matvec=matvec, rmatvec=rmatvec, matmat=matmat, rmatmat=rmatmat, dtype=np_dtype
+    )
+
+
+def jacobian_matrix(
+    fn: TensorFn, x: torch.Tensor | np.ndarray, *, dtype: torch.dtype = torch.float64, chunk_size: int | None = None
+) -> torch.Tensor:
+    """The dense Jacobian [n_out, n_in] by reverse mode (``torch.func.jacrev``): n_out vjps, O(n_out·n_in) memory.
+
+    Args:
+        fn: a tensor function. x: the point. dtype: computation dtype.
+        chunk_size: vjps per vmapped batch (bounds memory on large outputs; None = all at once).
+
+    Returns:
+        J with ``J[i, j] = ∂ vec(fn(x))_i / ∂ vec(x)_j``.
+    """
+    x0 = as_input(x, dtype)
+    flat = jacrev(lambda v: fn(v.reshape(x0.shape)).reshape(-1), chunk_size=chunk_size)(x0.reshape(-1))
+    return flat.detach()
+
+
+def tokenwise_jacobians(
+    token_fn: TensorFn, x: torch.Tensor | np.ndarray, *, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """Per-token Jacobians of a map that acts on each token alone (an MLP or norm without attention).
+
+    For ``f(X)[t] = g(X[t])`` the Jacobian over all tokens is block diagonal,
+    ``J = diag(J_1, …, J_T)`` with ``J_t = ∂g/∂x at X[t]`` ([d_out, d_in]), so its spectrum is the union of the
+    T per-token spectra. The blocks are computed together by ``vmap(jacrev(g))``.
+
+    Args:
+        token_fn: g, mapping one token's vector [d_in] to [d_out].
+        x: the tokens [T, d_in].
+        dtype: computation dtype.
+
+    Returns:
+        The blocks [T, d_out, d_in].
+    """
+    x0 = as_input(x, dtype)
+    if x0.ndim != 2:
+        raise ModscopeError(f"token-wise Jacobians need tokens as rows [tokens, d], got shape {tuple(x0.shape)}")
+    return vmap(jacrev(token_fn))(x0).detach()

@@ -1,9 +1,25 @@
-"""Shared statistics: streaming covariance, Gaussian MI with exact nulls, spectra and block structure."""
+"""Shared statistics: streaming covariance, Gaussian MI with exact nulls, spectra and block structure.
 
+Public API (pure arrays in, frozen dataclasses out; float64 throughout):
+
+- ``Covariance``: streaming mean/covariance accumulator (``update``, exact ``merge``, ``from_batch``).
+- ``covariance(*sources)``: stream one source (numpy, Zarr, ``(store, site)``) or the joint of several.
+- ``gaussian_mi(X, Y)`` -> ``MIResult``: plug-in, bias-corrected, exact null, z, permutation null.
+- ``mi_null(n, dx, dy)``, ``logdet_bias(n, d)``: closed-form finite-sample maths behind them.
+- ``mi_curve(X, Y)`` -> ``MICurve``: MI vs n with the null band, extrapolation to n → ∞ and a verdict.
+- ``spectrum(X_or_cov)`` -> ``SpectrumResult``: eigenvalues, participation ratio, effective rank, tail
+  exponent, Marchenko–Pastur and column-shuffle nulls.
+- ``blocks(cov_or_corr)`` -> ``BlockResult``: block-revealing permutation, eigengap block count,
+  modularity with a shuffle null.
+- ``subspace(cov)``: numerical rank and whitening on the non-null subspace.
+"""
+
+from modscope.stats.block_structure import BlockResult, blocks
 from modscope.stats.covariance import Covariance, covariance
 from modscope.stats.mi import MIResult, gaussian_mi, mi_from_covariance
 from modscope.stats.null import logdet_bias, mi_null
+from modscope.stats.spectra import SpectrumResult, spectrum
 from modscope.stats.subspace import Subspace, subspace
 
-__all__ = ["Covariance", "MIResult", "Subspace", "covariance", "gaussian_mi", "logdet_bias", "mi_from_covariance",
-           "mi_null", "subspace"]
+__all__ = ["BlockResult", "Covariance", "MIResult", "SpectrumResult", "Subspace", "blocks", "covariance",
+           "gaussian_mi", "logdet_bias", "mi_from_covariance", "mi_null", "spectrum", "subspace"]

@@ -92,13 +92,13 @@ class GradientRecorder:
             self._buffer[n].append(grad.detach().to(torch.float32).reshape(-1).cpu().numpy().copy())
         if lr is None and self.optimizer is not None:
             lr = self.optimizer.param_groups[0]["lr"]
-        loss = self._pending_loss if loss is None else float(loss)
+        loss = self._pending_loss if loss is None else float(torch.as_tensor(loss).detach())
         self._rows.append((t, loss, float("nan") if lr is None else float(lr)))
         self._pending_loss = float("nan")
 
     def note_loss(self, loss: float | torch.Tensor) -> None:
         """Remember the loss of the current step (context-manager use, where the hook cannot see it)."""
-        self._pending_loss = float(loss)
+        self._pending_loss = float(torch.as_tensor(loss).detach())
 
     def checkpoint(self, step: int, logits: np.ndarray) -> None:
         """Store probe-batch logits (float32 ``[probe, classes]``) taken before the update of ``step``."""

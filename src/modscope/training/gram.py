@@ -1,0 +1,146 @@
+"""The steps x steps Gram matrix of the gradient matrix, accumulated in float64 over parameter blocks.
+
+For the gradient matrix ``A`` (steps x parameters, the column-concatenation of per-tensor blocks ``A_p``),
+``G = A A^T = sum_p A_p A_p^T``. Its eigen-decomposition ``G = U diag(s^2) U^T`` gives the singular values
+``s`` of ``A`` and its right-hand factor ``U`` in step space (the time profiles; the seed orients the
+matrix parameters x steps, where these are the *right* singular vectors). Everything the sampling,
+residual and replay analyses need is a function of ``G``, so one streaming pass over the gradients serves
+them all (Halko et al. 2011, sec. 5.3, for the Gram route to the SVD).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from modscope.errors import ModscopeError
+from modscope.training.store import GradientStore
+
+MAX_CHUNK_ELEMENTS = 1 << 24  # float64 elements per column chunk (128 MB)
+
+
+def gram_kernel(block: np.ndarray) -> np.ndarray:
+    """``block @ block.T`` in float64 for one chunk ``[steps, columns]`` (the Dask engine maps this too)."""
+    block = np.asarray(block, dtype=np.float64)
+    return block @ block.T
+
+
+def merge_grams(grams) -> np.ndarray:
+    """Sum partial Grams (one per chunk or parameter); the merge step of the streaming reduction."""
+    total = None
+    for g in grams:
+        total = np.array(g, dtype=np.float64) if total is None else total + g
+    if total is None:
+        raise ModscopeError("no gradient blocks to merge; record at least one parameter")
+    return total
+
+
+def block_gram(block: np.ndarray) -> np.ndarray:
+    """Gram of one ``[steps, size]`` block, converted to float64 ``MAX_CHUNK_ELEMENTS`` at a time."""
+    steps, size = block.shape
+    cols = max(1, MAX_CHUNK_ELEMENTS // max(steps, 1))
+    return merge_grams(gram_kernel(block[:, c:c + cols]) for c in range(0, max(size, 1), cols))
+
+
+def center_gram(gram: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Gram of ``A - 1 w^T A`` (rows minus their ``w``-weighted mean; uniform ``w`` by default).
+
+    ``(I - 1 w^T) G (I - w 1^T)``: centring commutes with the Gram, so it costs O(steps^2).
+    """
+    n = gram.shape[0]
+    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=np.float64)
+    gw = gram @ w
+    return gram - gw[None, :] - gw[:, None] + float(w @ gw)
+
+
+@dataclass(frozen=True)
+class GradGram:
+    """The float64 Gram of a gradient matrix and what it was built from.
+
+    Attributes:
+        gram: ``A A^T``, float64 [steps, steps] (squared gradient units).
+        per_param: each tensor's own ``A_p A_p^T`` (same shape), or empty when not kept.
+        names: parameter tensors included. steps: the training-step index of each row.
+        n_params: number of scalar parameters (columns of ``A``).
+    """
+
+    gram: np.ndarray
+    per_param: dict
+    names: tuple
+    steps: np.ndarray
+    n_params: int
+
+    def subset(self, rows: np.ndarray) -> GradGram:
+        """The Gram of a subset of rows (steps): ``G[rows][:, rows]``, no second pass over the data."""
+        rows = np.asarray(rows)
+        return GradGram(self.gram[np.ix_(rows, rows)], {n: g[np.ix_(rows, rows)] for n, g in
+                        self.per_param.items()}, self.names, self.steps[rows], self.n_params)
+
+
+def resolve_params(store: GradientStore, params) -> list[str]:
+    if params is None or params == "all":
+        return list(store.names)
+    if params == "matrices":
+        names = [n for n in store.names if len(store.shapes[n]) >= 2]
+    else:
+        names = [params] if isinstance(params, str) else list(params)
+    missing = [n for n in names if n not in store.shapes]
+    if missing or not names:
+        raise ModscopeError(f"unknown or no parameters {missing or params}; recorded: {', '.join(store.names)}")
+    return names
+
+
+def resolve_rows(store: GradientStore, steps) -> np.ndarray:
+    n = store.n_steps
+    if n < 2:
+        raise ModscopeError(f"only {n} recorded step(s); a spectrum needs at least 2")
+    rows = np.arange(n) if steps is None else np.arange(n)[steps] if isinstance(steps, slice) else \
+        np.asarray(steps, dtype=np.int64)
+    if rows.size < 2 or rows.min() < 0 or rows.max() >= n:
+        raise ModscopeError(f"steps must select >= 2 rows in 0..{n - 1}, got {rows.size} rows")
+    return rows
+
+
+def compute_gram(store: GradientStore, *, params=None, steps=None, per_param: bool = True,
+                 engine: str = "numpy") -> GradGram:
+    """One streaming pass over the parameter blocks: ``G = sum_p A_p A_p^T`` in float64.
+
+    Args:
+        store: the recorded gradients. params: names (default all recorded). steps: row indices/slice.
+        per_param: also keep each tensor's Gram (for the per-matrix count table).
+        engine: ``numpy`` (block by block in this process) or ``dask`` (chunks of the Zarr arrays mapped
+            through ``gram_kernel`` and reduced by Dask; for stores larger than memory).
+    """
+    names = resolve_params(store, params)
+    rows = resolve_rows(store, steps)
+    contiguous = rows.size == store.n_steps and np.array_equal(rows, np.arange(store.n_steps))
+    sel = slice(None) if contiguous else rows
+    if engine == "dask":
+        grams = _dask_grams(store, names, rows, contiguous)
+    elif engine == "numpy":
+        grams = {n: block_gram(store.block(n, sel)) for n in names}
+    else:
+        raise ModscopeError(f"unknown engine '{engine}'; use numpy or dask")
+    total = merge_grams(grams.values())
+    return GradGram(total, grams if per_param else {}, tuple(names), np.asarray(store.steps)[rows],
+                    sum(store.size(n) for n in names))
+
+
+def _dask_grams(store: GradientStore, names: list[str], rows: np.ndarray, contiguous: bool) -> dict:
+    import dask
+    import dask.array as da
+
+    lazy = {}
+    for n in names:
+        if store.path is not None:
+            arr = da.from_zarr(store.zarr_array(n))[: store.n_steps]
+        else:
+            arr = da.from_array(store.block(n), chunks=(store.n_steps, max(1, MAX_CHUNK_ELEMENTS // store.n_steps)))
+        if not contiguous:
+            arr = arr[rows]
+        cols = max(1, MAX_CHUNK_ELEMENTS // max(rows.size, 1))
+        arr = arr.rechunk((rows.size, cols)).astype(np.float64)
+        lazy[n] = arr @ arr.T
+    computed = dask.compute(*lazy.values())
+    return {n: np.asarray(g) for n, g in zip(lazy, computed, strict=True)}

@@ -107,3 +107,24 @@ def test_too_few_rows_is_a_clear_error():
     rng = np.random.default_rng(9)
     with pytest.raises(ModscopeError, match="at least 16 rows"):
         gaussian_mi(rng.standard_normal((15, 10)), rng.standard_normal((15, 5)))
+
+
+def test_mi_curve_of_a_real_channel_stays_above_null_and_extrapolates_to_truth():
+    from modscope.stats import mi_curve
+
+    X, Y, truth = planted_channel(20_000, seed=10)
+    curve = mi_curve(X, Y, points=6)
+    assert curve.n[-1] == 20_000 and len(curve.n) == 6
+    assert curve.mi[0] > curve.mi[-1]  # the plug-in bias shrinks with n
+    assert curve.mi_inf == pytest.approx(truth, rel=0.03)
+    assert np.all(curve.z > 10) and curve.verdict.startswith("MI stays above the null")
+    assert curve.mi[-1] == pytest.approx(gaussian_mi(X, Y).mi, rel=1e-10)
+
+
+def test_mi_curve_of_independent_data_says_no_evidence():
+    from modscope.stats import mi_curve
+
+    rng = np.random.default_rng(11)
+    curve = mi_curve(rng.standard_normal((5000, 10)), rng.standard_normal((5000, 10)), points=5)
+    assert curve.verdict.startswith("No evidence of dependence")
+    assert abs(curve.mi_inf) < 0.02

@@ -16,10 +16,11 @@ Public API (pure arrays in, frozen dataclasses out; float64 throughout):
 
 from modscope.stats.block_structure import BlockResult, blocks
 from modscope.stats.covariance import Covariance, covariance
+from modscope.stats.curve import MICurve, mi_curve
 from modscope.stats.mi import MIResult, gaussian_mi, mi_from_covariance
 from modscope.stats.null import logdet_bias, mi_null
 from modscope.stats.spectra import SpectrumResult, spectrum
 from modscope.stats.subspace import Subspace, subspace
 
-__all__ = ["BlockResult", "Covariance", "MIResult", "SpectrumResult", "Subspace", "blocks", "covariance",
-           "gaussian_mi", "logdet_bias", "mi_from_covariance", "mi_null", "spectrum", "subspace"]
+__all__ = ["BlockResult", "Covariance", "MICurve", "MIResult", "SpectrumResult", "Subspace", "blocks", "covariance",
+           "gaussian_mi", "logdet_bias", "mi_curve", "mi_from_covariance", "mi_null", "spectrum", "subspace"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from scipy.cluster.vq import kmeans2
+from scipy.linalg import eigh
 
 from modscope.errors import ModscopeError
 from modscope.results import Result
@@ -94,7 +95,10 @@ def partition(A: np.ndarray, max_blocks: int, seed: int) -> tuple[np.ndarray, np
     """
     degree = A.sum(axis=1)
     inv_sqrt = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
-    values, vectors = np.linalg.eigh(A * inv_sqrt[:, None] * inv_sqrt[None, :])
+    d = A.shape[0]
+    n_top = min(max_blocks + 2, d)
+    # only the leading eigenpairs are needed: the eigengap, the embedding and the Fiedler vector
+    values, vectors = eigh(A * inv_sqrt[:, None] * inv_sqrt[None, :], subset_by_index=(d - n_top, d - 1))
     values, vectors = values[::-1], vectors[:, ::-1]
     top = values[: max_blocks + 1]
     gaps = top[1:-1] - top[2:]  # gaps after λ_2, λ_3, …: k ≥ 2 blocks

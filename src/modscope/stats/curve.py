@@ -1,0 +1,137 @@
+"""MI as a function of the number of rows: does the estimate stay above its null as n grows?"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modscope.errors import ModscopeError
+from modscope.results import Result
+from modscope.stats.covariance import Covariance, feature_dim, iter_joint_batches, resolve
+from modscope.stats.mi import mi_from_covariance
+from modscope.stats.subspace import DEFAULT_RANK_TOL
+
+
+@dataclass(frozen=True)
+class MICurve(Result):
+    """Gaussian MI on nested subsets of growing size n, with the exact null at each n.
+
+    Attributes:
+        n: rows at each grid point (geometric grid).
+        mi: plug-in MI at each n, nats. mi_corrected: bias-corrected MI, nats.
+        null_mean, null_sd: exact null of the plug-in MI at each n (independent Gaussians), nats.
+        z: (mi − null_mean) / null_sd at each n.
+        mi_inf: extrapolation of the plug-in MI to n → ∞ from the fit mi(n) = mi_inf + slope / n, weighted
+            by 1/null_sd²; the plug-in bias is O(1/n) (leading term dx·dy / 2n under independence), nats.
+        mi_inf_se: standard error of ``mi_inf`` from the fit residuals (nested subsets make it optimistic).
+        slope: the 1/n coefficient of that fit, nats·rows.
+        rank_x, rank_y: dimensions used at the largest n.
+        verdict: one line: does the MI stay above the null as n grows?
+    """
+
+    n: np.ndarray
+    mi: np.ndarray
+    mi_corrected: np.ndarray
+    null_mean: np.ndarray
+    null_sd: np.ndarray
+    z: np.ndarray
+    mi_inf: float
+    mi_inf_se: float
+    slope: float
+    rank_x: int
+    rank_y: int
+    verdict: str
+
+    def plot(self, ax=None, *, title: str | None = None):
+        from modscope.report import style
+
+        ax = style.axes(ax)
+        ax.fill_between(self.n, self.null_mean - 2 * self.null_sd, self.null_mean + 2 * self.null_sd,
+                        color=style.NULL, alpha=0.35, lw=0, label="null ± 2 sd")
+        ax.plot(self.n, self.mi, "o-", color=style.TRAINED, ms=3, label="plug-in MI")
+        ax.plot(self.n, self.mi_corrected, "s--", color=style.TRAINED, ms=3, alpha=0.6, label="bias-corrected")
+        ax.axhline(self.mi_inf, color=style.TWIN, lw=0.9, ls=":", label=f"n→∞ fit {self.mi_inf:.3g}")
+        ax.set(xscale="log", xlabel="rows n", ylabel="MI (nats)", title=title)
+        ax.legend(fontsize=7)
+        return ax
+
+
+def geometric_grid(n_min: int, n_max: int, points: int) -> np.ndarray:
+    return np.unique(np.geomspace(n_min, n_max, points).round().astype(int))
+
+
+def extrapolate(n: np.ndarray, mi: np.ndarray, sd: np.ndarray) -> tuple[float, float, float]:
+    """Weighted least squares of mi = a + b/n; returns (a, se(a), b)."""
+    design = np.column_stack([np.ones_like(n, dtype=float), 1.0 / n])
+    w = 1.0 / sd
+    coef, *_ = np.linalg.lstsq(design * w[:, None], mi * w, rcond=None)
+    resid = (mi - design @ coef) * w
+    dof = max(len(n) - 2, 1)
+    cov = np.linalg.pinv((design * w[:, None]).T @ (design * w[:, None])) * float(resid @ resid) / dof
+    return float(coef[0]), float(math.sqrt(max(cov[0, 0], 0.0))), float(coef[1])
+
+
+def verdict_line(n: int, mi: float, corrected: float, null_mean: float, null_sd: float, z: float,
+                 mi_inf: float, mi_inf_se: float) -> str:
+    at = f"at n={n}: MI {mi:.3g} nats vs null {null_mean:.3g} ± {null_sd:.2g} (z={z:.1f})"
+    if z < 3:
+        return f"No evidence of dependence {at}; the estimate is what finite-sample bias alone gives."
+    if mi_inf > 3 * mi_inf_se and mi_inf > 0:
+        share = null_mean / mi if mi > 0 else float("nan")
+        return (f"MI stays above the null as n grows {at}; bias-corrected {corrected:.3g} nats, "
+                f"extrapolated n→∞ {mi_inf:.3g} ± {mi_inf_se:.2g} nats (null bias is {share:.1%} of the plug-in).")
+    return (f"MI exceeds the null {at}, but its n→∞ extrapolation {mi_inf:.3g} ± {mi_inf_se:.2g} nats is "
+            "not clearly above 0: use more rows before trusting it.")
+
+
+def mi_curve(X: Any, Y: Any, *, points: int = 8, n_min: int | None = None, shuffle: bool = True, seed: int = 0,
+             rank_tol: float = DEFAULT_RANK_TOL) -> MICurve:
+    """MI and its null on a geometric grid of n, computed in one streaming pass over nested subsets.
+
+    Args:
+        X, Y: row-aligned rows [n, dx], [n, dy] (numpy, Zarr or ``(store, site)``).
+        points: grid points. n_min: smallest n (default max(4·(dx+dy), n/64), at least dx+dy+2).
+        shuffle: visit rows in a random order (in-memory arrays only) so each subset spans the whole
+            corpus; on-disk arrays are taken in stored order.
+        seed: seed of the row order. rank_tol: relative eigenvalue threshold of the numerical rank.
+
+    Returns:
+        MICurve with the extrapolation and verdict.
+    """
+    xs, ys = resolve(X), resolve(Y)
+    dx, dy = feature_dim(xs), feature_dim(ys)
+    total = int(xs.shape[0])
+    floor = dx + dy + 2
+    if total < floor:
+        raise ModscopeError(f"an MI curve over {dx}+{dy} dimensions needs at least {floor} rows, got {total}")
+    n_min = max(floor, n_min or max(4 * (dx + dy), total // 64))
+    grid = geometric_grid(min(n_min, total), total, points)
+    order = None
+    if shuffle and isinstance(xs, np.ndarray) and isinstance(ys, np.ndarray):
+        order = np.random.default_rng(seed).permutation(total)
+    acc = Covariance(dx + dy)
+    results = []
+    targets = iter(grid)
+    target = next(targets)
+    for batch in iter_joint_batches([xs, ys], order=order):
+        while batch.shape[0]:
+            take = min(batch.shape[0], target - acc.n)
+            acc.update(batch[:take])
+            batch = batch[take:]
+            if acc.n == target:
+                results.append(mi_from_covariance(acc, dx, rank_tol=rank_tol))
+                target = next(targets, -1)
+                if target < 0:
+                    break
+    field = lambda name: np.array([getattr(r, name) for r in results], dtype=float)  # noqa: E731
+    n, mi, sd = field("n"), field("mi"), field("null_sd")
+    mi_inf, se, slope = extrapolate(n, mi, sd) if len(n) >= 3 else (float("nan"),) * 3
+    last = results[-1]
+    return MICurve(n=n.astype(int), mi=mi, mi_corrected=field("mi_corrected"), null_mean=field("null_mean"),
+                   null_sd=sd, z=field("z"), mi_inf=mi_inf, mi_inf_se=se, slope=slope, rank_x=last.rank_x,
+                   rank_y=last.rank_y,
+                   verdict=verdict_line(last.n, last.mi, last.mi_corrected, last.null_mean, last.null_sd, last.z,
+                                        mi_inf, se))

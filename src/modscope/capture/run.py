@@ -97,6 +97,8 @@ def _plan(model: Model, source, spec: str, ctx: int, max_tokens: int | None) -> 
         raise ModscopeError("source must be a Corpus, a list of texts or a list of token-id lists, not one string; "
                             "load a corpus with modscope.corpus.load(...)")
     items = list(source)
+    if not items:
+        raise ModscopeError("nothing to capture: the source is empty (give texts, token lists or a non-empty corpus)")
     if items and not isinstance(items[0], (str, Corpus)) and not hasattr(items[0], "text"):
         token_lists = [np.asarray(ids, dtype=np.int64)[:ctx] for ids in items]
         named = [(f"tokens/{i}", "default") for i in range(len(items))]

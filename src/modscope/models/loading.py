@@ -48,6 +48,8 @@ def load_model(name: str, *, seed: int = 0, dtype: torch.dtype = torch.float32) 
         hf = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
         tokenizer, source, seed = AutoTokenizer.from_pretrained(directory), f"embedded ({directory})", 0
     else:
+        if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
+            raise ModscopeError(f"model directory '{name}' does not exist; offline: {OFFLINE_ALTERNATIVES}")
         hf, tokenizer, source = _from_hub_or_dir(name), _tokenizer_hub_or_dir(name), name
         seed = 0
     hf = hf.to(dtype).eval()
@@ -72,12 +74,32 @@ def _from_hub_or_dir(name: str):
     return _hub_call(AutoModelForCausalLM.from_pretrained, name, dtype=torch.float32)
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Can we open a connection to the hub? (Checked once, so an offline machine fails in seconds, not retries.)"""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _tokenizer_hub_or_dir(name: str):
     return _hub_call(AutoTokenizer.from_pretrained, name)
 
 
 def _hub_call(fn, name: str, **kwargs):
     try:
+        try:  # a local directory or the HF cache first: no network needed
+            return fn(name, local_files_only=True, **kwargs)
+        except Exception:
+            if Path(name).is_dir() or not _hub_reachable():
+                raise
         return fn(name, **kwargs)
     except Exception as exc:  # network, missing repo, missing files: all reduce to one actionable line
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__

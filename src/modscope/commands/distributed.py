@@ -1,0 +1,14 @@
+"""CLI commands for the distributed capability (not built yet)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this capability's commands to ``app``."""
+
+
+def demo_steps() -> list:
+    """This capability's steps of `modscope demo` (see modscope.commands.common.DemoStep)."""
+    return []

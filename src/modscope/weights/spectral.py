@@ -1,0 +1,205 @@
+"""Spectral clustering of a layered neuron graph: normalised-Laplacian eigenvectors (via the bipartite trick) + k-means.
+
+A layered network's graph is bipartite (even layers vs odd layers), so its normalised adjacency
+``N = D^-1/2 A D^-1/2`` is ``[[0, B], [B^T, 0]]`` with ``B`` the degree-normalised biadjacency. The eigenpairs of
+``N`` are ``(±s_i, [u_i; ±v_i] / sqrt 2)`` for the singular triplets ``(s_i, u_i, v_i)`` of ``B``, and the smallest
+eigenvalues ``1 - s_i`` of the normalised Laplacian ``L = I - N`` belong to the largest ``s_i`` (Dhillon 2001,
+"Co-clustering documents and words using bipartite spectral graph partitioning"). So the spectral embedding is the
+top-k singular vectors of ``B``, found with ``eigsh`` on the smaller Gram ``B B^T`` or ``B^T B`` (eigenvalues
+``s_i^2``, which widens the relative gaps that Lanczos converges on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator, eigsh
+
+from modscope.errors import ModscopeError
+from modscope.weights.graph import layer_sizes
+
+DENSE_BELOW = 400  # Gram side at or below which an exact dense SVD is cheaper than ARPACK
+
+
+@dataclass(frozen=True)
+class SpectralPartition:
+    """A spectral clustering of one graph.
+
+    Attributes:
+        labels: ``[n_nodes]`` cluster of each neuron in layer order; ``-1`` for isolated (zero-degree) neurons.
+        eigenvalues: ``[k]`` smallest eigenvalues of the normalised Laplacian, ascending (0 for each connected
+            component; values near 0 mean nearly separate clusters).
+        n_isolated: neurons with no nonzero edge, left out of the clustering and the n-cut.
+    """
+
+    labels: np.ndarray
+    eigenvalues: np.ndarray
+    n_isolated: int
+
+
+def _degrees(layers: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Weighted degree of every neuron, per layer, accumulated in float64."""
+    degrees = [np.zeros(n) for n in layer_sizes(layers)]
+    for lay, w in enumerate(layers):
+        degrees[lay] += w.sum(axis=1, dtype=np.float64)
+        degrees[lay + 1] += w.sum(axis=0, dtype=np.float64)
+    return degrees
+
+
+def _split(vector: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    return np.split(vector, np.cumsum(sizes)[:-1])
+
+
+def spectral_embedding(
+    layers: Sequence[np.ndarray], k: int, *, tol: float = 1e-3, seed: int = 0, solver: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random-walk spectral embedding ``D^-1/2 [u_1..u_k]`` of a layered graph (Shi & Malik 2000).
+
+    The ``u_i`` are the eigenvectors of the ``k`` smallest eigenvalues of ``L = I - D^-1/2 A D^-1/2``, the first
+    being the trivial ``D^1/2 1`` (constant after scaling, as in scikit-learn's ``spectral_clustering`` which
+    Filan et al. 2021 used).
+
+    Args:
+        layers: ``[|W_0|, |W_1|, ...]`` from :func:`modscope.weights.graph.as_abs_layers`.
+        k: number of eigenvectors (= clusters).
+        tol: ARPACK relative tolerance on the eigenvalues; 1e-3 moves the n-cut by < 1e-3 relative (see
+            ``benchmarks/clusterability.py``) at a third of the cost of machine precision.
+        seed: seed of ARPACK's start vector (fixed, so runs are reproducible).
+        solver: ``"arpack"`` (``eigsh`` on a matrix-free Gram operator), ``"dense"`` (exact SVD) or ``"auto"``.
+
+    Returns:
+        ``(embedding [n_nodes, k], laplacian_eigenvalues [k] ascending, isolated [n_nodes] bool)``.
+    """
+    sizes = layer_sizes(layers)
+    n_even, n_odd = sum(sizes[0::2]), sum(sizes[1::2])
+    if not 1 <= k <= min(n_even, n_odd):
+        raise ModscopeError(
+            f"k={k} clusters needs 1 <= k <= {min(n_even, n_odd)} (the smaller side of the bipartite neuron "
+            "graph); choose a smaller k"
+        )
+    degrees = _degrees(layers)
+    inv_sqrt = [np.divide(1.0, np.sqrt(d), out=np.zeros_like(d), where=d > 0) for d in degrees]
+    dtype = layers[0].dtype
+    scaled = [(w * inv_sqrt[i][:, None].astype(dtype)) * inv_sqrt[i + 1][None, :].astype(dtype)
+              for i, w in enumerate(layers)]
+    even_sizes, odd_sizes = sizes[0::2], sizes[1::2]
+
+    def to_odd(x: np.ndarray) -> np.ndarray:  # B^T x: even-layer vector -> odd-layer vector
+        xs, ys = _split(x, even_sizes), [np.zeros((n, *x.shape[1:]), dtype=x.dtype) for n in odd_sizes]
+        for lay, s in enumerate(scaled):
+            if lay % 2 == 0:
+                ys[lay // 2] += s.T @ xs[lay // 2]
+            else:
+                ys[lay // 2] += s @ xs[(lay + 1) // 2]
+        return np.concatenate(ys)
+
+    def to_even(y: np.ndarray) -> np.ndarray:  # B y: odd-layer vector -> even-layer vector
+        ys, xs = _split(y, odd_sizes), [np.zeros((n, *y.shape[1:]), dtype=y.dtype) for n in even_sizes]
+        for lay, s in enumerate(scaled):
+            if lay % 2 == 0:
+                xs[lay // 2] += s @ ys[lay // 2]
+            else:
+                xs[(lay + 1) // 2] += s.T @ ys[lay // 2]
+        return np.concatenate(xs)
+
+    even_side = n_even <= n_odd
+    forward, back = (to_odd, to_even) if even_side else (to_even, to_odd)
+    n_small = min(n_even, n_odd)
+    if solver == "auto":
+        solver = "dense" if n_small <= DENSE_BELOW or k >= n_small else "arpack"
+    if solver == "dense":
+        basis = np.eye(n_small, dtype=dtype)
+        gram = back(forward(basis)).astype(np.float64)
+        values, vectors = np.linalg.eigh((gram + gram.T) / 2)
+        values, vectors = values[::-1][:k], vectors[:, ::-1][:, :k]
+    elif solver == "arpack":
+        op = LinearOperator((n_small, n_small), matvec=lambda v: back(forward(v.astype(dtype))), dtype=dtype)
+        v0 = np.random.default_rng(seed).uniform(0.5, 1.5, n_small)
+        values, vectors = eigsh(op, k=k, which="LA", tol=tol, v0=v0)
+        order = np.argsort(values)[::-1]
+        values, vectors = values[order].astype(np.float64), vectors[:, order].astype(np.float64)
+    else:
+        raise ModscopeError(f"unknown solver '{solver}'; use 'auto', 'arpack' or 'dense'")
+    singular = np.sqrt(np.clip(values, 0.0, None))
+    other = forward(vectors.astype(dtype)).astype(np.float64)
+    other = np.divide(other, singular, out=np.zeros_like(other), where=singular > 1e-12)
+    small_parts, other_parts = _split(vectors, even_sizes if even_side else odd_sizes), \
+        _split(other, odd_sizes if even_side else even_sizes)
+    even_parts, odd_parts = (small_parts, other_parts) if even_side else (other_parts, small_parts)
+    per_layer = [even_parts[i // 2] if i % 2 == 0 else odd_parts[i // 2] for i in range(len(sizes))]
+    embedding = np.concatenate(per_layer) * np.concatenate(inv_sqrt)[:, None]
+    isolated = np.concatenate(degrees) <= 0
+    return embedding, np.sort(np.clip(1.0 - singular, 0.0, None)), isolated
+
+
+def kmeans(
+    points: np.ndarray, k: int, *, n_init: int = 10, max_iter: int = 300, tol: float = 1e-4, seed: int = 0
+) -> np.ndarray:
+    """Lloyd's k-means with k-means++ starts (Arthur & Vassilvitskii 2007); the lowest-inertia run wins.
+
+    Settings follow scikit-learn's ``KMeans`` (used by Filan et al. 2021): 10 starts, at most 300 iterations,
+    stop when the centres move less than ``tol`` times the mean per-dimension variance of the points.
+
+    Args:
+        points: ``[n, d]`` rows to cluster.
+        k: number of clusters. n_init: restarts. max_iter: Lloyd iterations per restart.
+        tol: relative convergence tolerance on the squared centre shift.
+        seed: seed of the starts.
+
+    Returns:
+        ``[n]`` labels in ``0..k-1``, renumbered so that cluster ids appear in order of first occurrence.
+    """
+    rng = np.random.default_rng(seed)
+    points = np.asarray(points, dtype=np.float64)
+    n, dims = points.shape
+    if n < k:
+        raise ModscopeError(f"cannot form k={k} clusters from {n} connected neurons; choose a smaller k")
+    sq_norms = np.einsum("ij,ij->i", points, points)
+    threshold = tol * float(np.mean(points.var(axis=0)))
+    best_labels, best_inertia = None, np.inf
+    for _ in range(n_init):
+        centres = np.empty((k, dims))
+        centres[0] = points[rng.integers(n)]
+        closest = np.full(n, np.inf)
+        for c in range(1, k):
+            closest = np.minimum(closest, ((points - centres[c - 1]) ** 2).sum(axis=1))
+            total = closest.sum()
+            centres[c] = points[rng.choice(n, p=closest / total) if total > 0 else rng.integers(n)]
+        for _ in range(max_iter):
+            labels = np.argmin(sq_norms[:, None] - 2 * points @ centres.T + (centres**2).sum(axis=1), axis=1)
+            counts = np.bincount(labels, minlength=k)
+            sums = np.stack([np.bincount(labels, weights=points[:, j], minlength=k) for j in range(dims)], axis=1)
+            moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centres)
+            shift = float(np.sum((moved - centres) ** 2))
+            centres = moved
+            if shift <= threshold:
+                break
+        dist = sq_norms[:, None] - 2 * points @ centres.T + (centres**2).sum(axis=1)
+        labels = np.argmin(dist, axis=1)
+        inertia = float(np.sum(dist[np.arange(n), labels].clip(0)))
+        if inertia < best_inertia:
+            best_labels, best_inertia = labels, inertia
+    _, first = np.unique(best_labels, return_index=True)
+    renumber = np.zeros(k, dtype=np.int64)
+    renumber[best_labels[np.sort(first)]] = np.arange(len(first))
+    return renumber[best_labels]
+
+
+def spectral_clusters(
+    layers: Sequence[np.ndarray], k: int, *, tol: float = 1e-3, seed: int = 0, solver: str = "auto"
+) -> SpectralPartition:
+    """Cluster a layered neuron graph into ``k`` groups: spectral embedding, then k-means on its rows.
+
+    Args:
+        layers: ``[|W_0|, |W_1|, ...]`` from :func:`modscope.weights.graph.as_abs_layers`.
+        k: number of clusters. tol, solver: see :func:`spectral_embedding`. seed: ARPACK and k-means seed.
+
+    Returns:
+        A :class:`SpectralPartition`.
+    """
+    embedding, eigenvalues, isolated = spectral_embedding(layers, k, tol=tol, seed=seed, solver=solver)
+    labels = np.full(len(embedding), -1, dtype=np.int64)
+    labels[~isolated] = kmeans(embedding[~isolated], k, seed=seed)
+    return SpectralPartition(labels=labels, eigenvalues=eigenvalues, n_isolated=int(isolated.sum()))

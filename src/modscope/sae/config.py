@@ -1,0 +1,102 @@
+"""``SAEConfig``: everything that defines one sparse autoencoder and its training run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from modscope.errors import ModscopeError
+
+ARCHITECTURES = ("relu", "topk")
+DECODER_NORMS = ("unit", "free")
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    """The architecture and training settings of a sparse autoencoder.
+
+    Attributes:
+        d_in: width of the activations it encodes (``None``: taken from the source when training starts).
+        expansion: latents per input dimension; ``n_latents = expansion * d_in``.
+        architecture: ``"relu"`` (ReLU encoder, L1 penalty) or ``"topk"`` (keep the ``k`` largest pre-activations).
+        k: active latents per token of a TopK SAE (ignored by ``relu``).
+        l1_coefficient: weight of the L1 penalty ``sum_i z_i * ||d_i||`` of a ReLU SAE, in the units of the
+            normalised input (each token scaled so that the mean norm is ``sqrt(d_in)``; ignored by ``topk``).
+        lr: Adam learning rate (peak of the schedule).
+        batch_size: tokens per optimiser step.
+        tokens: training tokens in all (``steps = tokens // batch_size``).
+        seed: seed of the initialisation and of the shuffling.
+        decoder_norm: ``"unit"`` keeps every decoder row at unit norm after each step (gradient component along
+            the row removed first); ``"free"`` lets rows grow, penalises ``z_i * ||d_i||`` and folds the norms
+            into the encoder at the end (ReLU only: TopK selection is not invariant to that fold).
+        normalize_input: divide activations by a scalar so that their mean norm is ``sqrt(d_in)`` while
+            training; the scalar is folded back into the biases, so the saved SAE works in the site's units.
+        lr_warmup_fraction: fraction of the steps over which the learning rate rises linearly from 0.
+        lr_decay_fraction: fraction of the steps at the end over which it falls linearly to 0.
+        checkpoints: number of density checkpoints (evenly spaced in tokens, the last at the end of training).
+        heldout_tokens: held-out tokens (never trained on) on which density is measured at each checkpoint.
+        ultra_rare_threshold: density below which a feature that fires at all counts as ultra-rare.
+    """
+
+    d_in: int | None = None
+    expansion: int = 8
+    architecture: str = "topk"
+    k: int = 32
+    l1_coefficient: float = 5.0
+    lr: float = 4e-4
+    batch_size: int = 4096
+    tokens: int = 2_000_000
+    seed: int = 0
+    decoder_norm: str = "unit"
+    normalize_input: bool = True
+    lr_warmup_fraction: float = 0.05
+    lr_decay_fraction: float = 0.2
+    checkpoints: int = 10
+    heldout_tokens: int = 16384
+    ultra_rare_threshold: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            known = ", ".join(ARCHITECTURES)
+            raise ModscopeError(f"unknown SAE architecture '{self.architecture}'; use one of {known}")
+        if self.decoder_norm not in DECODER_NORMS:
+            known = ", ".join(DECODER_NORMS)
+            raise ModscopeError(f"decoder_norm must be one of {known}, got '{self.decoder_norm}'")
+        if self.architecture == "topk" and self.decoder_norm != "unit":
+            raise ModscopeError("a TopK SAE needs decoder_norm='unit' (its selection is not invariant to row norms)")
+        for name in ("expansion", "batch_size", "tokens", "checkpoints", "heldout_tokens"):
+            if getattr(self, name) <= 0:
+                raise ModscopeError(f"SAEConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.d_in is not None and self.d_in <= 0:
+            raise ModscopeError(f"SAEConfig.d_in must be > 0, got {self.d_in}")
+        if self.lr <= 0 or self.l1_coefficient < 0:
+            raise ModscopeError(f"lr must be > 0 and l1_coefficient >= 0, got {self.lr} and {self.l1_coefficient}")
+        if self.architecture == "topk" and self.d_in is not None and not 0 < self.k <= self.n_latents:
+            raise ModscopeError(f"k must be in 1..n_latents={self.n_latents}, got {self.k}")
+        if not 0 <= self.lr_warmup_fraction + self.lr_decay_fraction <= 1:
+            raise ModscopeError("lr_warmup_fraction + lr_decay_fraction must lie in [0, 1]")
+
+    @property
+    def n_latents(self) -> int:
+        if self.d_in is None:
+            raise ModscopeError("SAEConfig.d_in is not set yet: give d_in or let train() take it from the source")
+        return self.expansion * self.d_in
+
+    @property
+    def steps(self) -> int:
+        return max(1, self.tokens // self.batch_size)
+
+    def with_d_in(self, d_in: int) -> SAEConfig:
+        """This config for activations of width ``d_in`` (a set ``d_in`` that differs is an error)."""
+        if self.d_in is not None and self.d_in != d_in:
+            raise ModscopeError(f"SAEConfig.d_in={self.d_in} but the activations have width {d_in}; drop d_in or "
+                                "set it to the source's width")
+        return replace(self, d_in=d_in)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SAEConfig:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

@@ -1,0 +1,116 @@
+"""Top-activating contexts: for each feature, the tokens of a corpus on which it fires hardest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modscope.results import Result
+
+
+def top_activations(code_chunks: Iterable[np.ndarray | torch.Tensor], n_top: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_top`` largest activations of every latent over a stream of code chunks [rows, n_latents].
+
+    Returns:
+        ``(values, rows)``, each [n_top, n_latents], values descending; ``rows`` index the concatenated stream
+        (-1 where fewer than ``n_top`` rows were seen).
+    """
+    best_vals, best_rows, offset = None, None, 0
+    for chunk in code_chunks:
+        z = torch.as_tensor(np.asarray(chunk, dtype=np.float32))
+        rows = torch.arange(offset, offset + len(z)).unsqueeze(1).expand_as(z)
+        offset += len(z)
+        if best_vals is not None:
+            z, rows = torch.cat([best_vals, z]), torch.cat([best_rows, rows])
+        k = min(n_top, len(z))
+        best_vals, pick = z.topk(k, dim=0)
+        best_rows = rows.gather(0, pick)
+    if best_vals is None:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64)
+    pad = n_top - len(best_vals)
+    vals, rows = best_vals.numpy(), best_rows.numpy()
+    if pad > 0:
+        vals = np.concatenate([vals, np.zeros((pad, vals.shape[1]), vals.dtype)])
+        rows = np.concatenate([rows, -np.ones((pad, rows.shape[1]), rows.dtype)])
+    return vals, rows
+
+
+@dataclass(frozen=True)
+class FeatureContexts(Result):
+    """For each feature, its top-activating tokens with the text around them.
+
+    Attributes:
+        features: latent indices [n_features].
+        examples: per feature, a list of dicts ``{activation, window, position, token, context}`` where
+            ``context`` is the text before the token, the token in ``[[...]]``, and a little after it;
+            activations are in the SAE's code units (zero-activation rows left out).
+        n_tokens: tokens scanned.
+    """
+
+    features: np.ndarray
+    examples: list
+    n_tokens: int
+
+    def table(self, per_feature: int = 5) -> pd.DataFrame:
+        rows = [{"feature": int(f), "activation": e["activation"], "context": e["context"]}
+                for f, ex in zip(self.features, self.examples) for e in ex[:per_feature]]
+        return pd.DataFrame(rows, columns=["feature", "activation", "context"])
+
+    def plot(self, ax=None):
+        from modscope.report.style import TRAINED, axes
+
+        ax = axes(ax)
+        tops = [ex[0]["activation"] if ex else 0.0 for ex in self.examples]
+        ax.bar(range(len(tops)), tops, color=TRAINED)
+        ax.set_xticks(range(len(tops)), [str(int(f)) for f in self.features], rotation=90)
+        ax.set_xlabel("feature")
+        ax.set_ylabel("top activation")
+        return ax
+
+
+def _context(tokenizer, window: list[int], position: int, before: int, after: int) -> str:
+    left = tokenizer.decode(window[max(0, position - before):position])
+    right = tokenizer.decode(window[position + 1:position + 1 + after])
+    return f"{left}[[{tokenizer.decode([window[position]])}]]{right}".replace("\n", "\\n")
+
+
+@torch.inference_mode()
+def top_contexts(model, sae, windows: torch.Tensor, *, features=None, n_top: int = 8, batch: int = 8,
+                 before: int = 12, after: int = 4) -> FeatureContexts:
+    """Top-activating contexts of ``features`` (default all) of ``sae`` over token ``windows`` [n, ctx].
+
+    The site (or its logit-space image, ``sae.meta['logit_space']``) is recomputed from ``model``.
+    """
+    from modscope.sae.logit_map import logit_map
+
+    windows = torch.as_tensor(np.asarray(windows), dtype=torch.long)
+    site = sae.meta["site"]
+    lmap = logit_map(model, site) if sae.meta.get("logit_space") else None
+    features = np.arange(sae.n_latents) if features is None else np.asarray(features)
+
+    def chunks():
+        for i in range(0, len(windows), batch):
+            ids = windows[i:i + batch]
+            acts = (lmap.site_logits_from_model(model, ids) if lmap is not None
+                    else model.run_with_sites(ids, [site])[site])
+            yield sae.encode(acts.reshape(-1, acts.shape[-1]).float())[:, features]
+
+    values, rows = top_activations(chunks(), n_top)
+    ctx = windows.shape[1]
+    examples = []
+    for j in range(len(features)):
+        found = []
+        for value, row in zip(values[:, j], rows[:, j]):
+            if row < 0 or value <= 0:
+                continue
+            w, pos = divmod(int(row), ctx)
+            ids = windows[w].tolist()
+            found.append({"activation": float(value), "window": w, "position": pos,
+                          "token": model.tokenizer.decode([ids[pos]]),
+                          "context": _context(model.tokenizer, ids, pos, before, after)})
+        examples.append(found)
+    return FeatureContexts(features, examples, int(windows.numel()))

@@ -1,0 +1,68 @@
+"""Reconstruction quality of an SAE on held-out activations: MSE, variance explained, L0, dead latents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from modscope.results import Result
+
+
+@dataclass(frozen=True)
+class Reconstruction(Result):
+    """How well an SAE reconstructs held-out activations.
+
+    Attributes:
+        mse: mean over tokens of ``||x - x_hat||^2 / d_in`` (squared site units per dimension).
+        fve: fraction of variance explained, ``1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2``; the null of
+            predicting every token by the mean activation scores 0.
+        cosine: mean cosine similarity between ``x`` and ``x_hat``.
+        l0: mean active latents per token.
+        dead_fraction: fraction of latents that fire on none of these tokens.
+        n_tokens: held-out tokens evaluated.
+    """
+
+    mse: float
+    fve: float
+    cosine: float
+    l0: float
+    dead_fraction: float
+    n_tokens: int
+
+    def plot(self, ax=None):
+        from modscope.report.style import TRAINED, axes
+
+        ax = axes(ax, figsize=(4.5, 3.0))
+        ax.bar(["FVE", "cosine", "alive"], [self.fve, self.cosine, 1 - self.dead_fraction], color=TRAINED)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"L0 = {self.l0:.1f} latents/token")
+        return ax
+
+
+def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray, codes: np.ndarray) -> Reconstruction:
+    """Reconstruction metrics from activations ``x``, reconstructions ``x_hat`` [tokens, d_in], codes [tokens, n].
+
+    Sums are accumulated in float64.
+    """
+    x, x_hat = np.asarray(x, dtype=np.float64), np.asarray(x_hat, dtype=np.float64)
+    err = ((x - x_hat) ** 2).sum(axis=1)
+    total = ((x - x.mean(axis=0)) ** 2).sum()
+    norms = np.linalg.norm(x, axis=1) * np.linalg.norm(x_hat, axis=1)
+    cosine = float(np.mean((x * x_hat).sum(axis=1) / np.maximum(norms, 1e-30)))
+    active = np.asarray(codes) > 0
+    return Reconstruction(
+        mse=float(err.mean() / x.shape[1]), fve=float(1 - err.sum() / total) if total > 0 else float("nan"),
+        cosine=cosine, l0=float(active.sum(axis=1).mean()), dead_fraction=float((~active.any(axis=0)).mean()),
+        n_tokens=int(len(x)),
+    )
+
+
+@torch.no_grad()
+def evaluate_reconstruction(sae, x: np.ndarray | torch.Tensor, chunk: int = 8192) -> Reconstruction:
+    """Encode and decode ``x`` [tokens, d_in] in chunks and score the reconstruction."""
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    codes = [sae.encode(x[i:i + chunk]) for i in range(0, len(x), chunk)]
+    x_hat = torch.cat([sae.decode(z) for z in codes])
+    return reconstruction_metrics(x.numpy(), x_hat.numpy(), torch.cat(codes).numpy())

@@ -1,0 +1,50 @@
+"""``TrainingLog``: the loss curve and the per-checkpoint firing counts of one SAE training run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modscope.sae.density import DensityHistory, density_history
+
+
+@dataclass
+class TrainingLog:
+    """What ``train`` records while it runs.
+
+    Attributes:
+        steps / tokens / loss / mse / l0: the loss curve, one entry per logged step (``mse`` summed over d_in,
+            in the normalised training units; ``l0`` active latents per token).
+        checkpoint_tokens: training tokens consumed at each density checkpoint.
+        checkpoint_counts: held-out tokens on which each latent fired, per checkpoint [n_checkpoints][n_latents].
+        checkpoint_fve: fraction of held-out variance explained at each checkpoint.
+        n_heldout: held-out tokens per checkpoint. threshold: the ultra-rare density threshold.
+        seconds: wall time of the training loop; tokens_per_second: its throughput.
+    """
+
+    steps: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    mse: list[float] = field(default_factory=list)
+    l0: list[float] = field(default_factory=list)
+    checkpoint_tokens: list[int] = field(default_factory=list)
+    checkpoint_counts: list[list[int]] = field(default_factory=list)
+    checkpoint_fve: list[float] = field(default_factory=list)
+    n_heldout: int = 0
+    threshold: float = 1e-5
+    seconds: float = 0.0
+    tokens_per_second: float = 0.0
+
+    def density(self, *, window: int = 5) -> DensityHistory:
+        """The density history of this run (see ``modscope.sae.density.density_history``)."""
+        return density_history(np.array(self.checkpoint_counts), self.n_heldout, np.array(self.checkpoint_tokens),
+                               threshold=self.threshold, window=window)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingLog:
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})

@@ -1,0 +1,159 @@
+"""Splice an SAE's reconstruction into the forward pass and measure the model's loss with it.
+
+The hooks live here (``modscope.models`` only reads sites): ``resid_post.L`` replaces the block's output,
+``mlp_out.L`` the MLP module's output, ``mlp_act.L`` the input of the down projection (a pre-hook);
+a logit-space SAE replaces the site's direct logit update inside the logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from modscope.errors import ModscopeError
+from modscope.models.sites import parse_site
+from modscope.results import Result
+
+SPLICE_KINDS = ("resid_post", "mlp_out", "mlp_act", "attn_out")
+
+
+def _replace_output(output, replace):
+    """A module output (a tensor, or a tuple whose first item is the hidden state) with that tensor replaced."""
+    if isinstance(output, tuple):
+        return (replace(output[0]), *output[1:])
+    return replace(output)
+
+
+@contextmanager
+def splice_site(model, site: str, replace: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Within the block, the activations of ``site`` are replaced by ``replace(activations)`` in every forward.
+
+    ``replace`` receives and returns a tensor [..., d_site] (the same shape).
+    """
+    kind, layer = parse_site(site)
+    if kind not in SPLICE_KINDS or layer is None:
+        kinds = ", ".join(k + ".L" for k in SPLICE_KINDS)
+        raise ModscopeError(f"cannot splice into '{site}'; spliceable sites: {kinds}")
+    modules = model.adapter.layers[layer]
+    if kind == "mlp_act":
+        handle = modules.mlp_down.register_forward_pre_hook(lambda _m, args: (replace(args[0]), *args[1:]))
+    else:
+        module = {"resid_post": modules.block, "mlp_out": modules.mlp_out, "attn_out": modules.attn_out}[kind]
+        handle = module.register_forward_hook(lambda _m, _a, out: _replace_output(out, replace))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def splice_logit_update(model, lmap, replace: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Within the block, the logits become ``logits - u + replace(u)`` for the site's direct logit update ``u``."""
+    from modscope.models.sites import record_sites
+    from modscope.sae.logit_map import frozen_scale
+
+    final_input = lmap.resid_final_site(model.n_layers)
+    with record_sites(model, [lmap.site, final_input], stop_early=False) as values:
+        def adjust(_m, _a, logits):
+            scale = frozen_scale(values[final_input], centre=lmap.centre, eps=lmap.eps)
+            update = lmap.logit_update(values[lmap.site].to(lmap.W_U.dtype), scale)
+            return logits + (replace(update) - update).to(logits.dtype)
+
+        handle = model.adapter.lm_head.register_forward_hook(adjust)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+
+@dataclass(frozen=True)
+class SplicedLoss(Result):
+    """Next-token loss with the SAE spliced in, against the clean and the zero-ablated model.
+
+    Attributes:
+        clean: mean cross-entropy of the unmodified model (nats/token).
+        spliced: with the site replaced by the SAE's reconstruction (nats/token).
+        zero_ablated: with the site replaced by zeros (nats/token); the null an SAE must beat.
+        loss_recovered: ``(zero_ablated - spliced) / (zero_ablated - clean)``; 1 = as good as the clean model,
+            0 = no better than deleting the site.
+        delta: ``spliced - clean`` (nats/token).
+        n_tokens: predicted tokens the means are over.
+    """
+
+    clean: float
+    spliced: float
+    zero_ablated: float
+    loss_recovered: float
+    delta: float
+    n_tokens: int
+
+    def plot(self, ax=None):
+        from modscope.report.style import NULL, TRAINED, TWIN, axes
+
+        ax = axes(ax, figsize=(4.5, 3.0))
+        ax.bar(["clean", "SAE spliced", "zero-ablated"], [self.clean, self.spliced, self.zero_ablated],
+               color=[TRAINED, TWIN, NULL])
+        ax.set_ylabel("cross-entropy (nats/token)")
+        ax.set_title(f"loss recovered {self.loss_recovered:.1%}")
+        return ax
+
+
+def fraction_recovered(clean: float, spliced: float, zero_ablated: float) -> float:
+    """``(zero_ablated - spliced) / (zero_ablated - clean)`` (nan when ablation does not change the loss)."""
+    gap = zero_ablated - clean
+    return (zero_ablated - spliced) / gap if abs(gap) > 1e-12 else float("nan")
+
+
+@torch.inference_mode()
+def _mean_loss(model, windows: torch.Tensor, batch: int) -> float:
+    total, count = 0.0, 0
+    for i in range(0, len(windows), batch):
+        ids = windows[i:i + batch]
+        n = ids.shape[0] * (ids.shape[1] - 1)
+        total += float(model.hf(input_ids=ids, labels=ids, use_cache=False).loss) * n
+        count += n
+    return total / count
+
+
+def spliced_loss(model, sae, windows: torch.Tensor | Sequence[Sequence[int]], *, batch: int = 8) -> SplicedLoss:
+    """Clean, SAE-spliced and zero-ablated loss of ``model`` on token ``windows`` [n, ctx].
+
+    Args:
+        model: the model the SAE was trained on (``sae.meta['site']`` names the site).
+        sae: the trained SAE (``sae.meta['logit_space']`` selects the logit-space splice).
+        windows: token ids, all the same length.
+        batch: windows per forward pass.
+    """
+    from modscope.sae.logit_map import logit_map
+
+    windows = torch.as_tensor(np.asarray(windows), dtype=torch.long)
+    site = sae.meta.get("site")
+    if site is None:
+        raise ModscopeError("this SAE does not record its site (meta['site']); train it from a model or a store")
+
+    def reconstruct(x: torch.Tensor) -> torch.Tensor:
+        return sae(x.float()).to(x.dtype)
+
+    def zeros(x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+    if sae.meta.get("logit_space"):
+        lmap = logit_map(model, site)
+
+        def splice(fn):
+            return splice_logit_update(model, lmap, fn)
+    else:
+        def splice(fn):
+            return splice_site(model, site, fn)
+
+    clean = _mean_loss(model, windows, batch)
+    with splice(reconstruct):
+        spliced = _mean_loss(model, windows, batch)
+    with splice(zeros):
+        zero = _mean_loss(model, windows, batch)
+    return SplicedLoss(clean, spliced, zero, fraction_recovered(clean, spliced, zero), spliced - clean,
+                       int(windows.shape[0] * (windows.shape[1] - 1)))

@@ -1,14 +1,164 @@
-"""CLI commands for the geometry capability."""
+"""Geometry commands: ``similarity``, ``streams``, ``cka``, ``anisotropy`` (the maths is in modscope.geometry)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from modscope.commands.common import (
+    JSON_OPTION,
+    OUT_OPTION,
+    DemoContext,
+    DemoStep,
+    cached_model,
+    emit,
+    parse_csv,
+    parse_ints,
+    positive,
+    twin_name,
+)
+from modscope.errors import ModscopeError
+
+MODEL_OPTION = typer.Option("smollm2-135m", "--model", help="Model name (see `modscope models`).")
+CORPUS_OPTION = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt per category, or a .jsonl.")
+PER_CATEGORY_OPTION = typer.Option(3, "--per-category", help="Documents sampled per category.")
+POSITIONS_OPTION = typer.Option("last:10", "--positions", help="Token positions per document: last:K | all | ...")
+CTX_OPTION = typer.Option(512, "--ctx", help="Tokens per document (longer documents are cut).")
+TWIN_OPTION = typer.Option("random", "--twin", help="'random' (random-init twin), 'none', or another model name.")
+SEED_OPTION = typer.Option(0, "--seed", help="Seed of the document sample and the permutation nulls.")
+
+
+def models_with_twin(model: str, twin: str) -> list:
+    chosen = [cached_model(model)]
+    if twin.lower() != "none":
+        chosen.append(cached_model(twin_name(model, twin)))
+    return chosen
+
+
+def load_corpus(name: str):
+    from modscope import corpus
+
+    return corpus.load(name)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this capability's commands to ``app``."""
+    @app.command("similarity")
+    def similarity_cmd(
+        model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
+        positions: str = POSITIONS_OPTION, ctx: int = CTX_OPTION,
+        sites: str = typer.Option("attn_out.*,resid_post.*", "--sites",
+                                  help="Sites, comma-separated patterns; 'head_out.L' gives one matrix per head."),
+        kind: str = typer.Option("cosine,scaled,centred", "--kind",
+                                 help="Similarity kinds: cosine, scaled, centred, euclidean, dot."),
+        twin: str = TWIN_OPTION, permutations: int = typer.Option(1000, "--permutations", help="Null size."),
+        seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Similarity matrices by category per layer (seed 001), with separation z against a permutation null."""
+        from modscope.geometry.reports import similarity_report
+
+        positive(per_category, "--per-category")
+        positive(permutations - 1, "--permutations - 1")
+        kinds = parse_csv(kind)
+        if not kinds:
+            raise ModscopeError("--kind is empty; give e.g. 'cosine,scaled,centred'")
+        payload = similarity_report(models_with_twin(model, twin), load_corpus(corpus), sites=sites, kinds=kinds,
+                                    per_category=per_category, positions=positions, ctx=ctx,
+                                    n_permutations=permutations, seed=seed, out=out)
+        emit(out, payload, as_json)
+
+    @app.command("streams")
+    def streams_cmd(
+        model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
+        positions: str = POSITIONS_OPTION, ctx: int = CTX_OPTION,
+        sites: str = typer.Option("resid_post.*", "--sites", help="Sites of one width, in depth order."),
+        dims: str = typer.Option("auto", "--dims", help="'auto' (rank by ANOVA F) or dimensions like 13,42."),
+        top: int = typer.Option(6, "--top", help="How many ranked dimensions to draw with --dims auto."),
+        permutations: int = typer.Option(200, "--permutations", help="Null size."),
+        seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Stream diagrams: a hidden dimension's value across layers, one line per sample, coloured by category."""
+        from modscope.geometry.reports import streams_report
+
+        positive(top, "--top")
+        positive(permutations - 1, "--permutations - 1")
+        chosen = None if dims.strip().lower() == "auto" else parse_ints(dims, "--dims")
+        payload = streams_report(cached_model(model), load_corpus(corpus), sites=sites, dims=chosen, top=top,
+                                 per_category=per_category, positions=positions, ctx=ctx,
+                                 n_permutations=permutations, seed=seed, out=out)
+        emit(out, payload, as_json)
+
+    @app.command("cka")
+    def cka_cmd(
+        model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
+        positions: str = POSITIONS_OPTION, ctx: int = CTX_OPTION,
+        sites: str = typer.Option("resid_post.*", "--sites", help="Sites to compare."),
+        vs: str = typer.Option("none", "--vs", help="'none', 'random' (the twin) or another model (same tokenizer)."),
+        pca_k: int = typer.Option(2, "--pca", help="Principal components per site."),
+        seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Layer x layer (and model x model) debiased linear CKA, and PCA scatter plots per site."""
+        from modscope.geometry.reports import cka_report
+
+        positive(pca_k, "--pca")
+        other = None if vs.lower() == "none" else cached_model(twin_name(model, vs))
+        payload = cka_report(cached_model(model), other, load_corpus(corpus), sites=sites, per_category=per_category,
+                             positions=positions, ctx=ctx, pca_k=pca_k, seed=seed, out=out)
+        emit(out, payload, as_json)
+
+    @app.command("anisotropy")
+    def anisotropy_cmd(
+        model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION,
+        per_category: int = typer.Option(2, "--per-category", help="Documents per category for hidden states."),
+        positions: str = typer.Option("all", "--positions", help="Token positions per document."),
+        ctx: int = typer.Option(256, "--ctx", help="Tokens per document."),
+        sites: str = typer.Option("embed,resid_post.*", "--sites", help="Hidden-state sites ('' for weights only)."),
+        vocab_rows: int = typer.Option(None, "--vocab-rows", help="Sample this many tokens of W_E (default: all)."),
+        bins: int = typer.Option(200, "--bins", help="Histogram bins over [-1, 1]."),
+        twin: str = TWIN_OPTION, seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Exact all-pairs cosine histograms of W_E, W_U (if untied) and hidden states, raw vs mean-centred."""
+        from modscope.geometry.reports import anisotropy_report
+
+        positive(bins, "--bins")
+        positive(vocab_rows, "--vocab-rows")
+        payload = anisotropy_report(models_with_twin(model, twin), load_corpus(corpus), sites=sites,
+                                    per_category=per_category, positions=positions, ctx=ctx, vocab_rows=vocab_rows,
+                                    bins=bins, seed=seed, out=out)
+        emit(out, payload, as_json)
+
+
+def demo_similarity(ctx: DemoContext, out: Path) -> None:
+    from modscope.geometry.reports import similarity_report
+
+    similarity_report([ctx.trained(), ctx.twin()], load_corpus("bundled"),
+                      sites=ctx.pick("resid_post.*", "attn_out.*,resid_post.*", "attn_out.*,resid_post.*"),
+                      kinds=ctx.pick(["cosine"], ["cosine", "scaled", "centred"], ["cosine", "scaled", "centred"]),
+                      per_category=ctx.pick(2, 3, 4), positions=ctx.pick("last:5", "last:10", "last:10"),
+                      ctx=ctx.pick(128, 512, 512), n_permutations=ctx.pick(200, 1000, 2000), out=out)
+
+
+def demo_anisotropy(ctx: DemoContext, out: Path) -> None:
+    from modscope.geometry.reports import anisotropy_report
+
+    anisotropy_report([ctx.trained(), ctx.twin()], load_corpus("bundled"),
+                      sites=ctx.pick("embed,resid_post.-1", "embed,resid_post.*", "embed,resid_post.*"),
+                      per_category=ctx.pick(1, 2, 3), ctx=ctx.pick(64, 128, 256),
+                      vocab_rows=ctx.pick(4096, 12288, None), out=out)
+
+
+def demo_streams(ctx: DemoContext, out: Path) -> None:
+    from modscope.geometry.reports import streams_report
+
+    streams_report(ctx.trained(), load_corpus("bundled"), per_category=ctx.pick(2, 3, 4),
+                   positions=ctx.pick("last:5", "last:10", "last:10"), ctx=ctx.pick(128, 512, 512),
+                   n_permutations=ctx.pick(50, 200, 500), out=out)
 
 
 def demo_steps() -> list:
-    """This capability's steps of `modscope demo`."""
-    return []
+    """Similarity by category (trained vs twin), anisotropy raw vs centred, stream diagrams."""
+    return [
+        DemoStep("similarity", "Similarity matrices by category", demo_similarity),
+        DemoStep("anisotropy", "Anisotropy of embeddings and hidden states", demo_anisotropy),
+        DemoStep("streams", "Stream diagrams of hidden dimensions", demo_streams),
+    ]

@@ -1,0 +1,112 @@
+"""Anisotropy: the all-pairs cosine distribution of embeddings, unembeddings and hidden states, raw and centred."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from modscope.errors import ModscopeError
+from modscope.geometry.gather import Gathered, site_depth
+from modscope.geometry.histogram import HistogramResult, cosine_histogram
+from modscope.report.style import NULL, axes, model_colour
+from modscope.results import Result
+
+
+@dataclass(frozen=True)
+class AnisotropyStudy(Result):
+    """Mean pairwise cosine of weight matrices' rows and of hidden states per site, before and after mean-centring.
+
+    Fields:
+        model: name. tied: whether W_U = W_E^T (then only W_E is measured).
+        rows: one record per matrix/site: ``name``, ``depth`` (layer; -1 embed, nan weights), ``n_rows``,
+            ``mean_raw``/``sd_raw`` and ``mean_centred``/``sd_centred`` (exact over all pairs; dimensionless cosine).
+            An isotropic cloud has mean ~0 and sd ~1/sqrt(d); a large raw mean that centring removes is a shared
+            offset (seed 003), not similarity of meaning.
+        weights: name -> {"raw": HistogramResult, "centred": HistogramResult} for W_E (and W_U when untied).
+        hidden: site -> the same, for hidden states.
+    """
+
+    model: str
+    tied: bool
+    d_model: int
+    rows: list[dict]
+    weights: dict = field(repr=False)
+    hidden: dict = field(repr=False)
+
+    _json_exclude = ("hidden",)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def plot(self, ax=None, *, centred: bool = False):
+        """Mean pairwise cosine of hidden states against depth (solid raw, dashed centred)."""
+        ax = axes(ax)
+        frame = self.table()
+        frame = frame[np.isfinite(frame["depth"].astype(float))].sort_values("depth")
+        colour = model_colour(self.model)
+        for family in dict.fromkeys(frame["family"]):
+            part = frame[frame["family"] == family]
+            ax.plot(part["depth"], part["mean_raw"], "-o", ms=3, color=colour, label=f"{self.model} {family} raw")
+            ax.plot(part["depth"], part["mean_centred"], "--", color=colour, alpha=0.7, label="… centred")
+        ax.axhline(0, color=NULL, lw=1)
+        ax.set_xlabel("layer (-1 = embed)")
+        ax.set_ylabel("mean pairwise cosine")
+        ax.legend(fontsize=7)
+        return ax
+
+
+def both_ways(rows: np.ndarray, *, bins: int, block: int) -> dict[str, HistogramResult]:
+    return {"raw": cosine_histogram(rows, bins=bins, block=block),
+            "centred": cosine_histogram(rows, centre=True, bins=bins, block=block)}
+
+
+def record(name: str, histograms: dict[str, HistogramResult]) -> dict:
+    family, depth = site_depth(name)
+    raw, centred = histograms["raw"], histograms["centred"]
+    return {"name": name, "family": family, "depth": depth, "n_rows": raw.n_rows, "mean_raw": raw.mean,
+            "sd_raw": raw.sd, "mean_centred": centred.mean, "sd_centred": centred.sd}
+
+
+def anisotropy_study(weights: dict[str, np.ndarray], gathered: Gathered | None, *, model: str, tied: bool,
+                     bins: int = 200, block: int = 4096) -> AnisotropyStudy:
+    """Exact all-pairs cosine histograms (``cosine_histogram``) of each weight matrix's rows and each site's states.
+
+    Args:
+        weights: name -> [rows, d] (``W_E``: one row per token; ``W_U``: pass W_U^T so rows are tokens).
+        gathered: hidden states per site (or None). model, tied: for the record. bins, block: histogram settings.
+
+    Returns:
+        AnisotropyStudy.
+    """
+    if not weights and (gathered is None or not gathered.arrays):
+        raise ModscopeError("nothing to measure: give weight matrices or captured sites")
+    weight_hist = {name: both_ways(array, bins=bins, block=block) for name, array in weights.items()}
+    hidden = {}
+    if gathered is not None:
+        for site in sorted(gathered.sites, key=lambda s: (site_depth(s)[1], s)):
+            hidden[site] = both_ways(gathered.arrays[site], bins=bins, block=block)
+    rows = [record(name, h) for name, h in weight_hist.items()]
+    for row in rows:
+        row["depth"] = float("nan")
+    rows += [record(site, h) for site, h in hidden.items()]
+    d_model = next(iter(weights.values())).shape[1] if weights else next(iter(gathered.arrays.values())).shape[1]
+    return AnisotropyStudy(model=model, tied=tied, d_model=int(d_model), rows=rows, weights=weight_hist,
+                           hidden=hidden)
+
+
+def model_weights(model, *, vocab_rows: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """W_E (and W_U^T when untied) as float32 [vocab, d]; ``vocab_rows`` draws a seeded sample of tokens instead
+    of all of them (seed 003's shortcut, for quick runs)."""
+    matrices = {"W_E": model.W_E}
+    if not model.tied_embeddings:
+        matrices["W_U"] = model.W_U.T
+    out = {}
+    rng = np.random.default_rng(seed)
+    for name, matrix in matrices.items():
+        array = matrix.detach().float().cpu().numpy()
+        if vocab_rows is not None and vocab_rows < len(array):
+            array = array[np.sort(rng.choice(len(array), size=vocab_rows, replace=False))]
+        out[name] = array
+    return out

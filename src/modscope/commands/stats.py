@@ -1,14 +1,228 @@
-"""CLI commands for the stats capability."""
+"""CLI commands for the stats capability: ``modscope mi`` and ``modscope spectrum`` (from a model or a store)."""
 
 from __future__ import annotations
 
+import fnmatch
+from pathlib import Path
+
+import numpy as np
 import typer
+
+from modscope.commands.common import (
+    JSON_OPTION,
+    OUT_OPTION,
+    DemoContext,
+    DemoStep,
+    cached_model,
+    emit,
+    parse_csv,
+    positive,
+    twin_name,
+)
+from modscope.errors import ModscopeError
+
+MI_QUESTION = ("How much information do two sites share beyond what finite-sample bias alone would give, "
+               "and does it stay above the null as the number of tokens grows?")
+SPECTRUM_QUESTION = ("Is the variance of each site carried by one big channel or by many medium ones, "
+                     "and can the variables be permuted into blocks?")
+
+MODEL_OPTION = typer.Option("smollm2-135m", "--model", help="Model name (ignored with --store).")
+TWIN_OPTION = typer.Option("random", "--twin", help="'random' (random-init twin of --model), a model name, or 'none'.")
+TWIN_SEED_OPTION = typer.Option(0, "--twin-seed", help="Initialisation seed of a random twin.")
+SITES_OPTION = typer.Option("resid_post.*", "--sites", help="Sites or patterns, comma-separated.")
+CORPUS_OPTION = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt files or a .jsonl file.")
+TOKENS_OPTION = typer.Option(20000, "--max-tokens", help="Rows (token positions) to capture.")
+CTX_OPTION = typer.Option(512, "--ctx", help="Tokens per document.")
+STORE_OPTION = typer.Option(None, "--store", help="Read the model's activations from this capture store.")
+TWIN_STORE_OPTION = typer.Option(None, "--twin-store", help="Read the twin's activations from this capture store.")
+
+
+def store_sites(store, pattern: str) -> list[str]:
+    """Sites of a store matching comma-separated names or shell patterns, in the store's order."""
+    wanted = parse_csv(pattern)
+    chosen = [s for s in store.sites if any(fnmatch.fnmatchcase(s, p) for p in wanted)]
+    if not chosen:
+        raise ModscopeError(f"no site of the store matches '{pattern}'; it has: {', '.join(store.sites)}")
+    return chosen
+
+
+def load_stores(model: str, twin: str, twin_seed: int, sites: str, corpus: str, max_tokens: int, ctx: int,
+                store: Path | None, twin_store: Path | None, need_twin: bool):
+    """(store, twin store or None, site names): opened from disk or captured on the same tokens."""
+    from modscope.capture import ActivationStore, capture
+
+    positive(max_tokens, "--max-tokens")
+    if store is not None:
+        main = ActivationStore.open(store)
+        names = store_sites(main, sites)
+        other = ActivationStore.open(twin_store) if twin_store is not None else None
+        if need_twin and other is None:
+            raise ModscopeError("with --store, --pair twin needs --twin-store (the twin captured on the same source)")
+        return main, other, names
+    from modscope.corpus import load as load_corpus
+
+    source = load_corpus(corpus)
+    trained = cached_model(model)
+    names = trained.select_sites(sites)
+    main = capture(trained, source, names, max_tokens=max_tokens, ctx=ctx)
+    if twin_store is not None:
+        other = ActivationStore.open(twin_store)
+    elif twin != "none":
+        other = capture(cached_model(twin_name(model, twin), twin_seed), source, names, max_tokens=max_tokens,
+                        ctx=ctx)
+    elif need_twin:
+        raise ModscopeError("--pair twin needs a twin: use --twin random, a model name, or --pair layers")
+    else:
+        other = None
+    return main, other, names
+
+
+def store_settings(store: Path | None, twin_store: Path | None) -> dict:
+    return {"store": str(store) if store else None, "twin_store": str(twin_store) if twin_store else None}
+
+
+def write_mi(out: Path | None, result, settings: dict) -> None:
+    if out is None:
+        return
+    from modscope.report import write_probe
+
+    headline = [f"{label}: MI {r.mi:.3g} nats (corrected {r.mi_corrected:.3g}) vs independence null "
+                f"{r.null_mean:.3g} ± {r.null_sd:.2g}, z = {r.z:.1f}, dims {r.rank_x}×{r.rank_y}, n = {r.n}"
+                for label, r in zip(result.labels, result.results, strict=True)][:12]
+    figures = {"mi_per_site": result.plot().figure}
+    curves = result.plot_curves()
+    if curves is not None:
+        figures["mi_vs_n"] = curves
+    write_probe(out, probe="mi", title=f"Gaussian MI: {result.model_x} vs {result.model_y}", question=MI_QUESTION,
+                result=result, headline=headline, verdict=result.verdict(), figures=figures,
+                tables={"mi": result.table()}, settings=settings)
+
+
+def write_spectrum(out: Path | None, result, settings: dict) -> None:
+    if out is None:
+        return
+    from modscope.report import write_probe
+
+    headline = []
+    for who, spectra in ((result.model, result.trained), (result.twin, result.twin_spectra)):
+        for site, s in list(zip(result.sites, spectra, strict=False))[-3:]:
+            headline.append(f"{who} {site}: participation ratio {s.participation_ratio:.1f} of {s.d} "
+                            f"(column-shuffled null {s.shuffle_participation_ratio:.1f}), top-1 share "
+                            f"{s.top1_share:.1%}, {s.n_above_shuffle} directions above the shuffled null")
+    for site, b in zip(result.block_sites, result.blocks, strict=True):
+        headline.append(f"{result.model} {site}: {b.n_blocks} blocks, modularity {b.modularity:.3f} vs shuffled "
+                        f"{b.null_mean:.3f} ± {b.null_sd:.3f} (z = {b.z:.1f})")
+    figures = {"spectra": result.plot().figure, "metrics": result.plot_metrics()}
+    for who, found in (("trained", result.blocks), ("twin", result.twin_blocks)):
+        for site, b in zip(result.block_sites, found, strict=True):
+            figures[f"blocks_{who}_{site}"] = b.plot(title=f"{who} {site}: z={b.z:.1f}").figure
+    last = result.trained[-1]
+    verdict = (f"Deepest site {result.sites[-1]}: {last.n_above_shuffle} of {last.d} directions beat the "
+               f"column-shuffled null and the participation ratio is {last.participation_ratio:.1f}"
+               + (" — a few big channels" if last.participation_ratio < 0.05 * last.d else " — many medium channels")
+               + ".")
+    write_probe(out, probe="spectrum", title=f"Covariance spectra: {result.model}", question=SPECTRUM_QUESTION,
+                result=result, headline=headline, verdict=verdict, figures=figures,
+                tables={"spectra": result.table()}, settings=settings)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this capability's commands to ``app``."""
+    """Add ``mi`` and ``spectrum`` to ``app``."""
+
+    @app.command("mi")
+    def mi_command(
+        model: str = MODEL_OPTION, twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
+        sites: str = SITES_OPTION,
+        pair: str = typer.Option("twin", "--pair", help="'twin': model vs twin per site; 'layers': consecutive sites."),
+        corpus: str = CORPUS_OPTION, max_tokens: int = TOKENS_OPTION, ctx: int = CTX_OPTION,
+        store: Path | None = STORE_OPTION, twin_store: Path | None = TWIN_STORE_OPTION,
+        curve_points: int = typer.Option(8, "--curve-points", help="Points of each MI-vs-n curve (0: none)."),
+        permutations: int = typer.Option(0, "--permutations", help="Row shuffles for a permutation null."),
+        seed: int = typer.Option(0, "--seed", help="Seed of row orders and shuffles."),
+        out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Gaussian MI between a model and its twin at each site (or between consecutive layers), with nulls."""
+        from modscope.stats.model_mi import mi_of_stores, site_pairs
+
+        if curve_points < 0 or permutations < 0:
+            raise ModscopeError("--curve-points and --permutations must be >= 0")
+        site_pairs(["a", "b"], pair)  # validates --pair before any capture
+        main, other, names = load_stores(model, twin, twin_seed, sites, corpus, max_tokens, ctx, store, twin_store,
+                                         need_twin=pair == "twin")
+        result = mi_of_stores(main, other, names, pair=pair, curve_points=curve_points, permutations=permutations,
+                              seed=seed)
+        settings = {"model": model, "twin": twin, "twin_seed": twin_seed, "sites": names, "pair": pair,
+                    "corpus": corpus, "max_tokens": max_tokens, "ctx": ctx, **store_settings(store, twin_store),
+                    "curve_points": curve_points, "permutations": permutations, "seed": seed}
+        write_mi(out, result, settings)
+        emit(out, {"settings": settings, "result": result.to_json(), "verdict": result.verdict()}, as_json)
+        if not as_json and out is None:
+            typer.echo(result.table().to_string(index=False))
+            typer.echo(result.verdict())
+
+    @app.command("spectrum")
+    def spectrum_command(
+        model: str = MODEL_OPTION, twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
+        sites: str = SITES_OPTION, corpus: str = CORPUS_OPTION, max_tokens: int = TOKENS_OPTION,
+        ctx: int = CTX_OPTION, store: Path | None = STORE_OPTION, twin_store: Path | None = TWIN_STORE_OPTION,
+        block_sites: str = typer.Option("", "--blocks", help="Sites whose correlation matrix is tested for blocks."),
+        standardize: bool = typer.Option(False, "--standardize", help="Spectra of correlation matrices."),
+        n_shuffles: int = typer.Option(20, "--shuffles", help="Shuffled matrices in the block-modularity null."),
+        seed: int = typer.Option(0, "--seed", help="Seed of all shuffles."),
+        out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Covariance spectra per site (model vs twin) with Marchenko–Pastur and shuffle nulls, and block structure."""
+        from modscope.stats.model_spectra import spectra_of_stores
+
+        positive(n_shuffles, "--shuffles")
+        main, other, names = load_stores(model, twin, twin_seed, sites, corpus, max_tokens, ctx, store, twin_store,
+                                         need_twin=False)
+        result = spectra_of_stores(main, other, names, block_sites=parse_csv(block_sites), standardize=standardize,
+                                   n_shuffles=n_shuffles, seed=seed)
+        settings = {"model": model, "twin": twin, "sites": names, "corpus": corpus, "max_tokens": max_tokens,
+                    "ctx": ctx, **store_settings(store, twin_store), "blocks": parse_csv(block_sites),
+                    "standardize": standardize, "shuffles": n_shuffles, "seed": seed}
+        write_spectrum(out, result, settings)
+        emit(out, {"settings": settings, "result": result.to_json()}, as_json)
+        if not as_json and out is None:
+            typer.echo(result.table().to_string(index=False))
 
 
-def demo_steps() -> list:
-    """This capability's steps of `modscope demo`."""
-    return []
+def spread_sites(n_layers: int, count: int) -> str:
+    """``count`` residual-stream sites spread evenly from the first to the last layer."""
+    layers = sorted({int(round(v)) for v in np.linspace(0, n_layers - 1, min(count, n_layers))})
+    return ",".join(f"resid_post.{layer}" for layer in layers)
+
+
+def demo_steps() -> list[DemoStep]:
+    """``mi`` (trained vs twin, with MI-vs-n curves) and ``spectrum`` (with blocks of the deepest layer)."""
+
+    def sizes(ctx: DemoContext) -> tuple[int, int]:
+        return ctx.pick((600, 2), (4000, 5), (20000, 12))
+
+    def run_mi(ctx: DemoContext, out_dir: Path) -> None:
+        from modscope.corpus import load as load_corpus
+        from modscope.stats.model_mi import model_mi
+
+        tokens, layers = sizes(ctx)
+        trained = ctx.trained()
+        sites = spread_sites(trained.n_layers, layers)
+        result = model_mi(trained, ctx.twin(), load_corpus("bundled"), sites, max_tokens=tokens,
+                          curve_points=ctx.pick(4, 6, 8))
+        write_mi(out_dir, result, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens})
+
+    def run_spectrum(ctx: DemoContext, out_dir: Path) -> None:
+        from modscope.corpus import load as load_corpus
+        from modscope.stats.model_spectra import model_spectra
+
+        tokens, layers = sizes(ctx)
+        trained = ctx.trained()
+        sites = spread_sites(trained.n_layers, layers)
+        deepest = sites.split(",")[-1]
+        result = model_spectra(trained, ctx.twin(), load_corpus("bundled"), sites, block_sites=[deepest],
+                               max_tokens=tokens, n_shuffles=ctx.pick(5, 10, 20))
+        write_spectrum(out_dir, result, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens,
+                                         "blocks": [deepest]})
+
+    return [DemoStep("mi", "Gaussian MI: trained vs random-init twin", run_mi),
+            DemoStep("spectrum", "Covariance spectra and block structure", run_spectrum)]

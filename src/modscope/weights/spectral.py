@@ -20,7 +20,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from modscope.errors import ModscopeError
 from modscope.weights.graph import layer_sizes
 
-DENSE_BELOW = 400  # Gram side at or below which an exact dense SVD is cheaper than ARPACK
+DENSE_BELOW = 64  # Gram side at or below which an exact dense eigh is used (ARPACK needs k < n)
 
 
 @dataclass(frozen=True)

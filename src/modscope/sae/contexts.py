@@ -86,6 +86,7 @@ def top_contexts(model, sae, windows: torch.Tensor, *, features=None, n_top: int
     The site (or its logit-space image, ``sae.meta['logit_space']``) is recomputed from ``model``.
     """
     from modscope.sae.logit_map import logit_map
+    from modscope.sae.sources import site_activations
 
     windows = torch.as_tensor(np.asarray(windows), dtype=torch.long)
     site = sae.meta["site"]
@@ -94,10 +95,7 @@ def top_contexts(model, sae, windows: torch.Tensor, *, features=None, n_top: int
 
     def chunks():
         for i in range(0, len(windows), batch):
-            ids = windows[i:i + batch]
-            acts = (lmap.site_logits_from_model(model, ids) if lmap is not None
-                    else model.run_with_sites(ids, [site])[site])
-            yield sae.encode(acts.reshape(-1, acts.shape[-1]).float())[:, features]
+            yield sae.encode(site_activations(model, site, windows[i:i + batch], lmap, batch=batch))[:, features]
 
     values, rows = top_activations(chunks(), n_top)
     ctx = windows.shape[1]

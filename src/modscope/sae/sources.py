@@ -46,6 +46,27 @@ class ActivationSource:
             buffer = buffer[n_full * batch_size:]
 
 
+def token_windows(model, texts: Sequence[str], ctx: int) -> torch.Tensor:
+    """Each text's tokens cut into non-overlapping windows of ``ctx`` tokens (remainders dropped) [n, ctx]."""
+    windows = [seq[i:i + ctx] for seq in model.tokenize(list(texts)) for i in range(0, len(seq) - ctx + 1, ctx)]
+    if len(windows) < 2:
+        raise ModscopeError(f"the texts give {len(windows)} windows of {ctx} tokens; give longer/more texts "
+                            "or a smaller ctx")
+    return torch.tensor(windows)
+
+
+@torch.inference_mode()
+def site_activations(model, site: str, windows: torch.Tensor, lmap=None, *, batch: int = 8) -> torch.Tensor:
+    """``site`` of ``model`` on token ``windows`` [n, ctx] (its logit-space image if ``lmap`` is a LogitMap),
+    flattened to float32 [n * ctx, d_in], computed ``batch`` windows per forward pass."""
+    parts = []
+    for i in range(0, len(windows), batch):
+        ids = windows[i:i + batch]
+        acts = lmap.site_logits_from_model(model, ids) if lmap is not None else model.run_with_sites(ids, [site])[site]
+        parts.append(acts.reshape(-1, acts.shape[-1]).float())
+    return torch.cat(parts)
+
+
 def _split_heldout(n_rows: int, heldout_tokens: int) -> int:
     """Rows kept for training; the held-out block is the last ``min(heldout_tokens, n_rows // 5)`` rows."""
     held = min(heldout_tokens, n_rows // 5)
@@ -117,7 +138,8 @@ class ModelSource(ActivationSource):
 
     The texts are tokenised and cut into windows of ``ctx`` tokens; the last windows (enough for
     ``heldout_tokens``) are held out. With ``logit_space`` the site's direct effect on the logits is yielded
-    instead (see ``modscope.sae.logit_map``).
+    instead (see ``modscope.sae.logit_map``). With ``keep_in_memory`` the first pass over the windows is kept
+    and later epochs reuse it (one forward pass per token instead of one per epoch; needs the RAM for it).
     """
 
     model: Any
@@ -127,6 +149,7 @@ class ModelSource(ActivationSource):
     sequences_per_pass: int = 16
     heldout_tokens: int = 16384
     logit_space: bool = False
+    keep_in_memory: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -136,11 +159,7 @@ class ModelSource(ActivationSource):
         shape = self.model.sites()[self.site]
         if len(shape) != 1:
             raise ModscopeError(f"site '{self.site}' has per-token shape {shape}; use resid_*, mlp_*, attn_out")
-        windows = [seq[i:i + self.ctx] for seq in self.model.tokenize(list(self.texts))
-                   for i in range(0, len(seq) - self.ctx + 1, self.ctx)]
-        if len(windows) < 2:
-            raise ModscopeError(f"the texts give {len(windows)} windows of {self.ctx} tokens; give longer/more texts "
-                                "or a smaller ctx")
+        windows = token_windows(self.model, self.texts, self.ctx).tolist()
         n_held = min(len(windows) // 5, -(-self.heldout_tokens // self.ctx))
         self.windows = torch.tensor(windows[:len(windows) - max(n_held, 1)])
         self.heldout_windows = torch.tensor(windows[len(windows) - max(n_held, 1):])
@@ -149,26 +168,25 @@ class ModelSource(ActivationSource):
         self.meta = {"site": self.site, "model": self.model.name, "logit_space": self.logit_space,
                      "fingerprint": self.model.fingerprint, "ctx": self.ctx, **self.meta}
 
-    @torch.inference_mode()
     def activations(self, windows: torch.Tensor) -> torch.Tensor:
         """The site (or its logit-space image) for ``windows`` [n, ctx], flattened to [n * ctx, d_in]."""
-        if self.map is None:
-            acts = self.model.run_with_sites(windows, [self.site])[self.site]
-        else:
-            acts = self.map.site_logits_from_model(self.model, windows)
-        return acts.reshape(-1, acts.shape[-1]).float()
+        return site_activations(self.model, self.site, windows, self.map, batch=self.sequences_per_pass)
 
     def heldout(self) -> torch.Tensor:
-        parts = [self.activations(self.heldout_windows[i:i + self.sequences_per_pass])
-                 for i in range(0, len(self.heldout_windows), self.sequences_per_pass)]
-        return torch.cat(parts)
+        return self.activations(self.heldout_windows)
 
     def chunks(self, seed: int) -> Iterator[np.ndarray]:
         gen = torch.Generator().manual_seed(seed + 1)
+        kept: list[np.ndarray] = []
         while True:
             order = torch.randperm(len(self.windows), generator=gen)
             for i in range(0, len(order), self.sequences_per_pass):
-                yield self.activations(self.windows[order[i:i + self.sequences_per_pass]]).numpy()
+                chunk = self.activations(self.windows[order[i:i + self.sequences_per_pass]]).numpy()
+                if self.keep_in_memory:
+                    kept.append(chunk)
+                yield chunk
+            if self.keep_in_memory:
+                yield from ArraySource(np.concatenate(kept), heldout_tokens=0).chunks(seed)
 
 
 def as_source(source: Any, *, heldout_tokens: int = 16384) -> ActivationSource:

@@ -57,6 +57,23 @@ class HistogramResult(Result):
         return ax
 
 
+def pair_sums(unit: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """Additive float64 sums of a chunk of unit rows: (sum_i u_i, sum_i |u_i|^2, U^T U, sum_i |u_i|^4).
+
+    Sums over disjoint chunks add up to the sums over all rows, so this is the per-chunk kernel of the
+    mean/sd of the pairwise cosines (``modscope.distributed`` maps it over row chunks; merge = addition).
+    """
+    unit = np.asarray(unit, dtype=np.float64)
+    sq_norms = np.einsum("ij,ij->i", unit, unit)
+    return unit.sum(axis=0), float(sq_norms.sum()), unit.T @ unit, float(np.sum(sq_norms**2))
+
+
+def pair_moments_from_sums(total: np.ndarray, sq_norm_sum: float, frobenius_sq: float,
+                           sq_norm4_sum: float) -> tuple[float, float]:
+    """Pair sums from chunk sums (see ``pair_moments``): sum c_ij and sum c_ij^2 over pairs i < j."""
+    return (float(total @ total) - sq_norm_sum) / 2.0, (frobenius_sq - sq_norm4_sum) / 2.0
+
+
 def pair_moments(unit: np.ndarray) -> tuple[float, float]:
     """Exact sum and sum of squares of u_i . u_j over pairs i < j, without the n x n matrix.
 
@@ -65,10 +82,9 @@ def pair_moments(unit: np.ndarray) -> tuple[float, float]:
     """
     total = unit.sum(axis=0)
     sq_norms = np.einsum("ij,ij->i", unit, unit)
-    pair_sum = (float(total @ total) - float(sq_norms.sum())) / 2.0
     gram = unit.T @ unit if unit.shape[1] <= unit.shape[0] else unit @ unit.T
-    pair_sq = (float(np.sum(gram * gram)) - float(np.sum(sq_norms**2))) / 2.0
-    return pair_sum, pair_sq
+    return pair_moments_from_sums(total, float(sq_norms.sum()), float(np.sum(gram * gram)),
+                                  float(np.sum(sq_norms**2)))
 
 
 def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
@@ -124,37 +140,67 @@ def binned_pairs(unit: torch.Tensor, bins: int, low: float, high: float, block: 
     if threads:
         torch.set_num_threads(threads)
     try:
-        width = (high - low) / bins
-        # one extra bin on each side catches float32 rounding just past the range; folded in afterwards
-        padded = torch.zeros(bins + 2, dtype=torch.float64)
-        lowest, highest = np.inf, -np.inf
+        parts = []
         n = len(unit)
         size = min(block, n)
         buffer = torch.empty(size * size, dtype=torch.float32)
-        lower = torch.ones(size, size, dtype=torch.bool).tril()
-        with torch.inference_mode():
-            for start_i in range(0, n, block):
-                rows_i = unit[start_i:start_i + block]
-                for start_j in range(start_i, n, block):
-                    rows_j = unit[start_j:start_j + block]
-                    cosines = buffer[:len(rows_i) * len(rows_j)].view(len(rows_i), len(rows_j))
-                    torch.mm(rows_i, rows_j.T, out=cosines)
-                    if start_j == start_i:
-                        mask = lower[:len(rows_i), :len(rows_j)]
-                        if len(rows_i) < 2:
-                            continue
-                        highest = max(highest, float(cosines.masked_fill(mask, -np.inf).max()))
-                        cosines.masked_fill_(mask, np.inf)
-                        lowest = min(lowest, float(cosines.min()))
-                    else:
-                        block_min, block_max = torch.aminmax(cosines)
-                        lowest, highest = min(lowest, float(block_min)), max(highest, float(block_max))
-                    # histc counts in float32, exact only up to 2^24 per call
-                    for part in cosines.split(max(1, EXACT_FLOAT32_COUNT // len(rows_j))):
-                        padded += torch.histc(part, bins + 2, low - width, high + width).double()
+        for start_i in range(0, n, block):
+            for start_j in range(start_i, n, block):
+                parts.append(block_pair_counts(unit[start_i:start_i + block], unit[start_j:start_j + block],
+                                               diagonal=start_j == start_i, bins=bins, low=low, high=high,
+                                               buffer=buffer))
+                if len(parts) > 1:
+                    parts = [merge_block_counts(parts)]
     finally:
         torch.set_num_threads(previous)
-    counts = padded.numpy().round().astype(np.int64)
+    padded, lowest, highest = merge_block_counts(parts)
+    return fold_edge_bins(padded), lowest, highest
+
+
+def block_pair_counts(rows_i: torch.Tensor, rows_j: torch.Tensor, *, diagonal: bool, bins: int, low: float,
+                      high: float, buffer: torch.Tensor | None = None) -> tuple[np.ndarray, float, float]:
+    """The per-block kernel: counts of the cosines ``rows_i @ rows_j^T`` (strict upper triangle when ``diagonal``).
+
+    Returns:
+        (float64 counts over ``bins + 2`` padded bins, the outer two catching float32 rounding just past the
+        range; smallest cosine; largest cosine). Partial results of disjoint block pairs merge exactly
+        (``merge_block_counts``).
+    """
+    width = (high - low) / bins
+    padded = torch.zeros(bins + 2, dtype=torch.float64)
+    lowest, highest = np.inf, -np.inf
+    size = len(rows_i) * len(rows_j)
+    if buffer is None or buffer.numel() < size:
+        buffer = torch.empty(size, dtype=torch.float32)
+    with torch.inference_mode():
+        cosines = buffer[:size].view(len(rows_i), len(rows_j))
+        torch.mm(rows_i, rows_j.T, out=cosines)
+        if diagonal:
+            if len(rows_i) < 2:
+                return padded.numpy(), lowest, highest
+            mask = torch.ones(len(rows_i), len(rows_j), dtype=torch.bool).tril()
+            highest = float(cosines.masked_fill(mask, -np.inf).max())
+            cosines.masked_fill_(mask, np.inf)
+            lowest = float(cosines.min())
+        else:
+            block_min, block_max = torch.aminmax(cosines)
+            lowest, highest = float(block_min), float(block_max)
+        # histc counts in float32, exact only up to 2^24 per call
+        for part in cosines.split(max(1, EXACT_FLOAT32_COUNT // len(rows_j))):
+            padded += torch.histc(part, bins + 2, low - width, high + width).double()
+    return padded.numpy(), lowest, highest
+
+
+def merge_block_counts(parts) -> tuple[np.ndarray, float, float]:
+    """Exact merge of ``block_pair_counts`` results: counts add, min of mins, max of maxes."""
+    parts = list(parts)
+    counts = np.sum([p[0] for p in parts], axis=0)
+    return counts, min(p[1] for p in parts), max(p[2] for p in parts)
+
+
+def fold_edge_bins(padded: np.ndarray) -> np.ndarray:
+    """Integer counts of the ``bins`` bins, with the two rounding-catch bins folded into the edge bins."""
+    counts = np.asarray(padded).round().astype(np.int64)
     counts[1] += counts[0]
     counts[-2] += counts[-1]
-    return counts[1:-1], float(lowest), float(highest)
+    return counts[1:-1]

@@ -24,8 +24,9 @@ class MICurve(Result):
         mi: plug-in MI at each n, nats. mi_corrected: bias-corrected MI, nats.
         null_mean, null_sd: exact null of the plug-in MI at each n (independent Gaussians), nats.
         z: (mi − null_mean) / null_sd at each n.
-        mi_inf: extrapolation of the plug-in MI to n → ∞ from the fit mi(n) = mi_inf + slope / n, weighted
-            by 1/null_sd²; the plug-in bias is O(1/n) (leading term dx·dy / 2n under independence), nats.
+        mi_inf: extrapolation to n → ∞ from the fit mi_corrected(n) = mi_inf + slope / n, weighted by
+            1/null_sd², nats. The exact Gaussian bias (null_mean, ≈ dx·dy / 2n) is removed first, so the 1/n
+            term only has to absorb what is left (non-Gaussian tails); for Gaussian data slope ≈ 0.
         mi_inf_se: standard error of ``mi_inf`` from the fit residuals (nested subsets make it optimistic).
         slope: the 1/n coefficient of that fit, nats·rows.
         rank_x, rank_y: dimensions used at the largest n.
@@ -93,7 +94,7 @@ def mi_curve(X: Any, Y: Any, *, points: int = 8, n_min: int | None = None, shuff
 
     Args:
         X, Y: row-aligned rows [n, dx], [n, dy] (numpy, Zarr or ``(store, site)``).
-        points: grid points. n_min: smallest n (default max(4·(dx+dy), n/64), at least dx+dy+2).
+        points: grid points. n_min: smallest n (default min(4·(dx+dy), n/8), at least dx+dy+2).
         shuffle: visit rows in a random order (in-memory arrays only) so each subset spans the whole
             corpus; on-disk arrays are taken in stored order.
         seed: seed of the row order. rank_tol: relative eigenvalue threshold of the numerical rank.
@@ -107,7 +108,7 @@ def mi_curve(X: Any, Y: Any, *, points: int = 8, n_min: int | None = None, shuff
     floor = dx + dy + 2
     if total < floor:
         raise ModscopeError(f"an MI curve over {dx}+{dy} dimensions needs at least {floor} rows, got {total}")
-    n_min = max(floor, n_min or max(4 * (dx + dy), total // 64))
+    n_min = max(floor, n_min or min(4 * (dx + dy), total // 8))
     grid = geometric_grid(min(n_min, total), total, points)
     order = None
     if shuffle and isinstance(xs, np.ndarray) and isinstance(ys, np.ndarray):
@@ -127,10 +128,10 @@ def mi_curve(X: Any, Y: Any, *, points: int = 8, n_min: int | None = None, shuff
                 if target < 0:
                     break
     field = lambda name: np.array([getattr(r, name) for r in results], dtype=float)  # noqa: E731
-    n, mi, sd = field("n"), field("mi"), field("null_sd")
-    mi_inf, se, slope = extrapolate(n, mi, sd) if len(n) >= 3 else (float("nan"),) * 3
+    n, corrected, sd = field("n"), field("mi_corrected"), field("null_sd")
+    mi_inf, se, slope = extrapolate(n, corrected, sd) if len(n) >= 3 else (float("nan"),) * 3
     last = results[-1]
-    return MICurve(n=n.astype(int), mi=mi, mi_corrected=field("mi_corrected"), null_mean=field("null_mean"),
+    return MICurve(n=n.astype(int), mi=field("mi"), mi_corrected=corrected, null_mean=field("null_mean"),
                    null_sd=sd, z=field("z"), mi_inf=mi_inf, mi_inf_se=se, slope=slope, rank_x=last.rank_x,
                    rank_y=last.rank_y,
                    verdict=verdict_line(last.n, last.mi, last.mi_corrected, last.null_mean, last.null_sd, last.z,

@@ -25,7 +25,10 @@ def test_clusterability_command_writes_result_and_page(tmp_path):
     assert (out / "index.html").exists() and (out / "ncut_vs_null.png").exists()
 
 
-@pytest.mark.parametrize("args", [["--k", "1"], ["--n-shuffles", "1"], ["--layers", "9"], ["--gate", "max"]])
+BAD_ARGS = [["--k", "1"], ["--n-shuffles", "1"], ["--layers", "9"], ["--gate", "max"], ["--jobs", "0"]]
+
+
+@pytest.mark.parametrize("args", BAD_ARGS)
 def test_bad_arguments_raise_modscope_error(args):
     result = runner.invoke(app, ["clusterability", "--model", "tiny-gpt2", "--twin", "none", *args])
     assert isinstance(result.exception, ModscopeError)

@@ -80,3 +80,9 @@ def test_result_json_leaves_out_labels_and_plot_draws(planted):
 def test_bad_k_is_an_error(iid_mlp):
     with pytest.raises(ModscopeError, match="at least 2"):
         clusterability(iid_mlp, k=1)
+
+
+def test_null_does_not_depend_on_the_number_of_worker_processes(iid_mlp):
+    serial = clusterability(iid_mlp, k=3, n_shuffles=4, seed=2, n_jobs=1)
+    parallel = clusterability(iid_mlp, k=3, n_shuffles=4, seed=2, n_jobs=2)
+    np.testing.assert_array_equal(serial.null_ncuts, parallel.null_ncuts)

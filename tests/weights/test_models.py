@@ -55,3 +55,16 @@ def test_mlp_units_are_whole_network_then_each_layer():
     assert list(mlp_units(weights)) == ["all", "layer.0", "layer.1"]
     with pytest.raises(ModscopeError, match="convolutions"):
         mlp_weights(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 2)))
+
+
+@pytest.mark.slow
+def test_smollm2_mlp_blocks_are_576_1536_576_graphs_with_finite_clusterability():
+    from modscope import load_model
+    from modscope.weights import clusterability
+
+    model = load_model("smollm2-135m")
+    weights = block_mlp_weights(model, 0)
+    result = clusterability(weights, k=4, n_shuffles=3, seed=0)
+    assert result.layer_sizes == (576, 1536, 576)
+    assert 0 < result.ncut < 4 and np.isfinite(result.z) and result.null_sd > 0
+    assert sum(result.cluster_sizes) + result.n_isolated == 576 + 1536 + 576

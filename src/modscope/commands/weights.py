@@ -26,7 +26,8 @@ QUESTION = ("Are the network's neurons wired in modules: does spectral clusterin
 
 
 def run_clusterability(model: str, twin: str, *, k: int, n_shuffles: int, layers: list[int] | None, gate: str,
-                       fold_norm: bool, epochs: int, seed: int, twin_seed: int = 0, quiet: bool = False):
+                       fold_norm: bool, epochs: int, seed: int, twin_seed: int = 0, jobs: int = 1,
+                       quiet: bool = False):
     """(trained result, twin result or None, trained units): the library calls behind the command and demo."""
     from modscope.weights.sources import network_units
     from modscope.weights.summary import network_clusterability
@@ -41,7 +42,7 @@ def run_clusterability(model: str, twin: str, *, k: int, n_shuffles: int, layers
         if not quiet:
             console.print(f"[bold]{name}[/bold]: {len(units)} units, {n_shuffles} shuffles each")
         return network_clusterability(units, model=name, graph=graph, k=k, n_shuffles=n_shuffles, seed=seed,
-                                      progress=report), units
+                                      progress=report, n_jobs=jobs), units
 
     trained, units = analyse(model, 0)
     other = None
@@ -108,6 +109,7 @@ def register(app: typer.Typer) -> None:
         fold_norm: bool = typer.Option(False, "--fold-norm", help="Fold the pre-MLP norm gain into W_in."),
         epochs: int = typer.Option(1, "--epochs", help="MNIST MLP training epochs (trained once, then cached)."),
         seed: int = typer.Option(0, "--seed", help="Seed of shuffles, clustering and MNIST training."),
+        jobs: int = typer.Option(1, "--jobs", help="Worker processes for the shuffled null (same result for any)."),
         out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
         """n-cut of spectral clustering of each MLP block / layer vs weight-shuffled networks, trained vs twin."""
@@ -115,12 +117,14 @@ def register(app: typer.Typer) -> None:
             raise ModscopeError(f"--k must be at least 2, got {k}")
         if n_shuffles < 2:
             raise ModscopeError(f"--n-shuffles must be at least 2 (the null needs a spread), got {n_shuffles}")
+        if jobs < 1:
+            raise ModscopeError(f"--jobs must be at least 1, got {jobs}")
         chosen = parse_ints(layers, "--layers") or None
         trained, other, units = run_clusterability(model, twin, k=k, n_shuffles=n_shuffles, layers=chosen,
                                                    gate=gate, fold_norm=fold_norm, epochs=epochs, seed=seed,
-                                                   twin_seed=twin_seed, quiet=as_json)
+                                                   twin_seed=twin_seed, jobs=jobs, quiet=as_json)
         settings = {"model": model, "twin": twin, "k": k, "n_shuffles": n_shuffles, "layers": chosen,
-                    "gate": gate, "fold_norm": fold_norm, "epochs": epochs, "seed": seed}
+                    "gate": gate, "fold_norm": fold_norm, "epochs": epochs, "seed": seed, "jobs": jobs}
         if out is not None:
             write_page(out, trained, other, units, settings)
         emit(out, {"trained": trained.to_json(), "twin": other.to_json() if other else None}, as_json)

@@ -80,6 +80,7 @@ def clusterability(
     seed: int = 0,
     tol: float = 1e-3,
     solver: str = "auto",
+    n_jobs: int = 1,
 ) -> ClusterResult:
     """Spectral clusterability of a layered network with a shuffled-weights null (Filan et al. 2021).
 
@@ -97,6 +98,8 @@ def clusterability(
         seed: seed of the shuffles, the eigensolver start vector and k-means.
         tol: eigensolver tolerance. solver: ``"auto"``, ``"arpack"`` or ``"dense"`` (see
             :func:`modscope.weights.spectral.spectral_embedding`).
+        n_jobs: worker processes for the null (shuffle ``i`` always uses the generator seeded ``[seed, i]``, so
+            the result does not depend on ``n_jobs``).
 
     Returns:
         A :class:`ClusterResult`.
@@ -114,8 +117,7 @@ def clusterability(
         raise ModscopeError(f"a graph of {sum(layer_sizes(layers))} neurons cannot be cut into k={k} clusters")
     partition = spectral_clusters(layers, k, tol=tol, seed=seed, solver=solver)
     observed = layered_ncut(layers, partition.labels, k)
-    rng = np.random.default_rng(seed)
-    null = np.array([_shuffled_ncut(layers, k, rng, tol=tol, seed=seed, solver=solver) for _ in range(n_shuffles)])
+    null = null_ncuts(layers, k, range(n_shuffles), seed=seed, tol=tol, solver=solver, n_jobs=n_jobs)
     comparison = compare_lower(observed, null)
     counts = np.bincount(partition.labels[partition.labels >= 0], minlength=k)
     return ClusterResult(
@@ -126,6 +128,45 @@ def clusterability(
     )
 
 
-def _shuffled_ncut(layers: Sequence[np.ndarray], k: int, rng: np.random.Generator, **kwargs) -> float:
-    shuffled = shuffle_within_layers(layers, rng)
-    return layered_ncut(shuffled, spectral_clusters(shuffled, k, **kwargs).labels, k)
+def null_ncuts(
+    layers: Sequence[np.ndarray], k: int, shuffles: Sequence[int], *, seed: int, n_jobs: int = 1, **kwargs
+) -> np.ndarray:
+    """n-cuts of the spectral clustering of weight-shuffled copies of ``layers`` (shuffle ``i`` seeded ``[seed, i]``).
+
+    Args:
+        layers: ``[|W_0|, ...]``. k: clusters. shuffles: indices of the null networks to make.
+        seed: base seed. n_jobs: worker processes (forked; each gets the weights once). kwargs: ``tol``, ``solver``.
+
+    Returns:
+        ``[len(shuffles)]`` n-cuts.
+    """
+    shuffles = list(shuffles)
+    if n_jobs <= 1 or len(shuffles) < 2:
+        return np.array([_shuffled_ncut(layers, k, i, seed, kwargs) for i in shuffles], dtype=np.float64)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [shuffles[j::n_jobs] for j in range(n_jobs)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_set_worker_layers,
+                             initargs=(layers,)) as pool:
+        parts = list(pool.map(_worker_chunk, [(k, chunk, seed, kwargs) for chunk in chunks]))
+    values = dict(zip((i for chunk in chunks for i in chunk), (v for part in parts for v in part), strict=True))
+    return np.array([values[i] for i in shuffles], dtype=np.float64)
+
+
+def _shuffled_ncut(layers: Sequence[np.ndarray], k: int, index: int, seed: int, kwargs: dict) -> float:
+    shuffled = shuffle_within_layers(layers, np.random.default_rng([seed, index]))
+    return layered_ncut(shuffled, spectral_clusters(shuffled, k, seed=seed, **kwargs).labels, k)
+
+
+_WORKER_LAYERS: list[np.ndarray] = []
+
+
+def _set_worker_layers(layers: Sequence[np.ndarray]) -> None:
+    _WORKER_LAYERS[:] = list(layers)
+
+
+def _worker_chunk(task: tuple) -> list[float]:
+    k, chunk, seed, kwargs = task
+    return [_shuffled_ncut(_WORKER_LAYERS, k, i, seed, kwargs) for i in chunk]

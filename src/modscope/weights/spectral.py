@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.cluster.vq import vq
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from modscope.errors import ModscopeError
@@ -156,7 +157,6 @@ def kmeans(
     n, dims = points.shape
     if n < k:
         raise ModscopeError(f"cannot form k={k} clusters from {n} connected neurons; choose a smaller k")
-    sq_norms = np.einsum("ij,ij->i", points, points)
     threshold = tol * float(np.mean(points.var(axis=0)))
     best_labels, best_inertia = None, np.inf
     for _ in range(n_init):
@@ -168,7 +168,7 @@ def kmeans(
             total = closest.sum()
             centres[c] = points[rng.choice(n, p=closest / total) if total > 0 else rng.integers(n)]
         for _ in range(max_iter):
-            labels = np.argmin(sq_norms[:, None] - 2 * points @ centres.T + (centres**2).sum(axis=1), axis=1)
+            labels, _ = vq(points, centres, check_finite=False)
             counts = np.bincount(labels, minlength=k)
             sums = np.stack([np.bincount(labels, weights=points[:, j], minlength=k) for j in range(dims)], axis=1)
             moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centres)
@@ -176,9 +176,8 @@ def kmeans(
             centres = moved
             if shift <= threshold:
                 break
-        dist = sq_norms[:, None] - 2 * points @ centres.T + (centres**2).sum(axis=1)
-        labels = np.argmin(dist, axis=1)
-        inertia = float(np.sum(dist[np.arange(n), labels].clip(0)))
+        labels, distance = vq(points, centres, check_finite=False)
+        inertia = float(np.sum(distance**2))
         if inertia < best_inertia:
             best_labels, best_inertia = labels, inertia
     _, first = np.unique(best_labels, return_index=True)

@@ -1,15 +1,12 @@
-"""Probe pages and the run index: JSON, decodable figures, numbers shown as stored."""
+"""Probe pages: JSON, decodable figures, numbers shown as stored."""
 
-import base64
-import io
 import json
-import re
 from dataclasses import dataclass
 
 import matplotlib.image as mpimg
 import numpy as np
 
-from modscope.report import build_index, write_probe
+from modscope.report import Number, write_probe
 from modscope.results import Result
 
 
@@ -22,7 +19,7 @@ class Toy(Result):
     def plot(self, ax=None):
         from modscope.report.style import axes
 
-        ax = axes(ax)
+        ax = axes(ax, figsize=(3, 2))
         ax.plot(self.values)
         return ax
 
@@ -34,18 +31,17 @@ def test_probe_directory_holds_json_figures_and_page(tmp_path):
                 settings={"n": 3})
     payload = json.loads((tmp_path / "toy" / "result.json").read_text())
     assert payload["result"] == {"values": [1.5, None, 3.0]}
-    assert payload["settings"] == {"n": 3} and payload["figures"] == ["curve.png"]
+    assert payload["settings"] == {"n": 3} and payload["figures"] == ["curve.png"] and payload["numbers"] == []
     assert mpimg.imread(tmp_path / "toy" / "curve.png").shape[2] in (3, 4)
     page = (tmp_path / "toy" / "index.html").read_text()
     assert "value 1.5 (null 0.0 ± 0.1)" in page and "data:image/png;base64," in page
 
 
-def test_index_links_every_result_with_its_key_figure_embedded(tmp_path):
-    for name in ("a", "b"):
-        res = Toy(np.arange(3.0), np.zeros(1))
-        write_probe(tmp_path / name, probe=name, title=f"probe {name}", question="q?", result=res,
-                    headline=[f"headline {name}"], figures={"f": res.plot().figure})
-    index = build_index(tmp_path).read_text()
-    assert index.count("<section") == 2 and 'href="a/index.html"' in index and "headline b" in index
-    for b64 in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", index):
-        assert mpimg.imread(io.BytesIO(base64.b64decode(b64)), format="png").ndim == 3
+def test_number_headlines_are_stored_as_sentences_and_fields(tmp_path):
+    number = Number("MI", 2.0, "nats", null=0.5, null_sd=0.5)
+    write_probe(tmp_path, probe="toy", title="t", question="q?", result={"x": 1}, headline=[number, "plain"])
+    payload = json.loads((tmp_path / "result.json").read_text())
+    assert payload["headline"] == [number.sentence(), "plain"]
+    assert payload["numbers"] == [{"label": "MI", "value": 2.0, "unit": "nats", "null": 0.5, "null_sd": 0.5,
+                                   "null_name": "null", "z": 3.0, "digits": 3}]
+    assert number.sentence() in (tmp_path / "index.html").read_text()

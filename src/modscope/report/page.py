@@ -14,17 +14,20 @@ from typing import Any
 import pandas as pd
 
 from modscope.paths import write_json_atomic
+from modscope.report.numbers import Number
 from modscope.results import jsonable
 
 RESULT_FILE = "result.json"
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:#222;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-.question{color:#555;font-style:italic}.verdict{background:#f3f6fb;border-left:4px solid #1f5fa8;padding:.5em .8em}
+:root{--trained:#1f5fa8;--twin:#d9822b;--null:#9a9a9a;--ink:#1d2329;--muted:#66707a;--line:#e3e6ea;--bg:#fafbfc}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:var(--ink);line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid var(--line);padding-bottom:.2em}
+.question{color:#4a5560;font-style:italic}
+.verdict{background:#f3f6fb;border-left:4px solid var(--trained);padding:.5em .8em;font-weight:500}
 img{max-width:100%;height:auto;border:1px solid #eee}table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}nav a{margin-right:1em}code{background:#f4f4f4}
-.meta{color:#777;font-size:.85em}
+.meta{color:var(--muted);font-size:.85em}
 """
 
 
@@ -65,7 +68,7 @@ def write_probe(
     title: str,
     question: str,
     result: Any,
-    headline: Sequence[str] = (),
+    headline: Sequence[str | Number] = (),
     verdict: str = "",
     figures: Mapping[str, Any] | None = None,
     tables: Mapping[str, pd.DataFrame] | None = None,
@@ -77,7 +80,9 @@ def write_probe(
         probe: short machine name (``mi``, ``spectrum``, ``jacobian``...), used by the run index.
         title: page title. question: the question the probe answers, in one sentence.
         result: a Result (or anything ``jsonable``) stored under ``"result"`` in the JSON.
-        headline: the key numbers as sentences (each with its null). verdict: one line written from the numbers.
+        headline: the key numbers as sentences (each with its null) or as ``Number``s (value, unit, null, null sd;
+            stored as sentences under ``"headline"`` and as fields under ``"numbers"``, shown as a table by the
+            run report). verdict: one line written from the numbers.
         figures: name -> matplotlib Figure; the first is the key figure of the run index.
         tables: name -> DataFrame shown on the page. settings: the arguments of the run.
 
@@ -89,8 +94,10 @@ def write_probe(
     pngs = {name: figure_png(fig) for name, fig in (figures or {}).items()}
     for name, png in pngs.items():
         (out / f"{name}.png").write_bytes(png)
+    sentences = [h.sentence() if isinstance(h, Number) else str(h) for h in headline]
     payload = {
-        "probe": probe, "title": title, "question": question, "headline": list(headline), "verdict": verdict,
+        "probe": probe, "title": title, "question": question, "headline": sentences, "verdict": verdict,
+        "numbers": [h.to_json() for h in headline if isinstance(h, Number)],
         "figures": [f"{name}.png" for name in pngs], "settings": jsonable(dict(settings or {})),
         "versions": versions(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "result": result.to_json() if hasattr(result, "to_json") else jsonable(result),
@@ -99,8 +106,8 @@ def write_probe(
     body = [f"<h1>{html.escape(title)}</h1>", f'<p class="question">{html.escape(question)}</p>']
     if verdict:
         body.append(f'<p class="verdict">{html.escape(verdict)}</p>')
-    if headline:
-        body.append("<ul>" + "".join(f"<li>{html.escape(h)}</li>" for h in headline) + "</ul>")
+    if sentences:
+        body.append("<ul>" + "".join(f"<li>{html.escape(h)}</li>" for h in sentences) + "</ul>")
     body += [f"<h3>{html.escape(name)}</h3>{img_tag(png, name)}" for name, png in pngs.items()]
     body += [f"<h3>{html.escape(name)}</h3>{table_html(df)}" for name, df in (tables or {}).items()]
     body.append(f'<p class="meta">settings: <code>{html.escape(json.dumps(payload["settings"]))}</code><br>'
@@ -113,35 +120,3 @@ def write_probe(
 def page(title: str, body: str) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body>{body}</body></html>")
-
-
-def find_results(root: str | Path) -> list[tuple[Path, dict]]:
-    """Every probe result under ``root`` (sorted by path), as (directory, parsed result.json)."""
-    found = []
-    for path in sorted(Path(root).rglob(RESULT_FILE)):
-        try:
-            found.append((path.parent, json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return found
-
-
-def build_index(root: str | Path, *, title: str = "modscope report") -> Path:
-    """Write ``root/index.html``: one section per probe result under ``root`` with its key figure embedded."""
-    root = Path(root)
-    results = [(d, r) for d, r in find_results(root) if d != root]
-    nav = "<nav>" + "".join(f'<a href="#s{i}">{html.escape(r["title"])}</a>' for i, (_, r) in enumerate(results))
-    sections = []
-    for i, (directory, r) in enumerate(results):
-        rel = directory.relative_to(root).as_posix()
-        key = directory / r["figures"][0] if r.get("figures") else None
-        fig = img_tag(key.read_bytes(), r["figures"][0]) if key and key.exists() else ""
-        heads = "".join(f"<li>{html.escape(h)}</li>" for h in r.get("headline", []))
-        sections.append(
-            f'<section id="s{i}"><h2>{html.escape(r["title"])}</h2><p class="question">{html.escape(r["question"])}'
-            f'</p><p class="verdict">{html.escape(r.get("verdict", ""))}</p><ul>{heads}</ul>{fig}'
-            f'<p><a href="{rel}/index.html">full page</a> · <a href="{rel}/{RESULT_FILE}">JSON</a></p></section>')
-    meta = f'<p class="meta">versions: {html.escape(json.dumps(versions()))}</p>'
-    body = f"<h1>{html.escape(title)}</h1>{nav}</nav>{''.join(sections) or '<p>No results yet.</p>'}{meta}"
-    (root / "index.html").write_text(page(title, body))
-    return root / "index.html"

@@ -10,7 +10,7 @@ trick). The accuracy column compares the n-cut of the fast path with the exact-e
 The load average is printed: on a machine shared with other jobs the times are pessimistic. BLAS threads follow
 ``OPENBLAS_NUM_THREADS`` (set it to 1 on a loaded machine; 2 threads fighting other jobs is far slower).
 
-    .venv/bin/python benchmarks/clusterability.py [--blocks 3] [--shuffles 8] [--k 4] [--full]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/clusterability.py [--blocks 3] [--shuffles 8] [--full --jobs 2]
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--tol", type=float, default=1e-3)
     parser.add_argument("--full", action="store_true", help="also run the real 50-shuffle null on every block")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes of the --full run")
     args = parser.parse_args()
 
     load_start = os.getloadavg()[0]
@@ -125,10 +126,14 @@ def main() -> None:
     measured = None
     if args.full:
         units = model_mlp_blocks(model)
-        result = network_clusterability(units, model=args.model, k=args.k, n_shuffles=50, seed=0, tol=args.tol)
+        c0 = time.process_time()
+        result = network_clusterability(units, model=args.model, k=args.k, n_shuffles=50, seed=0, tol=args.tol,
+                                        n_jobs=args.jobs)
         measured = result.seconds
-        print(f"measured full run: {measured:.0f} s; {result.n_clusterable}/{len(units)} blocks z < -3, "
-              f"median z {np.median(result.z):.2f}")
+        print(f"measured full run ({args.jobs} processes, load average now {os.getloadavg()[0]:.1f}): "
+              f"{measured:.0f} s wall (main process CPU {time.process_time() - c0:.0f} s); "
+              f"{result.n_clusterable}/{len(units)} blocks z < -3, median z {np.median(result.z):.2f}, "
+              f"z range {result.z.min():.1f}..{result.z.max():.1f}")
     load_end = os.getloadavg()[0]
     out = Path(__file__).parent / "results" / "clusterability.json"
     out.parent.mkdir(exist_ok=True)
@@ -138,7 +143,8 @@ def main() -> None:
         "median_wall_s": wall, "median_cpu_s": cpu, "per_null_network_wall_s": per_null,
         "per_null_network_cpu_s": per_null_cpu, "projected_full_null_wall_s": projected,
         "projected_full_null_cpu_s": projected_cpu, "budget_s": 300,
-        "measured_full_null_s": measured, "max_relative_ncut_error": max(accuracy),
+        "measured_full_null_s": measured, "full_jobs": args.jobs if args.full else None,
+        "max_relative_ncut_error": max(accuracy),
     }, indent=2))
     print(f"wrote {out}")
 

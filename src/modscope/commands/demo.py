@@ -1,14 +1,31 @@
-"""``modscope demo``: every probe on the embedded model, resumable, then one HTML report."""
+"""``modscope demo``: every probe on the embedded model, resumable, with one overall progress display and a report."""
 
 from __future__ import annotations
 
 import time
+import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 
 from modscope.commands.common import DemoContext, console
+from modscope.errors import ModscopeError
+from modscope.paths import write_json_atomic
+from modscope.report.index import RUN_FILE, read_run
 from modscope.report.page import RESULT_FILE
+
+SIZES = ("quick", "default", "full")
+# Seconds per step on 2 shared cores (quick, default, full), measured on demo runs; only used for the ETA.
+ESTIMATE_S: dict[str, tuple[float, float, float]] = {
+    "loss": (10, 20, 60), "mi": (15, 90, 400), "spectrum": (15, 90, 400), "similarity": (15, 60, 300),
+    "anisotropy": (10, 40, 200), "streams": (10, 40, 200), "clusterability": (15, 60, 300), "sae": (20, 120, 600),
+}
+FALLBACK_S = (20.0, 90.0, 400.0)
 
 
 def all_steps() -> list:
@@ -17,43 +34,154 @@ def all_steps() -> list:
     return [step for module in modules() for step in module.demo_steps()]
 
 
-def run_demo(out: Path, size: str = "default", model: str = "smollm2-135m", only: list[str] | None = None) -> Path:
-    """Run every demo step into ``out/<step>`` (finished steps are skipped, so a re-run resumes), then the index."""
-    from modscope.report import build_index
+def estimate(name: str, size: str) -> float:
+    """Expected seconds of step ``name`` at ``size`` (the ETA's prior; corrected by the steps measured so far)."""
+    return ESTIMATE_S.get(name, FALLBACK_S)[SIZES.index(size)]
 
-    ctx = DemoContext(out=out, size=size, model=model)
-    steps = [s for s in all_steps() if not only or s.name in only]
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def progress_line(out: Console, done: int, total: int, elapsed: float, eta: float | None, what: str) -> None:
+    """The overall progress as one static line (a bar, steps done, elapsed, ETA, the next step).
+
+    Printed between steps rather than kept live: probes draw their own rich progress bars, and two live displays
+    on one terminal overwrite each other.
+    """
+    row = Table.grid(padding=(0, 1))
+    row.add_row(ProgressBar(total=max(total, 1), completed=done, width=28), f"{done}/{total} steps",
+                f"elapsed {duration(elapsed)}", f"ETA {duration(eta)}" if eta is not None else "ETA -", what)
+    out.print(row)
+
+
+def check_resumable(out: Path, size: str, model: str) -> None:
+    """A finished step is only reused when the earlier run in ``out`` had the same model and size."""
+    previous = read_run(out)
+    if previous and (previous.get("size"), previous.get("model")) != (size, model):
+        raise ModscopeError(f"{out} holds a {previous.get('size')} run of {previous.get('model')}; resuming it as a "
+                            f"{size} run of {model} would mix the two: pass another --out, or --redo all")
+
+
+def run_demo(out: Path, size: str = "default", model: str = "smollm2-135m", only: list[str] | None = None,
+             redo: list[str] | None = None, steps: list | None = None, display: Console | None = None) -> dict:
+    """Run every demo step into ``out/<step>``, then write ``out/index.html``; returns the run record.
+
+    A step whose ``result.json`` exists is kept (so a re-run resumes) unless named in ``redo`` ("all" redoes all).
+    A step that raises is recorded as failed (traceback in ``out/<step>/error.txt``) and the others still run.
+    ``out/run.json`` (settings, versions, each step's status and seconds) is rewritten after every step, and the
+    report is written even when the run is interrupted.
+
+    Args:
+        size: "quick", "default" or "full" (``DemoContext.pick``). model: the trained model; its twin is the null.
+        only: run just these step names. steps: the steps (default: every module's ``demo_steps()``).
+        display: where progress goes (default: the CLI's stderr console).
+    """
+    from modscope.report import build_index
+    from modscope.report.page import versions
+
+    display = display or console
+    steps = all_steps() if steps is None else steps
+    names = [s.name for s in steps]
+    unknown = sorted((set(only or []) | set(redo or [])) - {"all"} - set(names))
+    if unknown:
+        raise ModscopeError(f"unknown demo step(s) {', '.join(unknown)}; the steps are: {', '.join(names)}")
+    steps = [s for s in steps if not only or s.name in only]
+    redo_all = "all" in (redo or [])
+    if not redo_all:
+        check_resumable(out, size, model)
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    for i, step in enumerate(steps, 1):
-        step_dir = out / step.name
-        prefix = f"[{i}/{len(steps)}] {step.title}"
-        if (step_dir / RESULT_FILE).exists():
-            console.print(f"{prefix}: done earlier, kept")
-            continue
-        t0 = time.perf_counter()
-        console.print(f"{prefix} ...")
-        step.run(ctx, step_dir)
-        console.print(f"{prefix}: {time.perf_counter() - t0:.0f} s (total {time.perf_counter() - start:.0f} s)")
-    return build_index(out, title=f"modscope demo: {model} vs its random-init twin")
+    ctx = DemoContext(out=out, size=size, model=model)
+    earlier = {s["name"]: s for s in read_run(out).get("steps", [])}
+    record = {"title": f"modscope demo: {model} vs its random-init twin", "model": model, "twin": f"random:{model}",
+              "size": size, "started": _now(), "updated": _now(), "seconds": 0.0, "settings": {},
+              "versions": versions(), "steps": []}
+    todo = []
+    for step in steps:
+        kept = (out / step.name / RESULT_FILE).exists() and not (redo_all or step.name in (redo or []))
+        seconds = earlier.get(step.name, {}).get("seconds") if kept else None
+        record["steps"].append({"name": step.name, "title": step.title, "status": "kept" if kept else "pending",
+                                "seconds": seconds, "error": None})
+        if not kept:
+            todo.append(step)
+
+    def save() -> None:
+        record["updated"] = _now()
+        record["settings"] = {"model": model, "size": size, **ctx.settings}
+        write_json_atomic(out / RUN_FILE, record)
+
+    expected = sum(estimate(s.name, size) for s in todo)
+    display.print(f"[bold]modscope demo[/bold] ({size}): {len(steps)} steps, {len(steps) - len(todo)} done earlier; "
+                  f"about {duration(expected)} to go (estimate for 2 cores) → {out}")
+    start, spent, planned = time.perf_counter(), 0.0, 0.0
+    save()
+    try:
+        for i, step in enumerate(todo):
+            entry = next(e for e in record["steps"] if e["name"] == step.name)
+            remaining = sum(estimate(s.name, size) for s in todo[i:])
+            pace = min(max(spent / planned, 0.5), 3.0) if planned else 1.0
+            progress_line(display, i, len(todo), time.perf_counter() - start, remaining * pace,
+                          f"next: {escape(step.title)} ({step.name})")
+            entry["status"] = "running"
+            save()
+            t0 = time.perf_counter()
+            try:
+                step.run(ctx, out / step.name)
+                entry["status"], entry["error"] = "done", None
+                (out / step.name / "error.txt").unlink(missing_ok=True)
+            except Exception as exc:  # one broken probe must not stop the others
+                entry["status"], entry["error"] = "failed", f"{type(exc).__name__}: {exc}"
+                (out / step.name).mkdir(parents=True, exist_ok=True)
+                (out / step.name / "error.txt").write_text(traceback.format_exc())
+                display.print(f"[red]step {step.name} failed[/red]: {escape(entry['error'])}")
+            entry["seconds"] = time.perf_counter() - t0
+            spent, planned = spent + entry["seconds"], planned + estimate(step.name, size)
+            display.print(f"  {step.name}: {entry['status']} in {entry['seconds']:.1f} s")
+        progress_line(display, len(todo), len(todo), time.perf_counter() - start, 0.0, "all steps finished")
+    finally:
+        for entry in record["steps"]:
+            if entry["status"] == "running":
+                entry["status"] = "pending"
+        record["seconds"] = sum(e["seconds"] or 0.0 for e in record["steps"])
+        save()
+        build_index(out, title=record["title"])
+    return record
 
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_cmd(
-        out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory (re-run to resume)."),
+        out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory (re-run the command to resume)."),
         quick: bool = typer.Option(False, "--quick", help="Small settings (about 3 minutes)."),
         full: bool = typer.Option(False, "--full", help="The seeds' sizes (long)."),
         model: str = typer.Option("smollm2-135m", "--model", help="Model to study (its random twin is the null)."),
         only: str = typer.Option(None, "--only", help="Comma-separated step names to run."),
+        redo: str = typer.Option(None, "--redo", help="Comma-separated step names to run again, or 'all'."),
+        list_steps: bool = typer.Option(False, "--list", help="List the steps and their expected times, run none."),
     ) -> None:
-        """Run every probe on the embedded model and its random twin; write OUT/index.html."""
+        """Run every probe on the embedded model and its random twin; write OUT/index.html (one page, offline)."""
         from modscope.commands.common import parse_csv
 
+        if quick and full:
+            raise ModscopeError("--quick and --full exclude each other; pass one of them (or neither for default)")
         size = "quick" if quick else "full" if full else "default"
-        index = run_demo(out, size=size, model=model, only=parse_csv(only) or None)
-        console.print(f"report: [bold]{index}[/bold]")
+        if list_steps:
+            for step in all_steps():
+                console.print(f"{step.name:16s} ~{duration(estimate(step.name, size))}  {escape(step.title)}")
+            return
+        record = run_demo(out, size=size, model=model, only=parse_csv(only) or None, redo=parse_csv(redo) or None)
+        console.print(f"report: [bold]{out / 'index.html'}[/bold] (open it in a browser; it works offline)")
+        failed = [s["name"] for s in record["steps"] if s["status"] == "failed"]
+        if failed:
+            console.print(f"[red]{len(failed)} step(s) failed[/red]: {', '.join(failed)} (see {out}/<step>/error.txt; "
+                          "re-run the same command to retry only those)")
+            raise typer.Exit(1)
 
 
 def demo_steps() -> list:
     return []
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

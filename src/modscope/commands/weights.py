@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
 def demo_step(ctx: DemoContext, out_dir: Path) -> None:
     """Clusterability of the demo model's MLP blocks vs its random twin (sizes by ``ctx.size``)."""
     n_layers = ctx.trained().n_layers
-    layers = ctx.pick([0, n_layers // 2, n_layers - 1], list(range(0, n_layers, 3)), None)
+    layers = ctx.pick(sorted({0, n_layers // 2, n_layers - 1}), list(range(0, n_layers, 3)), None)
     n_shuffles = ctx.pick(4, 10, 50)
     trained, twin, units = run_clusterability(ctx.model, "random", k=4, n_shuffles=n_shuffles, layers=layers,
                                               gate="sum", fold_norm=False, epochs=1, seed=0, quiet=True)

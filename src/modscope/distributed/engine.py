@@ -1,0 +1,81 @@
+"""Engine selection: run a reduction here (``local``) or on a Dask cluster (``dask``: a client, an address, or a new
+LocalCluster sized to this machine)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from modscope.errors import ModscopeError
+
+ENGINES = ("local", "dask")
+# a worker keeps this share of the machine's memory; the rest is for the client process and the OS
+WORKER_MEMORY_SHARE = 0.8
+
+
+def check_engine(engine: str) -> str:
+    """The engine name, validated (``local`` or ``dask``)."""
+    if engine not in ENGINES:
+        raise ModscopeError(f"unknown engine '{engine}'; use one of: {', '.join(ENGINES)}")
+    return engine
+
+
+def machine_cluster_kwargs() -> dict[str, Any]:
+    """LocalCluster settings for this machine: one single-threaded worker per core, memory split evenly.
+
+    Single-threaded workers make the per-task memory simply chunk size x tasks in flight; the float64 GEMMs of the
+    kernels release the GIL, so processes (not threads) are what gives parallel reads and decompression.
+    """
+    import psutil
+
+    cores = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    memory = int(psutil.virtual_memory().total * WORKER_MEMORY_SHARE / cores)
+    return {"n_workers": cores, "threads_per_worker": 1, "memory_limit": memory}
+
+
+@contextlib.contextmanager
+def dask_client(client: Any = None, scheduler: str | None = None) -> Iterator[Any]:
+    """A ``distributed.Client`` for the duration of a computation.
+
+    Args:
+        client: an existing ``distributed.Client`` (used as is, never closed here).
+        scheduler: a scheduler address (``tcp://host:8786``) to connect to; closed on exit.
+
+    With neither, the current default client is used if there is one (``distributed.get_client``), else a
+    ``LocalCluster`` sized by ``machine_cluster_kwargs`` is started and shut down on exit.
+
+    Yields:
+        The client.
+    """
+    if client is not None:
+        yield client
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            connected = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise ModscopeError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
+                                "`dask scheduler` or leave --scheduler out to use a local cluster") from None
+        with connected:
+            yield connected
+        return
+    existing = current_client()
+    if existing is not None:
+        yield existing
+        return
+    with LocalCluster(**machine_cluster_kwargs()) as cluster, Client(cluster) as local:
+        yield local
+
+
+def current_client() -> Any:
+    """The default ``distributed.Client`` of this process, or None."""
+    try:
+        from distributed import get_client
+
+        return get_client()
+    except (ImportError, ValueError):
+        return None

@@ -26,10 +26,11 @@ def random_block(seed=0, tokens=4, d=12, hidden=20):
     return fn, torch.randn(tokens, d, generator=g, dtype=torch.float64)
 
 
-def test_operator_products_match_dense_jacobian_and_are_adjoint():
+@pytest.mark.parametrize("forward", ["transpose", "jvp"])
+def test_operator_products_match_dense_jacobian_and_are_adjoint(forward):
     fn, x = random_block()
     jac = jacobian_matrix(fn, x).numpy()
-    op = operator(fn, x)
+    op = operator(fn, x, forward=forward)
     rng = np.random.default_rng(0)
     v, u = rng.standard_normal(op.shape[1]), rng.standard_normal(op.shape[0])
     np.testing.assert_allclose(op.matvec(v), jac @ v, atol=1e-12)

@@ -1,0 +1,113 @@
+"""Result types of the model-facing Jacobian probes: one sublayer, one path, ranks across layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from modscope.jacobian.spectrum import JacobianSpectrum
+from modscope.report import style
+from modscope.results import Result
+
+
+@dataclass(frozen=True)
+class BlockSpectrum(Result):
+    """The Jacobian spectrum of one sublayer of a model at a real input.
+
+    Attributes:
+        model: model name. layer: block index. part: ``attn`` | ``mlp`` | ``block``.
+        residual: whether the identity path is included. tokens: tokens in the input (J is tokens·d square).
+        spectrum: the JacobianSpectrum (σ in output units per input unit of the residual stream).
+        reproduction_error: max |part(x) − model's own site| / max |site| against the model's float32 forward
+            pass (checks that the isolated part is the sublayer; ~1e-7 expected).
+    """
+
+    model: str
+    layer: int
+    part: str
+    residual: bool
+    tokens: int
+    spectrum: JacobianSpectrum
+    reproduction_error: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.part}{'+I' if self.residual else ''} L{self.layer}, {self.tokens} tok"
+
+    def plot(self, ax=None, *, color: str | None = None):
+        ax = self.spectrum.plot(ax, label=f"{self.model}: {self.label}", color=color or style.model_colour(self.model))
+        ax.set_title(f"{self.label}: rank {self.spectrum.rank}/{self.spectrum.full_size} ({self.spectrum.method})")
+        return ax
+
+
+@dataclass(frozen=True)
+class PathSpectrum(Result):
+    """The spectrum of ∂ x_dst[dst_pos] / ∂ x_src[src_pos] through the model (d×d).
+
+    Attributes:
+        model: model name. src, dst: stream sites. src_pos, dst_pos: token positions.
+        spectrum: the JacobianSpectrum. reproduction_error: as in BlockSpectrum, against the destination site.
+    """
+
+    model: str
+    src: str
+    dst: str
+    src_pos: int
+    dst_pos: int
+    spectrum: JacobianSpectrum
+    reproduction_error: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.src}[{self.src_pos}] → {self.dst}[{self.dst_pos}]"
+
+    def plot(self, ax=None, *, color: str | None = None):
+        ax = self.spectrum.plot(ax, label=f"{self.model}", color=color or style.model_colour(self.model))
+        ax.set_title(f"{self.label}: rank {self.spectrum.rank}/{self.spectrum.full_size}")
+        return ax
+
+
+@dataclass(frozen=True)
+class LayerRanks(Result):
+    """Numerical rank of one part's Jacobian at every layer ("where is the tight pass?").
+
+    Attributes:
+        model, part, residual, tokens: as in BlockSpectrum. layers: block indices.
+        ranks: rank per layer (count of σ above the floor). size: min(n_in, n_out) = tokens·d (full rank).
+        sigma_max: σ₁ per layer. noise_floors: the floor per layer. rank_kind: ``exact`` or ``estimate``.
+        effective_rank: exp of the entropy of σ²/Σσ² per layer (Roy & Vetterli 2007), a floor-free width.
+    """
+
+    model: str
+    part: str
+    residual: bool
+    tokens: int
+    layers: np.ndarray
+    ranks: np.ndarray
+    size: int
+    sigma_max: np.ndarray
+    noise_floors: np.ndarray
+    rank_kind: str
+    effective_rank: np.ndarray
+
+    def plot(self, ax=None, *, color: str | None = None):
+        ax = style.axes(ax)
+        colour = color or style.model_colour(self.model)
+        ax.plot(self.layers, self.ranks / self.size, "o-", color=colour, label=f"{self.model}: rank / {self.size}")
+        ax.plot(self.layers, self.effective_rank / self.size, "s--", color=colour, alpha=0.6,
+                label="effective rank / size")
+        ax.axhline(1.0, color=style.NULL, ls=":", lw=1)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("fraction of full rank")
+        ax.set_title(f"{self.part} Jacobian rank per layer, {self.tokens} tokens")
+        ax.legend(fontsize=7)
+        return ax
+
+
+def effective_rank(values: np.ndarray) -> float:
+    """exp(H(p)) with p = σ²/Σσ² (Roy & Vetterli 2007, "The effective rank", EUSIPCO): 1 for one direction,
+    n for a flat spectrum."""
+    p = np.asarray(values, dtype=np.float64) ** 2
+    p = p[p > 0] / p.sum() if p.sum() > 0 else np.ones(1)
+    return float(np.exp(-(p * np.log(p)).sum()))

@@ -1,14 +1,168 @@
-"""CLI commands for the training capability."""
+"""CLI for training dynamics: `modscope train mnist|modadd`, `modscope sweep`, `modscope gradients`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from modscope.commands.common import JSON_OPTION, OUT_OPTION, DemoStep, console, emit, parse_csv, parse_ints
+from modscope.errors import ModscopeError
+
+train_app = typer.Typer(help="Train a small network reproducibly and record its per-step gradients.",
+                        no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to ``app``."""
+    app.add_typer(train_app, name="train")
+    app.command("gradients")(gradients)
+    app.command("sweep")(sweep)
+
+
+def _store_dir(path: Path) -> Path:
+    return path / "grads" if (path / "grads" / "manifest.json").is_file() else path
+
+
+@train_app.command("mnist")
+def train_mnist_cmd(
+    arch: str = typer.Option("mlp", help="mlp (784-256-128-10, 235k parameters) or cnn."),
+    epochs: int = typer.Option(2, help="Passes over the 50k training images."),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    lr: float = typer.Option(None, help="Learning rate (default 0.1 for sgd, 1e-3 for adam)."),
+    optimizer: str = typer.Option("sgd", help="sgd (update = -lr * gradient) or adam."),
+    seed: int = typer.Option(0),
+    null: str = typer.Option(None, help="Null condition: noise:0.5, pixel-shuffle, row-shuffle, label-shuffle, "
+                                        "classes:2, downscale:14, init-scale:10, width:32."),
+    record: str = typer.Option("grads", help="grads (record every step to OUT/grads, resumable) or none."),
+    params: str = typer.Option("all", help="Recorded tensors: all, matrices, or comma-separated names."),
+    checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Probe-batch logits every N steps."),
+    n_train: int = typer.Option(None, "--n-train", help="Use only the first N training images."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    out: Path = OUT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Train the seed-004 MNIST network (seeded, deterministic) and record every step's gradient."""
+    from modscope.training.mnist import train_mnist
+
+    if record not in ("grads", "none"):
+        raise ModscopeError(f"--record must be grads or none, got '{record}'")
+    if record == "grads" and out is None:
+        raise ModscopeError("--record grads needs --out DIR (gradients go to DIR/grads)")
+    recorder = None if record == "none" else out / "grads"
+    param_sel = params if params in ("all", "matrices") else parse_csv(params)
+    run = train_mnist(arch, epochs, batch_size, lr, seed, null, recorder, optimizer=optimizer, n_train=n_train,
+                      max_steps=max_steps, checkpoint_every=checkpoint_every, record_params=param_sel)
+    payload = {"config": run.config, "n_steps": run.n_steps, "n_params": run.n_params,
+               "final_loss": float(run.losses[-max(1, run.n_steps // 10):].mean()),
+               "valid_accuracy": run.valid_accuracy, "test_accuracy": run.test_accuracy,
+               "gradients": str(recorder) if recorder else None}
+    if out is not None:
+        from modscope.training.pages import write_train_page
+
+        write_train_page(out, run, payload)
+    emit(out, payload, as_json)
+
+
+@train_app.command("modadd")
+def train_modadd_cmd(
+    p: int = typer.Option(113, "--p", help="Modulus (a prime)."),
+    steps: int = typer.Option(3000, help="Full-batch AdamW steps."),
+    train_frac: float = typer.Option(0.3, "--train-frac", help="Fraction of the p^2 pairs used for training."),
+    weight_decay: float = typer.Option(1.0, "--weight-decay"),
+    lr: float = typer.Option(1e-3),
+    seed: int = typer.Option(0),
+    every: int = typer.Option(1, help="Record one step in EVERY."),
+    out: Path = OUT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Train a one-hidden-layer MLP on (a + b) mod p to grokking and record its gradients."""
+    from modscope.training.modadd import train_modadd
+
+    run = train_modadd(p=p, steps=steps, train_frac=train_frac, weight_decay=weight_decay, lr=lr, seed=seed,
+                       recorder=None if out is None else out / "grads", every=every)
+    payload = {"config": run.config, "n_steps": len(run.train_losses), "final_train_accuracy":
+               float(run.train_accuracy[-1]), "final_test_accuracy": float(run.test_accuracy[-1]),
+               "grok_step": run.grok_step, "gradients": str(out / "grads") if out else None}
+    if out is not None:
+        from modscope.training.pages import write_modadd_page
+
+        write_modadd_page(out, run, payload)
+    emit(out, payload, as_json)
+
+
+def gradients(
+    source: Path = typer.Argument(..., help="A `modscope train` output directory or a gradient store."),
+    sample_size: int = typer.Option(400, "--sample-size", help="Steps per sample (seed: 400)."),
+    repeats: int = typer.Option(10, help="Samples drawn (seed: 10)."),
+    skip_first: int = typer.Option(None, "--skip-first", help="Steps left out in the skip study (default 10%)."),
+    method: str = typer.Option("gram", help="gram (in-process float64 Gram) or dask (for stores > RAM)."),
+    replay: str = typer.Option(None, help="Comma-separated k to replay training with rank-k gradients."),
+    out: Path = OUT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Spectrum of all recorded gradients with the seed's thresholds, sampling study, residual, profiles."""
+    from modscope.training.analysis import analyse_gradients
+    from modscope.training.store import GradientStore
+
+    if method not in ("gram", "dask"):
+        raise ModscopeError(f"--method must be gram or dask, got '{method}'")
+    store = GradientStore.open(_store_dir(source))
+    analysis = analyse_gradients(store, sample_size=sample_size, repeats=repeats, skip_first=skip_first,
+                                 method=method)
+    replayed = None
+    if replay:
+        from modscope.training.replay import replay_projected
+
+        replayed = replay_projected(store, ks=parse_ints(replay, "--replay"))
+    payload = {"analysis": analysis.to_json(), "replay": replayed.to_json() if replayed else None}
+    if out is not None:
+        from modscope.training.pages import write_gradients_page
+
+        write_gradients_page(out, analysis, replayed, store)
+    emit(out, payload, as_json)
+
+
+def sweep(
+    nulls: str = typer.Option(",".join(("none", "noise:0.5", "noise:1", "pixel-shuffle", "label-shuffle",
+                                        "classes:2", "downscale:7", "init-scale:10", "width:32")),
+                              help="Comma-separated null conditions ('none' = unchanged)."),
+    max_steps: int = typer.Option(300, "--max-steps", help="Steps per run."),
+    epochs: int = typer.Option(2),
+    arch: str = typer.Option("mlp"),
+    center: bool = typer.Option(False, help="Subtract the mean gradient before counting."),
+    seed: int = typer.Option(0),
+    out: Path = OUT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Train under each null condition and compare the counts of singular values above 5/10/15% of max."""
+    from modscope.training.sweep import run_sweep
+
+    conditions = parse_csv(nulls)
+    if not conditions:
+        raise ModscopeError("--nulls is empty; give e.g. none,noise:0.5,pixel-shuffle")
+    result = run_sweep(conditions, center=center, max_steps=max_steps, epochs=epochs, arch=arch, seed=seed,
+                       progress=lambda c: console.print(f"training [bold]{c}[/bold]"))
+    if out is not None:
+        from modscope.training.pages import write_sweep_page
+
+        write_sweep_page(out, result)
+    emit(out, result.to_json(), as_json)
+
+
+def _demo_run(ctx, out_dir: Path) -> None:
+    from modscope.training.analysis import analyse_gradients
+    from modscope.training.mnist import train_mnist
+    from modscope.training.pages import write_gradients_page
+
+    steps = ctx.pick(60, 300, 1562)
+    run = train_mnist(recorder=True, max_steps=steps, n_train=ctx.pick(6000, None, None),
+                      checkpoint_every=max(5, steps // 30))
+    analysis = analyse_gradients(run, sample_size=min(400, steps // 2), repeats=10)
+    write_gradients_page(out_dir, analysis, None, run.recorder.store,
+                         note=f"demo run: MNIST MLP, {steps} SGD steps (the seed used ~2 epochs = 1562).")
 
 
 def demo_steps() -> list:
-    """This capability's steps of `modscope demo`."""
-    return []
+    """This capability's steps of `modscope demo` (see modscope.commands.common.DemoStep)."""
+    return [DemoStep("gradients", "Gradient-matrix spectrum of MNIST training (seed 004)", _demo_run)]

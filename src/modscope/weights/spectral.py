@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.cluster.vq import vq
-from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from modscope.errors import ModscopeError
 from modscope.weights.graph import layer_sizes
@@ -110,19 +110,21 @@ def spectral_embedding(
     n_small = min(n_even, n_odd)
     if solver == "auto":
         solver = "dense" if n_small <= DENSE_BELOW or k >= n_small else "arpack"
-    if solver == "dense":
-        basis = np.eye(n_small, dtype=dtype)
-        gram = back(forward(basis)).astype(np.float64)
-        values, vectors = np.linalg.eigh((gram + gram.T) / 2)
-        values, vectors = values[::-1][:k], vectors[:, ::-1][:, :k]
-    elif solver == "arpack":
+    if solver not in ("dense", "arpack"):
+        raise ModscopeError(f"unknown solver '{solver}'; use 'auto', 'arpack' or 'dense'")
+    if solver == "arpack":
         op = LinearOperator((n_small, n_small), matvec=lambda v: back(forward(v.astype(dtype))), dtype=dtype)
         v0 = np.random.default_rng(seed).uniform(0.5, 1.5, n_small)
-        values, vectors = eigsh(op, k=k, which="LA", tol=tol, v0=v0)
-        order = np.argsort(values)[::-1]
-        values, vectors = values[order].astype(np.float64), vectors[:, order].astype(np.float64)
-    else:
-        raise ModscopeError(f"unknown solver '{solver}'; use 'auto', 'arpack' or 'dense'")
+        try:
+            values, vectors = eigsh(op, k=k, which="LA", tol=tol, v0=v0)
+            order = np.argsort(values)[::-1]
+            values, vectors = values[order].astype(np.float64), vectors[:, order].astype(np.float64)
+        except ArpackNoConvergence:  # rare; the exact Gram is always an answer
+            solver = "dense"
+    if solver == "dense":
+        gram = back(forward(np.eye(n_small, dtype=dtype))).astype(np.float64)
+        values, vectors = np.linalg.eigh((gram + gram.T) / 2)
+        values, vectors = values[::-1][:k], vectors[:, ::-1][:, :k]
     singular = np.sqrt(np.clip(values, 0.0, None))
     other = forward(vectors.astype(dtype)).astype(np.float64)
     other = np.divide(other, singular, out=np.zeros_like(other), where=singular > 1e-12)

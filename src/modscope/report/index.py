@@ -25,7 +25,8 @@ section.probe{border:1px solid var(--line);border-radius:8px;padding:.2em 1.2em 
 section.probe h2{border:0;margin-top:.6em}section.probe h2 small{font-weight:normal;color:var(--muted);font-size:.6em}
 section.failed{border-color:#e8b4b0;background:#fff8f7}section.failed .verdict{border-color:#b3261e;background:#fdecea}
 section.pending{opacity:.7}.figure{text-align:center;margin:.8em 0}.figure img{max-height:560px}
-ul.headline li{margin:.15em 0}table.numbers td:first-child,table.glance td{text-align:left}
+ul.headline li{margin:.15em 0}table.numbers td:first-child,table.numbers td:nth-child(4),table.glance td,
+table.glance th,table.kv th{text-align:left}
 table.glance{width:100%}table.glance td:first-child{white-space:nowrap}table.kv td:first-child{text-align:left}
 details{margin:.4em 0}summary{cursor:pointer;color:var(--muted)}pre{white-space:pre-wrap;font-size:.8em}
 .links a{margin-right:1em}

@@ -1,0 +1,187 @@
+"""SAE training throughput: modscope's TopK SAE vs SAELens' on the same activations and batch size.
+
+Claim (issue 8): modscope trains a TopK SAE (d_in 576, expansion 8, k 32) at >= 1.0x SAELens' tokens/s
+(stretch 2x). Both time the same work per step: forward, loss, backward, Adam step, decoder-norm handling,
+on the same float32 batches. SAELens is installed by this script into ``benchmarks/.venv-saelens`` (a fresh venv:
+``pip install torch==2.13.0`` then ``pip install sae-lens``) and run there in a subprocess; if that cannot be
+done the SAELens rows are skipped with a message. Runs are interleaved and the median of ``--repeats`` is
+reported, because the machine may be shared.
+
+Usage: .venv/bin/python benchmarks/sae_throughput.py [--steps 6] [--batch-size 4096] [--repeats 3]
+                                                   [--activations random|captured] [--no-saelens]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+VENV = HERE / ".venv-saelens"
+RESULT = HERE / "results" / "sae_throughput.json"
+
+SAELENS_STEP = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np, torch
+    from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
+    from sae_lens.saes.sae import TrainStepInput
+    path, d_sae, k, steps, warmup, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), \\
+        int(sys.argv[5]), int(sys.argv[6])
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    batches = torch.from_numpy(np.load(path))
+    cfg = TopKTrainingSAEConfig(d_in=batches.shape[-1], d_sae=d_sae, k=k, dtype="float32", device="cpu")
+    sae = TopKTrainingSAE(cfg)
+    opt = torch.optim.Adam(sae.parameters(), lr=4e-4, betas=(0.9, 0.999))
+    def step(i):
+        x = batches[i % len(batches)]
+        out = sae.training_forward_pass(TrainStepInput(sae_in=x, coefficients=sae.get_coefficients()
+                                        if hasattr(sae, "get_coefficients") else {}, dead_neuron_mask=None,
+                                        n_training_steps=i))
+        opt.zero_grad()
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)  # as SAELens' SAETrainer does every step
+        opt.step()
+    for i in range(warmup):
+        step(i)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(warmup + i)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "tokens": steps * batches.shape[1]}))
+""")
+
+
+def ensure_saelens() -> tuple[Path | None, str]:
+    """The SAELens venv's python (created and filled on first use), or None and why not."""
+    python = VENV / "bin" / "python"
+    check = [str(python), "-c", "import sae_lens; print(sae_lens.__version__)"]
+    if python.exists():
+        done = subprocess.run(check, capture_output=True, text=True)
+        if done.returncode == 0:
+            return python, done.stdout.strip()
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "torch==2.13.0"], check=True, timeout=900)
+        subprocess.run([*pip, "sae-lens"], check=True, timeout=1800)
+        done = subprocess.run(check, capture_output=True, text=True, check=True)
+        return python, done.stdout.strip()
+    except (subprocess.SubprocessError, OSError) as err:
+        return None, f"could not install sae-lens into {VENV}: {err}"
+
+
+def make_batches(kind: str, n_batches: int, batch_size: int, d_in: int) -> np.ndarray:
+    """[n_batches, batch_size, d_in] float32: Gaussian with a low-rank mix, or captured smollm2 resid_post.3."""
+    if kind == "captured":
+        from modscope import load_model
+        from modscope.corpus import load as load_corpus
+        from modscope.sae.sources import site_activations, token_windows
+
+        model = load_model("smollm2-135m")
+        windows = token_windows(model, load_corpus("bundled").texts, 128)
+        need = -(-n_batches * batch_size // 128)
+        acts = site_activations(model, "resid_post.3", windows[:need]).numpy()
+        if len(acts) < n_batches * batch_size:
+            acts = np.resize(acts, (n_batches * batch_size, acts.shape[1]))
+        return acts[:n_batches * batch_size].reshape(n_batches, batch_size, -1).astype(np.float32)
+    rng = np.random.default_rng(0)
+    mix = rng.standard_normal((d_in, d_in)).astype(np.float32) / np.sqrt(d_in)
+    return (rng.standard_normal((n_batches * batch_size, d_in), dtype=np.float32) @ mix).reshape(
+        n_batches, batch_size, d_in)
+
+
+def modscope_run(batches: np.ndarray, expansion: int, k: int, steps: int, warmup: int) -> dict:
+    """Time ``steps`` training steps of modscope's TopK SAE (the same loop body as ``modscope.sae.train``)."""
+    from modscope.sae import SAEConfig, make_sae
+
+    cfg = SAEConfig(d_in=batches.shape[-1], expansion=expansion, architecture="topk", k=k,
+                    batch_size=batches.shape[1], lr=4e-4)
+    torch.manual_seed(0)
+    sae = make_sae(cfg)
+    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    data = torch.from_numpy(batches)
+
+    def step(i: int) -> None:
+        out = sae.training_step(data[i % len(data)])
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        sae.remove_parallel_gradient()
+        opt.step()
+        sae.normalize_decoder()
+
+    for i in range(warmup):
+        step(i)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(warmup + i)
+    return {"seconds": time.perf_counter() - start, "tokens": steps * batches.shape[1]}
+
+
+def saelens_run(python: Path, path: Path, d_sae: int, k: int, steps: int, warmup: int) -> dict:
+    done = subprocess.run([str(python), "-c", SAELENS_STEP, str(path), str(d_sae), str(k), str(steps), str(warmup),
+                           str(torch.get_num_threads())], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--d-in", type=int, default=576)
+    parser.add_argument("--expansion", type=int, default=8)
+    parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--activations", choices=["random", "captured"], default="random")
+    parser.add_argument("--no-saelens", action="store_true")
+    args = parser.parse_args()
+
+    batches = make_batches(args.activations, 4, args.batch_size, args.d_in)
+    python, version = (None, "skipped (--no-saelens)") if args.no_saelens else ensure_saelens()
+    if python is None:
+        print(f"SAELens: {version}; timing modscope only")
+    d_sae = args.expansion * args.d_in
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "batches.npy"
+        np.save(path, batches)
+        for _ in range(args.repeats):  # interleaved, so that load from other processes hits both alike
+            run = modscope_run(batches, args.expansion, args.k, args.steps, args.warmup)
+            ours.append(run["tokens"] / run["seconds"])
+            if python is not None:
+                run = saelens_run(python, path, d_sae, args.k, args.steps, args.warmup)
+                theirs.append(run["tokens"] / run["seconds"])
+    ours_tps = statistics.median(ours)
+    theirs_tps = statistics.median(theirs) if theirs else float("nan")
+    ratio = ours_tps / theirs_tps if theirs else float("nan")
+    print(f"\nTopK SAE training, d_in {args.d_in}, {d_sae} latents, k {args.k}, batch {args.batch_size}, "
+          f"{args.activations} activations, {torch.get_num_threads()} threads, median of {args.repeats}")
+    print(f"{'implementation':<24}{'tokens/s':>12}{'ratio':>10}")
+    print(f"{'modscope':<24}{ours_tps:>12.0f}{ratio:>10.2f}")
+    if theirs:
+        print(f"{'SAELens ' + version:<24}{theirs_tps:>12.0f}{1.0:>10.2f}")
+    RESULT.parent.mkdir(exist_ok=True)
+    RESULT.write_text(json.dumps({
+        "benchmark": "sae_throughput", "d_in": args.d_in, "n_latents": d_sae, "k": args.k,
+        "batch_size": args.batch_size, "steps": args.steps, "activations": args.activations,
+        "threads": torch.get_num_threads(), "modscope_tokens_per_s": ours, "saelens_tokens_per_s": theirs,
+        "saelens_version": version, "ratio_median": ratio, "goal": ">= 1.0 (stretch 2.0)",
+    }, indent=1))
+    print(f"wrote {RESULT}")
+
+
+if __name__ == "__main__":
+    main()

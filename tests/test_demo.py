@@ -69,6 +69,14 @@ def test_overall_progress_is_printed_between_steps_so_probe_bars_can_run(tmp_pat
     assert "ETA" in text and "next: the c probe" in text and "all steps finished" in text
 
 
+def test_progress_in_a_log_file_is_a_plain_ascii_bar():
+    from modscope.commands.demo import progress_line
+
+    log = Console(file=io.StringIO(), width=200)
+    progress_line(log, 3, 12, 65.0, 130.0, "next: mi")
+    assert log.file.getvalue() == "[######..................] 3/12 steps · elapsed 1:05 · ETA 2:10 · next: mi\n"
+
+
 def test_rerun_resumes_keeping_finished_steps_and_retrying_failed_ones(tmp_path):
     run_demo(tmp_path, size="quick", model="tiny-gpt2", steps=steps([]), display=terminal())
     calls = []

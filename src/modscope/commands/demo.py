@@ -10,8 +10,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress_bar import ProgressBar
-from rich.table import Table
 
 from modscope.commands.common import DemoContext, console
 from modscope.errors import ModscopeError
@@ -48,12 +46,14 @@ def progress_line(out: Console, done: int, total: int, elapsed: float, eta: floa
     """The overall progress as one static line (a bar, steps done, elapsed, ETA, the next step).
 
     Printed between steps rather than kept live: probes draw their own rich progress bars, and two live displays
-    on one terminal overwrite each other.
+    on one terminal overwrite each other. Outside a terminal (a log file) the bar is plain ASCII.
     """
-    row = Table.grid(padding=(0, 1))
-    row.add_row(ProgressBar(total=max(total, 1), completed=done, width=28), f"{done}/{total} steps",
-                f"elapsed {duration(elapsed)}", f"ETA {duration(eta)}" if eta is not None else "ETA -", what)
-    out.print(row)
+    width = 24
+    filled = round(width * done / max(total, 1))
+    bar = (f"[green]{'━' * filled}[/green][bright_black]{'━' * (width - filled)}[/bright_black]" if out.is_terminal
+           else escape(f"[{'#' * filled}{'.' * (width - filled)}]"))
+    out.print(f"{bar} {done}/{total} steps · elapsed {duration(elapsed)} · "
+              f"ETA {duration(eta) if eta is not None else '-'} · {what}", soft_wrap=True, highlight=False)
 
 
 def check_resumable(out: Path, size: str, model: str) -> None:
@@ -113,7 +113,7 @@ def run_demo(out: Path, size: str = "default", model: str = "smollm2-135m", only
 
     expected = sum(estimate(s.name, size) for s in todo)
     display.print(f"[bold]modscope demo[/bold] ({size}): {len(steps)} steps, {len(steps) - len(todo)} done earlier; "
-                  f"about {duration(expected)} to go (estimate for 2 cores) → {out}")
+                  f"about {duration(expected)} to go (estimate for 2 cores) → {out}", soft_wrap=True)
     start, spent, planned = time.perf_counter(), 0.0, 0.0
     save()
     try:

@@ -71,3 +71,14 @@ def test_identical_twin_is_refused(tmp_path):
 
     with pytest.raises(ModscopeError, match="twin-seed"):
         model_mi(load_model("tiny-gpt2"), load_model("random:tiny-gpt2"), TEXTS, "resid_post.0", curve_points=0)
+
+
+def test_demo_steps_write_mi_and_spectrum_pages(tmp_path):
+    from modscope.commands.common import DemoContext
+    from modscope.commands.stats import demo_steps
+
+    ctx = DemoContext(out=tmp_path, size="quick", model="tiny-gpt2")
+    for step in demo_steps():
+        step.run(ctx, tmp_path / step.name)
+        page = json.loads((tmp_path / step.name / "result.json").read_text())
+        assert page["probe"] == step.name and page["verdict"]

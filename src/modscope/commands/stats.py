@@ -198,7 +198,7 @@ def demo_steps() -> list[DemoStep]:
     """``mi`` (trained vs twin, with MI-vs-n curves) and ``spectrum`` (with blocks of the deepest layer)."""
 
     def sizes(ctx: DemoContext) -> tuple[int, int]:
-        return ctx.pick((600, 2), (4000, 5), (20000, 12))
+        return ctx.pick((1300, 2), (4000, 5), (20000, 12))
 
     def run_mi(ctx: DemoContext, out_dir: Path) -> None:
         from modscope.corpus import load as load_corpus
@@ -208,7 +208,7 @@ def demo_steps() -> list[DemoStep]:
         trained = ctx.trained()
         sites = spread_sites(trained.n_layers, layers)
         result = model_mi(trained, ctx.twin(), load_corpus("bundled"), sites, max_tokens=tokens,
-                          curve_points=ctx.pick(4, 6, 8))
+                          curve_points=ctx.pick(4, 6, 8), allow_identical=True)
         write_mi(out_dir, result, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens})
 
     def run_spectrum(ctx: DemoContext, out_dir: Path) -> None:

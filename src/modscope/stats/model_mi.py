@@ -105,7 +105,7 @@ def site_pairs(sites_x: list[str], pair: str) -> list[tuple[str, str]]:
 
 
 def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: str = "twin", curve_points: int = 8,
-                 permutations: int = 0, seed: int = 0) -> ModelMIResult:
+                 permutations: int = 0, seed: int = 0, allow_identical: bool = False) -> ModelMIResult:
     """MI for each site pair of row-aligned capture stores (the computation behind ``modscope mi``).
 
     Args:
@@ -113,6 +113,8 @@ def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: s
         sites: sites to use, in order. pair: "twin" or "layers".
         curve_points: grid points of each MI-vs-n curve (0 switches curves off).
         permutations: row shuffles for a permutation null per pair. seed: seed of shuffles.
+        allow_identical: accept a twin whose activations are a linear copy of the model's (otherwise an error,
+            since it usually means the twin has the model's weights).
 
     Returns:
         ModelMIResult.
@@ -134,7 +136,7 @@ def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: s
         if permutations or curve_points:
             X, Y = np.asarray(X), np.asarray(Y)
         result = gaussian_mi(X, Y, permutations=permutations, seed=seed)
-        if pair == "twin" and result.canonical_correlations.min() > 1 - 1e-6:
+        if pair == "twin" and not allow_identical and result.canonical_correlations.min() > 1 - 1e-6:
             raise ModscopeError(f"{site_x} of the two stores is the same up to a linear map: the twin has the same "
                                 "weights as the model (a random twin of a random tiny model?); use --twin-seed 1")
         results.append(result)
@@ -147,7 +149,7 @@ def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: s
 
 def model_mi(model: Any, twin: Any | None, source: Any, sites: str, *, pair: str = "twin",
              max_tokens: int | None = 20000, ctx: int = 512, curve_points: int = 8, permutations: int = 0,
-             seed: int = 0, progress: bool = False) -> ModelMIResult:
+             seed: int = 0, progress: bool = False, allow_identical: bool = False) -> ModelMIResult:
     """Capture ``sites`` of ``model`` (and ``twin``) on the same tokens of ``source`` and compute their MI.
 
     Args:
@@ -166,4 +168,4 @@ def model_mi(model: Any, twin: Any | None, source: Any, sites: str, *, pair: str
             raise ModscopeError("--pair twin needs a twin model (e.g. --twin random)")
         store_y = capture(twin, source, names, max_tokens=max_tokens, ctx=ctx, progress=progress)
     return mi_of_stores(store_x, store_y, names, pair=pair, curve_points=curve_points, permutations=permutations,
-                        seed=seed)
+                        seed=seed, allow_identical=allow_identical)

@@ -8,17 +8,16 @@ comes with an a-posteriori error bound.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from modscope.distributed.engine import dask_client
-from modscope.distributed.mapreduce import map_reduce, task_bytes
+from modscope.distributed.engine import check_engine, dask_client
+from modscope.distributed.mapreduce import SPLIT_EVERY, task_bytes
 from modscope.errors import ModscopeError
 from modscope.results import Result
-from modscope.training.gram import MAX_CHUNK_ELEMENTS, GradGram, gram_kernel, merge_grams, resolve_params
+from modscope.training.gram import MAX_CHUNK_ELEMENTS, GradGram, compute_gram, gram_kernel, merge_grams, resolve_params
 from modscope.training.spectrum import GRAM_MAX_STEPS, spectrum_of_gram
 from modscope.training.store import GradientStore, as_store
 
@@ -31,39 +30,56 @@ def _merge(parts: list[np.ndarray]) -> np.ndarray:
 
 def gradient_gram(store_or_matrix: Any, *, params=None, steps=None, engine: str = "local", client: Any = None,
                   scheduler: str | None = None, columns: int | None = None) -> GradGram:
-    """``G = sum_p A_p A_p^T`` in float64, each parameter block reduced over column stripes.
+    """``G = sum_p sum_stripes A_ps A_ps^T`` in float64, each parameter block reduced over column stripes.
+
+    The recorder chunks its Zarr arrays by steps (full rows), so on Dask each row chunk is read once and split
+    into column stripes by ``dask.array.rechunk``; one ``gram_kernel`` task per stripe ``[steps, columns]``, and
+    the partial Grams are summed by ``merge_grams`` in a tree. A worker holds one row chunk while splitting and
+    one stripe (``steps x columns x 12`` bytes) while multiplying. ``local`` is ``training.compute_gram``.
 
     Args:
         store_or_matrix: a GradientStore (Zarr-backed for out-of-core work), a store directory, or a matrix.
         params: tensor names (default all). steps: row indices/slice; the full Gram is reduced and then cut
             (``GradGram.subset``), which is exact.
-        engine, client, scheduler: where the stripes run. columns: columns per stripe (default ~128 MB float64).
+        engine, client, scheduler: where the stripes run. columns: columns per stripe (default: as many as fit
+            ``MAX_CHUNK_ELEMENTS`` float64, or an eighth of a worker's memory limit).
 
     Returns:
         GradGram with the per-parameter Grams.
     """
     store = as_store(store_or_matrix)
     names = resolve_params(store, params)
+    if check_engine(engine) == "local":
+        return compute_gram(store, params=names, steps=steps)
     n = store.n_steps
     if n < 2:
         raise ModscopeError(f"only {n} recorded step(s); a spectrum needs at least 2")
-    grams = {}
-    with contextlib.ExitStack() as stack:
-        budget = MAX_CHUNK_ELEMENTS * 8
-        if engine == "dask":
-            client = stack.enter_context(dask_client(client, scheduler))
-            budget = min(budget, task_bytes(client))
-        stripe = columns or max(1, budget // (8 * n))
+    from dask import delayed
+
+    with dask_client(client, scheduler) as cluster:
+        stripe = columns or max(1, min(MAX_CHUNK_ELEMENTS * 8, task_bytes(cluster)) // (8 * n))
+        lazy = {}
         for name in names:
-            source = store.zarr_array(name) if store.path is not None else store.block(name)
-            grams[name] = map_reduce(source, gram_kernel, _merge, axis=1, chunk=stripe, limit=n, engine=engine,
-                                     client=client)
+            stripes = _lazy_block(store, name).rechunk((n, stripe), method="tasks").to_delayed().ravel()
+            parts = [delayed(gram_kernel)(s) for s in stripes]
+            while len(parts) > 1:
+                parts = [delayed(_merge)(parts[i:i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
+            lazy[name] = parts[0]
+        grams = dict(zip(lazy, cluster.gather(cluster.compute(list(lazy.values())))))
     full = GradGram(merge_grams(grams.values()), grams, tuple(names), np.asarray(store.steps),
                     sum(store.size(nm) for nm in names))
     if steps is None:
         return full
     rows = np.arange(n)[steps] if isinstance(steps, slice) else np.asarray(steps, dtype=np.int64)
     return full.subset(rows)
+
+
+def _lazy_block(store: GradientStore, name: str):
+    import dask.array as da
+
+    if store.path is not None:
+        return da.from_zarr(store.zarr_array(name))[: store.n_steps]
+    return da.from_array(store.block(name), chunks=(store.n_steps, -1))
 
 
 @dataclass(frozen=True)
@@ -73,8 +89,8 @@ class OutOfCoreSVD(Result):
     Attributes:
         singular_values: descending, float64 [k] (gradient units).
         time_profiles: float64 [k, steps], row i = unit step-space singular vector u_i. Not in JSON.
-        residuals: ``||A^T u_i - s_i v_i||`` per value (gradient units). For the symmetric ``[[0, A], [A^T, 0]]``
-            the pair (s_i, [u_i; v_i]/sqrt 2) has residual ``r_i / sqrt 2`` (``A v_i = s_i u_i`` holds by
+        residuals: ``||A v_i - s_i u_i||`` per value (gradient units). For the symmetric ``[[0, A], [A^T, 0]]``
+            the pair (s_i, [u_i; v_i]/sqrt 2) has residual ``r_i / sqrt 2`` (``A^T u_i = s_i v_i`` holds by
             construction), so some true singular value lies within ``residuals[i] / sqrt 2`` of ``s_i``
             (Parlett 1998, Thm 4.5.1). 0 for the exact Gram route.
         relative_error_bound: ``residuals / (sqrt 2 * s_i)``.
@@ -112,13 +128,7 @@ class OutOfCoreSVD(Result):
 def _lazy_matrix(store: GradientStore, names: list[str]):
     import dask.array as da
 
-    blocks = []
-    for name in names:
-        if store.path is not None:
-            blocks.append(da.from_zarr(store.zarr_array(name))[: store.n_steps])
-        else:
-            blocks.append(da.from_array(store.block(name), chunks=(store.n_steps, -1)))
-    return da.concatenate(blocks, axis=1).astype(np.float64)
+    return da.concatenate([_lazy_block(store, n) for n in names], axis=1).astype(np.float64)
 
 
 def gradient_svd(store_or_matrix: Any, *, k: int = 50, params=None, method: str = "auto", power_iters: int = 2,
@@ -161,7 +171,8 @@ def gradient_svd(store_or_matrix: Any, *, k: int = 50, params=None, method: str 
     with dask_client(client, scheduler) as dask:
         u, s, v = da.linalg.svd_compressed(matrix, k, n_power_iter=power_iters, seed=seed)
         u, s, v = dask.gather(dask.compute([u, s, v]))
-        residual = da.linalg.norm(matrix.T @ u - v.T * s, axis=0)
+        # A^T u_i = s_i v_i holds exactly for a Rayleigh–Ritz triplet from the range Q; A v_i - s_i u_i is the error
+        residual = da.linalg.norm(matrix @ v.T - u * s, axis=0)
         frobenius_sq = (matrix**2).sum()
         residual, frobenius_sq = dask.gather(dask.compute([residual, frobenius_sq]))
     signs = np.where(u.sum(axis=0) < 0, -1.0, 1.0)

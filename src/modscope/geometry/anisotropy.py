@@ -70,7 +70,7 @@ def record(name: str, histograms: dict[str, HistogramResult]) -> dict:
 
 
 def anisotropy_study(weights: dict[str, np.ndarray], gathered: Gathered | None, *, model: str, tied: bool,
-                     bins: int = 200, block: int = 4096) -> AnisotropyStudy:
+                     bins: int = 200, block: int = 2048) -> AnisotropyStudy:
     """Exact all-pairs cosine histograms (``cosine_histogram``) of each weight matrix's rows and each site's states.
 
     Args:

@@ -88,7 +88,7 @@ def pair_moments(unit: np.ndarray) -> tuple[float, float]:
 
 
 def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
-                     value_range: tuple[float, float] = (-1.0, 1.0), block: int = 4096,
+                     value_range: tuple[float, float] = (-1.0, 1.0), block: int = 2048,
                      threads: int | None = None) -> HistogramResult:
     """Histogram, mean and sd of the cosine of every pair of rows of ``E``, exact over all n(n-1)/2 pairs.
 

@@ -86,13 +86,19 @@ def permuted_labels(codes: np.ndarray, groups, n_permutations: int, seed: int) -
     return np.stack([rng.permutation(group_label)[group_codes] for _ in range(n_permutations)])
 
 
+def sums_by_label(M: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+    """[P, n, c] with entry (p, i, c) = sum_j M_ij [label_p(j) = c] (a batched GEMM; faster here than one wide
+    GEMM, which needs a transposed copy)."""
+    return M @ onehot
+
+
 def within_between(S: np.ndarray, codes: np.ndarray, n_categories: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean within- and between-label similarity (off-diagonal pairs) for a batch of label vectors [P, n]."""
     onehot = np.eye(n_categories)[codes]  # [P, n, c]
     counts = onehot.sum(axis=1)  # [P, c]
     diag = np.diag(S)
-    # sum_c 1_c^T S 1_c, as one batched GEMM
-    within_sum = np.einsum("pjc,pjc->p", S @ onehot, onehot) - diag.sum()
+    # sum_c 1_c^T S 1_c
+    within_sum = np.einsum("pjc,pjc->p", sums_by_label(S, onehot), onehot) - diag.sum()
     within_pairs = (counts * (counts - 1)).sum(axis=1)
     total_pairs = len(codes[0]) * (len(codes[0]) - 1)
     between_sum = S.sum() - diag.sum() - within_sum
@@ -102,7 +108,7 @@ def within_between(S: np.ndarray, codes: np.ndarray, n_categories: int) -> tuple
 def silhouettes(D: np.ndarray, codes: np.ndarray, n_categories: int) -> np.ndarray:
     """Mean silhouette s_i = (b_i - a_i) / max(a_i, b_i) for a batch of label vectors [P, n] (D has zero diagonal)."""
     onehot = np.eye(n_categories)[codes]  # [P, n, c]
-    sums = D @ onehot  # [P, n, c]
+    sums = sums_by_label(D, onehot)
     counts = onehot.sum(axis=1)[:, None, :]  # [P, 1, c]
     own = onehot.astype(bool)
     own_count = np.where(own, counts - 1, counts)

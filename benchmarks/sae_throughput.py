@@ -35,23 +35,23 @@ SAELENS_STEP = textwrap.dedent("""
     import numpy as np, torch
     from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.saes.sae import TrainStepInput
-    path, d_sae, k, steps, warmup, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), \\
-        int(sys.argv[5]), int(sys.argv[6])
+    path, d_sae, k, steps, warmup, threads, sparse = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \\
+        int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7] == "1"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     batches = torch.from_numpy(np.load(path))
-    cfg = TopKTrainingSAEConfig(d_in=batches.shape[-1], d_sae=d_sae, k=k, dtype="float32", device="cpu")
+    cfg = TopKTrainingSAEConfig(d_in=batches.shape[-1], d_sae=d_sae, k=k, dtype="float32", device="cpu",
+                                use_sparse_activations=sparse)
     sae = TopKTrainingSAE(cfg)
     opt = torch.optim.Adam(sae.parameters(), lr=4e-4, betas=(0.9, 0.999))
     def step(i):
         x = batches[i % len(batches)]
-        out = sae.training_forward_pass(TrainStepInput(sae_in=x, coefficients=sae.get_coefficients()
-                                        if hasattr(sae, "get_coefficients") else {}, dead_neuron_mask=None,
-                                        n_training_steps=i))
-        opt.zero_grad()
+        out = sae.training_forward_pass(TrainStepInput(sae_in=x, coefficients={}, dead_neuron_mask=None,
+                                                       n_training_steps=i, is_logging_step=False))
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)  # as SAELens' SAETrainer does every step
         opt.step()
+        opt.zero_grad()
     for i in range(warmup):
         step(i)
     start = time.perf_counter()
@@ -97,8 +97,8 @@ def make_batches(kind: str, n_batches: int, batch_size: int, d_in: int) -> np.nd
         return acts[:n_batches * batch_size].reshape(n_batches, batch_size, -1).astype(np.float32)
     rng = np.random.default_rng(0)
     mix = rng.standard_normal((d_in, d_in)).astype(np.float32) / np.sqrt(d_in)
-    return (rng.standard_normal((n_batches * batch_size, d_in), dtype=np.float32) @ mix).reshape(
-        n_batches, batch_size, d_in)
+    acts = rng.standard_normal((n_batches * batch_size, d_in), dtype=np.float32) @ mix
+    return acts.reshape(n_batches, batch_size, d_in).astype(np.float32)
 
 
 def modscope_run(batches: np.ndarray, expansion: int, k: int, steps: int, warmup: int) -> dict:
@@ -128,11 +128,13 @@ def modscope_run(batches: np.ndarray, expansion: int, k: int, steps: int, warmup
     return {"seconds": time.perf_counter() - start, "tokens": steps * batches.shape[1]}
 
 
-def saelens_run(python: Path, path: Path, d_sae: int, k: int, steps: int, warmup: int) -> dict:
+def saelens_run(python: Path, path: Path, d_sae: int, k: int, steps: int, warmup: int, sparse: bool) -> dict:
+    """Time SAELens' TopKTrainingSAE (``use_sparse_activations`` as given) in its own venv."""
     done = subprocess.run([str(python), "-c", SAELENS_STEP, str(path), str(d_sae), str(k), str(steps), str(warmup),
-                           str(torch.get_num_threads())], capture_output=True, text=True)
+                           str(torch.get_num_threads()), "1" if sparse else "0"], capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(done.stderr[-2000:])
+        errors = [line for line in done.stderr.splitlines() if "Error" in line]
+        raise RuntimeError((errors or done.stderr.splitlines() or ["no output"])[-1][:300])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -154,7 +156,8 @@ def main() -> None:
     if python is None:
         print(f"SAELens: {version}; timing modscope only")
     d_sae = args.expansion * args.d_in
-    ours, theirs = [], []
+    ours, theirs, theirs_sparse = [], [], []
+    sparse_error = None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "batches.npy"
         np.save(path, batches)
@@ -162,22 +165,35 @@ def main() -> None:
             run = modscope_run(batches, args.expansion, args.k, args.steps, args.warmup)
             ours.append(run["tokens"] / run["seconds"])
             if python is not None:
-                run = saelens_run(python, path, d_sae, args.k, args.steps, args.warmup)
+                run = saelens_run(python, path, d_sae, args.k, args.steps, args.warmup, sparse=False)
                 theirs.append(run["tokens"] / run["seconds"])
+                if sparse_error is None:
+                    try:
+                        run = saelens_run(python, path, d_sae, args.k, args.steps, args.warmup, sparse=True)
+                        theirs_sparse.append(run["tokens"] / run["seconds"])
+                    except RuntimeError as err:
+                        sparse_error = str(err)
+                        print(f"SAELens with use_sparse_activations=True failed on this CPU build: {sparse_error}")
     ours_tps = statistics.median(ours)
     theirs_tps = statistics.median(theirs) if theirs else float("nan")
+    sparse_tps = statistics.median(theirs_sparse) if theirs_sparse else float("nan")
     ratio = ours_tps / theirs_tps if theirs else float("nan")
     print(f"\nTopK SAE training, d_in {args.d_in}, {d_sae} latents, k {args.k}, batch {args.batch_size}, "
           f"{args.activations} activations, {torch.get_num_threads()} threads, median of {args.repeats}")
-    print(f"{'implementation':<24}{'tokens/s':>12}{'ratio':>10}")
-    print(f"{'modscope':<24}{ours_tps:>12.0f}{ratio:>10.2f}")
+    print(f"{'implementation':<40}{'tokens/s':>12}{'modscope / it':>16}")
+    print(f"{'modscope':<40}{ours_tps:>12.0f}{1.0:>16.2f}")
     if theirs:
-        print(f"{'SAELens ' + version:<24}{theirs_tps:>12.0f}{1.0:>10.2f}")
+        print(f"{'SAELens ' + version + ' (default)':<40}{theirs_tps:>12.0f}{ratio:>16.2f}")
+        if theirs_sparse:
+            label = "SAELens " + version + " (sparse activations)"
+            print(f"{label:<40}{sparse_tps:>12.0f}{ours_tps / sparse_tps:>16.2f}")
     RESULT.parent.mkdir(exist_ok=True)
     RESULT.write_text(json.dumps({
         "benchmark": "sae_throughput", "d_in": args.d_in, "n_latents": d_sae, "k": args.k,
         "batch_size": args.batch_size, "steps": args.steps, "activations": args.activations,
         "threads": torch.get_num_threads(), "modscope_tokens_per_s": ours, "saelens_tokens_per_s": theirs,
+        "saelens_sparse_tokens_per_s": theirs_sparse, "saelens_sparse_error": sparse_error,
+        "ratio_vs_sparse_median": ours_tps / sparse_tps if theirs_sparse else float("nan"),
         "saelens_version": version, "ratio_median": ratio, "goal": ">= 1.0 (stretch 2.0)",
     }, indent=1))
     print(f"wrote {RESULT}")

@@ -53,7 +53,8 @@ def run_clusterability(model: str, twin: str, *, k: int, n_shuffles: int, layers
 
 def result_table(trained, twin) -> pd.DataFrame:
     table = pd.DataFrame({"unit": trained.units, "ncut": trained.ncut, "null_mean": trained.null_mean,
-                          "null_sd": trained.null_sd, "z": trained.z, "p": trained.p_value})
+                          "null_sd": trained.null_sd, "z": trained.z, "p": trained.p_value,
+                          "cluster_sizes": ["+".join(map(str, sizes)) for sizes in trained.cluster_sizes]})
     if twin is not None and twin.units == trained.units:
         table["twin_ncut"], table["twin_z"] = twin.ncut, twin.z
     return table

@@ -31,6 +31,7 @@ class NetworkClusterability(Result):
         z: ``[n_units]`` ``(ncut - null_mean) / null_sd``. p_value: ``[n_units]`` one-sided shuffle p.
         null_ncuts: ``[n_units, n_shuffles]`` the shuffled n-cuts.
         eigenvalues: ``[n_units, k]`` smallest normalised-Laplacian eigenvalues of each unit's graph.
+        cluster_sizes: ``[n_units, k]`` neurons per cluster (a tiny cluster is often a few outlier neurons).
         seconds: wall time of the whole computation (s).
         results: the per-unit :class:`ClusterResult` (with cluster labels; not in JSON).
     """
@@ -49,6 +50,7 @@ class NetworkClusterability(Result):
     p_value: np.ndarray
     null_ncuts: np.ndarray
     eigenvalues: np.ndarray
+    cluster_sizes: np.ndarray
     seconds: float
     results: tuple[ClusterResult, ...]
 
@@ -103,7 +105,8 @@ def network_clusterability(
         layer_sizes=tuple(r.layer_sizes for r in results), ncut=field("ncut"), null_mean=field("null_mean"),
         null_sd=field("null_sd"), z=field("z"), p_value=field("p_value"),
         null_ncuts=np.array([r.null_ncuts for r in results]).reshape(len(results), n_shuffles),
-        eigenvalues=np.array([r.eigenvalues for r in results]), seconds=time.perf_counter() - start,
+        eigenvalues=np.array([r.eigenvalues for r in results]),
+        cluster_sizes=np.array([r.cluster_sizes for r in results], dtype=np.int64), seconds=time.perf_counter() - start,
         results=tuple(results),
     )
 

@@ -115,3 +115,17 @@ def test_bad_configs_and_sources_raise_modscope_errors():
         train(np.zeros((10, 4, 2), np.float32), SAEConfig())
     with pytest.raises(ModscopeError, match="no SAE"):
         load_sae("/nonexistent-dir")
+
+
+def test_streamed_evaluation_equals_the_array_formula(planted, topk_sae):
+    from modscope.sae.evaluate import evaluate_reconstruction, reconstruction_metrics
+
+    x = planted[0][-700:]
+    with torch.no_grad():
+        z = topk_sae.encode(torch.from_numpy(x))
+        x_hat = topk_sae.decode(z)
+    by_array = reconstruction_metrics(x, x_hat.numpy(), z.numpy())
+    streamed = evaluate_reconstruction(topk_sae, x, chunk=128)
+    for name in ("mse", "fve", "cosine", "l0", "dead_fraction"):
+        assert getattr(streamed, name) == pytest.approx(getattr(by_array, name), rel=1e-5, abs=1e-7)
+    assert by_array.fve == pytest.approx(1 - ((x - x_hat.numpy()) ** 2).sum() / ((x - x.mean(0)) ** 2).sum(), rel=1e-4)

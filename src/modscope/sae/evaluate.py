@@ -60,9 +60,27 @@ def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray, codes: np.ndarray) 
 
 
 @torch.no_grad()
-def evaluate_reconstruction(sae, x: np.ndarray | torch.Tensor, chunk: int = 8192) -> Reconstruction:
-    """Encode and decode ``x`` [tokens, d_in] in chunks and score the reconstruction."""
+def evaluate_reconstruction(sae, x: np.ndarray | torch.Tensor, chunk: int = 2048) -> Reconstruction:
+    """The metrics of ``reconstruction_metrics`` for ``x`` [tokens, d_in], accumulated chunk by chunk (float64),
+    so that the dense codes [tokens, n_latents] are never held at once."""
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    codes = [sae.encode(x[i:i + chunk]) for i in range(0, len(x), chunk)]
-    x_hat = torch.cat([sae.decode(z) for z in codes])
-    return reconstruction_metrics(x.numpy(), x_hat.numpy(), torch.cat(codes).numpy())
+    n, d = x.shape
+    sq_err = cosine = l0 = 0.0
+    alive = torch.zeros(sae.n_latents, dtype=torch.bool)
+    mean = x.double().mean(dim=0)
+    total = float((x.double() - mean).pow(2).sum())
+    for start in range(0, n, chunk):
+        xs = x[start:start + chunk]
+        z = sae.encode(xs)
+        x_hat = sae.decode(z).double()
+        xd = xs.double()
+        sq_err += float((xd - x_hat).pow(2).sum())
+        norms = (xd.norm(dim=1) * x_hat.norm(dim=1)).clamp_min(1e-30)
+        cosine += float(((xd * x_hat).sum(dim=1) / norms).sum())
+        active = z > 0
+        l0 += float(active.sum())
+        alive |= active.any(dim=0)
+    return Reconstruction(
+        mse=sq_err / n / d, fve=1 - sq_err / total if total > 0 else float("nan"), cosine=cosine / n, l0=l0 / n,
+        dead_fraction=float((~alive).float().mean()), n_tokens=int(n),
+    )

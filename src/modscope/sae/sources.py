@@ -96,8 +96,10 @@ class ArraySource(ActivationSource):
 
     def chunks(self, seed: int) -> Iterator[np.ndarray]:
         rng = np.random.default_rng(seed + 1)
-        while True:
-            yield self.array[:self.n_train][rng.permutation(self.n_train)]
+        while True:  # one epoch per permutation, handed out in slices so that no full copy is made
+            order = rng.permutation(self.n_train)
+            for start in range(0, self.n_train, SHUFFLE_BUFFER_ROWS):
+                yield self.array[np.sort(order[start:start + SHUFFLE_BUFFER_ROWS])]
 
 
 @dataclass

@@ -56,7 +56,7 @@ def input_scale(sample: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def heldout_stats(sae: SAE, heldout: torch.Tensor, chunk: int = 8192) -> tuple[np.ndarray, float]:
+def heldout_stats(sae: SAE, heldout: torch.Tensor, chunk: int = 2048) -> tuple[np.ndarray, float]:
     """Firing counts of every latent on ``heldout`` and the fraction of its variance explained."""
     counts = np.zeros(sae.n_latents, dtype=np.int64)
     sq_err = 0.0

@@ -58,3 +58,11 @@ def test_zero_rows_are_left_out_and_torch_input_is_accepted():
 def test_histogram_rejects_fewer_than_two_rows():
     with pytest.raises(ModscopeError, match="at least 2"):
         cosine_histogram(np.zeros((3, 4)))
+
+
+def test_skipping_extremes_gives_the_same_counts_and_moments():
+    E = np.random.default_rng(2).normal(size=(90, 6))
+    with_extremes = cosine_histogram(E, bins=30, block=16)
+    without = cosine_histogram(E, bins=30, block=16, extremes=False)
+    np.testing.assert_array_equal(with_extremes.counts, without.counts)
+    assert without.mean == with_extremes.mean and np.isnan(without.max)

@@ -133,9 +133,9 @@ def demo_similarity(ctx: DemoContext, out: Path) -> None:
 
     similarity_report([ctx.trained(), ctx.twin()], load_corpus("bundled"),
                       sites=ctx.pick("resid_post.*", "attn_out.*,resid_post.*", "attn_out.*,resid_post.*"),
-                      kinds=ctx.pick(["cosine"], ["cosine", "scaled", "centred"], ["cosine", "scaled", "centred"]),
+                      kinds=ctx.pick(["cosine"], ["cosine", "centred"], ["cosine", "scaled", "centred"]),
                       per_category=ctx.pick(2, 3, 4), positions=ctx.pick("last:5", "last:10", "last:10"),
-                      ctx=ctx.pick(128, 512, 512), n_permutations=ctx.pick(200, 1000, 2000), out=out)
+                      ctx=ctx.pick(128, 256, 512), n_permutations=ctx.pick(200, 500, 2000), out=out)
 
 
 def demo_anisotropy(ctx: DemoContext, out: Path) -> None:
@@ -151,7 +151,7 @@ def demo_streams(ctx: DemoContext, out: Path) -> None:
     from modscope.geometry.reports import streams_report
 
     streams_report(ctx.trained(), load_corpus("bundled"), per_category=ctx.pick(2, 3, 4),
-                   positions=ctx.pick("last:5", "last:10", "last:10"), ctx=ctx.pick(128, 512, 512),
+                   positions=ctx.pick("last:5", "last:10", "last:10"), ctx=ctx.pick(128, 256, 512),
                    n_permutations=ctx.pick(50, 200, 500), out=out)
 
 

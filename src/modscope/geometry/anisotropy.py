@@ -58,8 +58,8 @@ class AnisotropyStudy(Result):
 
 
 def both_ways(rows: np.ndarray, *, bins: int, block: int) -> dict[str, HistogramResult]:
-    return {"raw": cosine_histogram(rows, bins=bins, block=block),
-            "centred": cosine_histogram(rows, centre=True, bins=bins, block=block)}
+    return {"raw": cosine_histogram(rows, bins=bins, block=block, extremes=False),
+            "centred": cosine_histogram(rows, centre=True, bins=bins, block=block, extremes=False)}
 
 
 def record(name: str, histograms: dict[str, HistogramResult]) -> dict:

@@ -22,6 +22,7 @@ SIZES = ("quick", "default", "full")
 ESTIMATE_S: dict[str, tuple[float, float, float]] = {
     "loss": (10, 20, 60), "mi": (15, 90, 400), "spectrum": (15, 90, 400), "similarity": (15, 60, 300),
     "anisotropy": (10, 40, 200), "streams": (10, 40, 200), "clusterability": (15, 60, 300), "sae": (20, 120, 600),
+    "jacobian": (20, 90, 400), "gradients": (20, 90, 400),
 }
 FALLBACK_S = (20.0, 90.0, 400.0)
 
@@ -120,7 +121,7 @@ def run_demo(out: Path, size: str = "default", model: str = "smollm2-135m", only
         for i, step in enumerate(todo):
             entry = next(e for e in record["steps"] if e["name"] == step.name)
             remaining = sum(estimate(s.name, size) for s in todo[i:])
-            pace = min(max(spent / planned, 0.5), 3.0) if planned else 1.0
+            pace = min(max(spent / planned, 0.25), 10.0) if planned else 1.0
             progress_line(display, i, len(todo), time.perf_counter() - start, remaining * pace,
                           f"next: {escape(step.title)} ({step.name})")
             entry["status"] = "running"

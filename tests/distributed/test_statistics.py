@@ -99,3 +99,12 @@ def test_map_reduce_runs_any_kernel_in_chunk_order(client):
 def test_unknown_engine_is_a_clear_error():
     with pytest.raises(ModscopeError, match="unknown engine"):
         md.covariance(np.ones((4, 2)), engine="spark")
+
+
+def test_stats_api_dispatches_to_the_dask_engine(big, client):
+    from modscope.stats import covariance as stats_covariance
+
+    x, y = big
+    assert rel(stats_covariance(x, engine="dask", client=client).cov, covariance(x).cov) < RTOL
+    assert abs(gaussian_mi(x, y, engine="dask", client=client).mi / gaussian_mi(x, y).mi - 1) < RTOL
+    assert rel(spectrum(x, engine="dask", client=client).eigenvalues, spectrum(x).eigenvalues) < RTOL

@@ -187,7 +187,8 @@ def iter_joint_batches(sources: Sequence[Any], *, rows: int = DEFAULT_ROWS,
             yield pending.result()
 
 
-def covariance(*sources: Any, rows: int = DEFAULT_ROWS) -> Covariance:
+def covariance(*sources: Any, rows: int = DEFAULT_ROWS, engine: str = "local", client: Any = None,
+               scheduler: str | None = None) -> Covariance:
     """Stream the covariance of one source, or the joint covariance of several row-aligned sources.
 
     Args:
@@ -195,12 +196,19 @@ def covariance(*sources: Any, rows: int = DEFAULT_ROWS) -> Covariance:
             With several, the result is the joint accumulator over the concatenated columns
             [d_1 + d_2 + ...], read batch by batch so no source is materialised whole.
         rows: rows per batch.
+        engine: ``local`` (this process) or ``dask`` (one task per Zarr chunk, the same ``from_batch`` kernel and
+            ``merge``; see ``modscope.distributed``). client / scheduler: a Dask client or scheduler address
+            (default: a LocalCluster sized to the machine).
 
     Returns:
         A ``Covariance`` with ``.n``, ``.mean``, ``.cov``.
     """
     if not sources:
         raise ModscopeError("covariance() needs at least one array or (store, site) pair")
+    if engine != "local":
+        from modscope.distributed.statistics import covariance as chunked_covariance
+
+        return chunked_covariance(*sources, engine=engine, client=client, scheduler=scheduler)
     arrays = [resolve(s) for s in sources]
     acc = Covariance(sum(feature_dim(a) for a in arrays))
     for batch in iter_joint_batches(arrays, rows=rows):

@@ -149,7 +149,8 @@ def permutation_null(X: np.ndarray, Y: np.ndarray, joint: Covariance, dx: int, *
 
 
 def gaussian_mi(X: Any, Y: Any = None, *, dx: int | None = None, bias_correct: bool = True,
-                permutations: int = 0, seed: int = 0, rank_tol: float = DEFAULT_RANK_TOL) -> MIResult:
+                permutations: int = 0, seed: int = 0, rank_tol: float = DEFAULT_RANK_TOL, engine: str = "local",
+                client: Any = None, scheduler: str | None = None) -> MIResult:
     """Mutual information of the Gaussian fitted to (X, Y): I = ½ log(det Σx det Σy / det Σ) (Cover & Thomas, eq. 8.56).
 
     Args:
@@ -161,6 +162,7 @@ def gaussian_mi(X: Any, Y: Any = None, *, dx: int | None = None, bias_correct: b
         permutations: number of row shuffles of Y for an empirical null (needs rows, not an accumulator).
         seed: seed of the permutations.
         rank_tol: relative eigenvalue threshold of the numerical rank.
+        engine, client, scheduler: where the joint covariance is streamed (see ``covariance``).
 
     Returns:
         MIResult with the plug-in, corrected, exact-null and (optionally) permutation-null numbers.
@@ -175,7 +177,7 @@ def gaussian_mi(X: Any, Y: Any = None, *, dx: int | None = None, bias_correct: b
         raise ModscopeError("gaussian_mi needs X and Y (or a joint Covariance accumulator and dx)")
     xs, ys = resolve(X), resolve(Y)
     dx = feature_dim(xs)
-    joint = covariance(xs, ys)
+    joint = covariance(xs, ys, engine=engine, client=client, scheduler=scheduler)
     result = mi_from_covariance(joint, dx, bias_correct=bias_correct, rank_tol=rank_tol)
     if permutations > 0:
         perm = permutation_null(np.asarray(xs), np.asarray(ys), joint, dx, permutations=permutations, seed=seed,

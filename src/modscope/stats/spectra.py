@@ -125,7 +125,8 @@ def eigenvalues_of(acc: Covariance, standardize: bool) -> np.ndarray:
 
 
 def spectrum(X_or_cov: Any, *, standardize: bool = False, shuffle: bool = True, seed: int = 0, top_k: int = 10,
-             tail: tuple[float, float] = (0.05, 0.5)) -> SpectrumResult:
+             tail: tuple[float, float] = (0.05, 0.5), engine: str = "local", client: Any = None,
+             scheduler: str | None = None) -> SpectrumResult:
     """Eigenvalue spectrum of the covariance of X, with Marchenko–Pastur and column-shuffle nulls.
 
     Args:
@@ -135,6 +136,7 @@ def spectrum(X_or_cov: Any, *, standardize: bool = False, shuffle: bool = True, 
         shuffle: compute the column-shuffled null (rows in memory only).
         seed: seed of the shuffle.
         top_k: k of ``topk_share``. tail: (first, last) fractions of the rank over which the power law is fit.
+        engine, client, scheduler: where the covariance is streamed (see ``covariance``).
 
     Returns:
         SpectrumResult.
@@ -142,7 +144,7 @@ def spectrum(X_or_cov: Any, *, standardize: bool = False, shuffle: bool = True, 
     if isinstance(X_or_cov, Covariance):
         acc, rows = X_or_cov, None
     else:
-        acc = covariance(X_or_cov)
+        acc = covariance(X_or_cov, engine=engine, client=client, scheduler=scheduler)
         rows = X_or_cov if isinstance(X_or_cov, np.ndarray) else None
     if acc.n < 2:
         raise ModscopeError(f"a spectrum needs at least 2 rows, got {acc.n}")

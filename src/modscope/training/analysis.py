@@ -27,7 +27,8 @@ class GradientAnalysis(Result):
             400 x 10 protocol; ``random-skip`` leaves out the first ``skip_first`` steps).
         residual: HeldoutResidual (fit on ``sample_size`` random steps). profiles: TimeProfiles (top 10).
         logits: LogitPCA over checkpoints, or None when the run kept no checkpoints.
-        trajectory_pc: variance fractions of the top 5 PCs of the weight trajectory (SGD: from the Gram).
+        trajectory_pc: variance fractions of the top 5 PCs of the weight trajectory, from the Gram; NaN
+            unless the run used plain SGD and recorded every step (otherwise updates are not -lr * gradient).
         random_walk: RandomWalkNull with as many steps (its trajectory PC1 -> 6/pi^2 = 0.608).
     """
 
@@ -69,13 +70,17 @@ def analyse_gradients(source, *, sample_size: int = 400, repeats: int = 10, skip
     spectrum = spectrum_from_gram(gg, method=method)
     lrs = np.asarray(store.lrs, dtype=np.float64)
     lrs = None if np.isnan(lrs).any() else lrs[np.searchsorted(store.steps, gg.steps)]
+    # the weight trajectory is L diag(lr) A only for plain SGD with every step recorded
+    every_step = list(gg.steps) == list(range(len(store.steps))) == list(store.steps)
+    plain_sgd = store.meta.get("optimizer", "sgd") == "sgd" and store.meta.get("task") != "modadd"
+    trajectory = trajectory_pc_fractions(gg.gram, lrs) if every_step and plain_sgd else np.full(5, np.nan)
     ckpt = store.checkpoint_logits
     return GradientAnalysis(
         spectrum=spectrum, centred=spectrum_from_gram(gg, center=True, method=method), sampling=sampling,
         residual=heldout_residual(gg, fit_size=max(2, min(sample_size, n - 1, int(0.75 * n))), seed=seed),
         profiles=time_profiles(spectrum, k=10),
         logits=logit_pca(ckpt, store.checkpoint_steps) if len(ckpt) >= 3 else None,
-        trajectory_pc=trajectory_pc_fractions(gg.gram, lrs), random_walk=random_walk_null(n, null_dim, seed=seed))
+        trajectory_pc=trajectory, random_walk=random_walk_null(n, null_dim, seed=seed))
 
 
 __all__ = ["GradientAnalysis", "PC1_RANDOM_WALK", "analyse_gradients"]

@@ -73,7 +73,9 @@ def write_gradients_page(out: Path, analysis, replay, store, note: str = "") -> 
     spec = analysis.spectrum
     rand = analysis.sampling["random"]
     rank = min(spec.n_steps, spec.n_params)
-    figures = {"spectrum": spec.plot().figure, "sampling": rand.plot().figure,
+    spectrum_ax = spec.plot()
+    analysis.centred.plot(spectrum_ax, colour=NULL, label="mean gradient subtracted", thresholds=False)
+    figures = {"spectrum": spectrum_ax.figure, "sampling": rand.plot().figure,
                "residual": analysis.residual.plot().figure, "time_profiles": analysis.profiles.plot().figure}
     if analysis.logits is not None:
         figures["logit_pca"] = analysis.logits.plot().figure
@@ -90,9 +92,10 @@ def write_gradients_page(out: Path, analysis, replay, store, note: str = "") -> 
         f"top-10 directions of {held.n_fit} fit steps explain "
         f"{held.heldout_explained[np.searchsorted(held.ks, min(10, held.ks[-1]))]:.1%} of held-out gradient "
         f"norm² (random directions: {10 / spec.n_params:.1e}).",
-        f"weight-trajectory PC1 holds {analysis.trajectory_pc[0]:.1%} of its variance (random walk: "
-        f"{analysis.random_walk.pc1_theory:.1%}).",
     ]
+    if np.isfinite(analysis.trajectory_pc[0]):
+        headline.append(f"weight-trajectory PC1 holds {analysis.trajectory_pc[0]:.1%} of its variance "
+                        f"(random walk: {analysis.random_walk.pc1_theory:.1%}).")
     if replay is not None:
         headline.append("replay final loss per k: " + ", ".join(
             f"k={k}: {v:.3f}" for k, v in zip(replay.ks, replay.final_loss, strict=True))

@@ -74,12 +74,12 @@ class GradSpectrum(Result):
 
     _json_exclude = ("time_profiles", "gram", "steps")
 
-    def plot(self, ax=None, *, label: str | None = None, colour: str = TRAINED):
+    def plot(self, ax=None, *, label: str | None = None, colour: str = TRAINED, thresholds: bool = True):
         """Normalised singular values (log y) against index, with the 0.05/0.10/0.15 thresholds."""
         ax = axes(ax)
         ax.semilogy(np.arange(1, len(self.normalized) + 1), np.maximum(self.normalized, 1e-12), color=colour,
                     lw=1.2, label=label or f"{'centred ' if self.center else ''}all {self.n_steps} steps")
-        for frac in THRESHOLDS:
+        for frac in THRESHOLDS if thresholds else ():
             ax.axhline(frac, color=NULL, ls="--", lw=0.8)
             ax.text(len(self.normalized), frac, f" {frac:.2f}: {self.counts.get(frac, '')}", va="bottom",
                     ha="right", fontsize=7, color="#555")

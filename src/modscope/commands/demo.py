@@ -109,6 +109,7 @@ def run_demo(out: Path, size: str = "default", model: str = "smollm2-135m", only
 
     def save() -> None:
         record["updated"] = _now()
+        record["seconds"] = sum(e["seconds"] or 0.0 for e in record["steps"])
         record["settings"] = {"model": model, "size": size, **ctx.settings}
         write_json_atomic(out / RUN_FILE, record)
 
@@ -144,7 +145,6 @@ def run_demo(out: Path, size: str = "default", model: str = "smollm2-135m", only
         for entry in record["steps"]:
             if entry["status"] == "running":
                 entry["status"] = "pending"
-        record["seconds"] = sum(e["seconds"] or 0.0 for e in record["steps"])
         save()
         build_index(out, title=record["title"])
     return record

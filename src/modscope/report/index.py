@@ -190,6 +190,8 @@ def run_section(run: dict, probe_versions: dict) -> str:
 def _not_done_line(step: dict) -> str:
     if step.get("status") == "failed":
         return f"failed: {(step.get('error') or '').strip().splitlines()[-1] if step.get('error') else 'error'}"
+    if step.get("status") == "running":
+        return "running now (if the demo was stopped, re-run it to resume)"
     return "not run yet (re-run the demo to resume)"
 
 

@@ -1,14 +1,129 @@
-"""CLI commands for the distributed capability (not built yet)."""
+"""CLI for running modscope beyond one process: sharded capture, and the streaming statistics on a Dask cluster."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+from modscope.commands.common import JSON_OPTION, OUT_OPTION, cached_model, console, emit
+from modscope.errors import ModscopeError
+
+ENGINE_OPTION = typer.Option("dask", "--engine", help="local (this process) or dask (a cluster).")
+SCHEDULER_OPTION = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 "
+                                "(default: a LocalCluster sized to this machine).")
+STATS = ("covariance", "mi", "spectrum", "histogram")
+
+
+def _summary(name: str, result) -> dict:
+    if name == "covariance":
+        return {"n": result.n, "dim": result.dim, "trace": float(result.cov.trace()), "mean_norm":
+                float((result.mean ** 2).sum() ** 0.5)}
+    return result.to_json()
+
+
+def _write(out: Path | None, payload: dict) -> None:
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "result.json").write_text(json.dumps(payload, indent=2, default=str))
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to ``app``."""
 
+    @app.command("capture-shard")
+    def capture_shard_cmd(
+        model: str = typer.Option(..., "--model", help="Model name (every worker loads it by this name)."),
+        corpus: str = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt, or a .jsonl."),
+        sites: str = typer.Option("resid_post.*", "--sites", help="Site names or patterns, comma-separated."),
+        positions: str = typer.Option("all", "--positions", help="all | last:K | first:K | range:A:B | i,j,k"),
+        max_tokens: int = typer.Option(None, "--max-tokens", help="Stop after this many captured positions."),
+        ctx: int = typer.Option(512, "--ctx", help="Tokens per document (longer documents are cut)."),
+        batch_size: int = typer.Option(None, "--batch-size", help="Documents per forward pass."),
+        shards: int = typer.Option(2, "--shards", help="Disjoint document ranges captured in parallel."),
+        engine: str = typer.Option("processes", "--engine", help="processes | dask | serial"),
+        scheduler: str = SCHEDULER_OPTION,
+        out: Path = typer.Option(..., "--out", help="Zarr store directory (re-run the same command to resume)."),
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Capture SITES of MODEL into one Zarr store from several processes or Dask workers (resumable)."""
+        from modscope import corpus as corpus_mod
+        from modscope.capture.sharded import capture_sharded
+
+        if max_tokens is not None and max_tokens <= 0:
+            raise ModscopeError(f"--max-tokens must be > 0, got {max_tokens}")
+        store = capture_sharded(cached_model(model), corpus_mod.load(corpus), sites, out=out, shards=shards,
+                                positions=positions, max_tokens=max_tokens, ctx=ctx, batch_size=batch_size,
+                                engine=engine, scheduler=scheduler)
+        summary = {"store": str(out), "rows": store.n_rows, "sites": store.shapes, "shards": shards}
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+        else:
+            console.print(f"captured {store.n_rows} rows of {len(store.sites)} sites in {shards} shards into {out}")
+
+    @app.command("dask-stats")
+    def dask_stats_cmd(
+        store: Path = typer.Argument(..., help="A capture store directory."),
+        stat: str = typer.Option("covariance", "--stat", help="covariance | mi | spectrum | histogram"),
+        site: str = typer.Option(..., "--site", help="Site (X for mi)."),
+        site_y: str = typer.Option(None, "--site-y", help="Y site for mi."),
+        engine: str = ENGINE_OPTION,
+        scheduler: str = SCHEDULER_OPTION,
+        out: Path = OUT_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """A streaming statistic of a store's rows, chunk by chunk, here or on a Dask cluster."""
+        import modscope.distributed as md
+        from modscope.capture import ActivationStore
+
+        if stat not in STATS:
+            raise ModscopeError(f"--stat must be one of {', '.join(STATS)}, got '{stat}'")
+        if stat == "mi" and not site_y:
+            raise ModscopeError("--stat mi needs --site-y (the Y site)")
+        acts = ActivationStore.open(store)
+        where = {"engine": engine, "scheduler": scheduler}
+        if stat == "covariance":
+            result = md.covariance((acts, site), **where)
+        elif stat == "mi":
+            result = md.gaussian_mi((acts, site), (acts, site_y), **where)
+        elif stat == "spectrum":
+            result = md.covariance_spectrum((acts, site), **where)
+        else:
+            result = md.cosine_histogram((acts, site), **where)
+        payload = {"stat": stat, "engine": engine, "store": str(store), "site": site, "site_y": site_y,
+                   "result": _summary(stat, result)}
+        _write(out, payload)
+        if as_json:
+            typer.echo(json.dumps(payload, indent=2, default=str))
+        else:
+            console.print(f"{stat} of {site} over {acts.n_rows} rows ({engine}): {json.dumps(payload['result'])[:300]}")
+
+    @app.command("grad-svd")
+    def grad_svd_cmd(
+        store: Path = typer.Argument(..., help="A gradient store directory (from `modscope train ... --record`)."),
+        k: int = typer.Option(50, "--k", help="Singular values wanted."),
+        method: str = typer.Option("auto", "--method", help="auto | gram | svd_compressed"),
+        power_iters: int = typer.Option(2, "--power-iters", help="Power iterations of svd_compressed (>= 2)."),
+        engine: str = ENGINE_OPTION,
+        scheduler: str = SCHEDULER_OPTION,
+        out: Path = OUT_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Top singular values of a recorded gradient store, out of core, with their error bounds."""
+        import modscope.distributed as md
+
+        result = md.gradient_svd(store, k=k, method=method, power_iters=power_iters, engine=engine,
+                                 scheduler=scheduler)
+        payload = result.to_json()
+        _write(out, payload)
+        emit(None, payload, as_json)
+        if not as_json:
+            console.print(f"{result.method}: top values {result.singular_values[:5].round(4).tolist()}, "
+                          f"{result.captured:.1%} of ||A||_F^2, max relative error bound "
+                          f"{float(result.relative_error_bound.max(initial=0)):.2e}")
+
 
 def demo_steps() -> list:
-    """This capability's steps of `modscope demo` (see modscope.commands.common.DemoStep)."""
+    """This capability's steps of `modscope demo` (see modscope.commands.common.DemoStep): none, it runs on stores."""
     return []

@@ -150,22 +150,26 @@ def binned_pairs(unit: torch.Tensor, bins: int, low: float, high: float, block: 
             for start_j in range(start_i, n, block):
                 parts.append(block_pair_counts(unit[start_i:start_i + block], unit[start_j:start_j + block],
                                                diagonal=start_j == start_i, bins=bins, low=low, high=high,
-                                               buffer=buffer))
+                                               buffer=buffer, extremes=extremes))
                 if len(parts) > 1:
                     parts = [merge_block_counts(parts)]
     finally:
         torch.set_num_threads(previous)
     padded, lowest, highest = merge_block_counts(parts)
+    if not extremes:
+        lowest = highest = float("nan")
     return fold_edge_bins(padded), lowest, highest
 
 
 def block_pair_counts(rows_i: torch.Tensor, rows_j: torch.Tensor, *, diagonal: bool, bins: int, low: float,
-                      high: float, buffer: torch.Tensor | None = None) -> tuple[np.ndarray, float, float]:
+                      high: float, buffer: torch.Tensor | None = None, extremes: bool = True
+                      ) -> tuple[np.ndarray, float, float]:
     """The per-block kernel: counts of the cosines ``rows_i @ rows_j^T`` (strict upper triangle when ``diagonal``).
 
     Returns:
         (float64 counts over ``bins + 2`` padded bins, the outer two catching float32 rounding just past the
-        range; smallest cosine; largest cosine). Partial results of disjoint block pairs merge exactly
+        range; smallest cosine; largest cosine — +inf/-inf when ``extremes`` is False). Partial results of
+        disjoint block pairs merge exactly
         (``merge_block_counts``).
     """
     width = (high - low) / bins
@@ -181,10 +185,12 @@ def block_pair_counts(rows_i: torch.Tensor, rows_j: torch.Tensor, *, diagonal: b
             if len(rows_i) < 2:
                 return padded.numpy(), lowest, highest
             mask = torch.ones(len(rows_i), len(rows_j), dtype=torch.bool).tril()
-            highest = float(cosines.masked_fill(mask, -np.inf).max())
+            if extremes:
+                highest = float(cosines.masked_fill(mask, -np.inf).max())
             cosines.masked_fill_(mask, np.inf)
-            lowest = float(cosines.min())
-        else:
+            if extremes:
+                lowest = float(cosines.min())
+        elif extremes:  # a whole extra pass over the block, so only on request
             block_min, block_max = torch.aminmax(cosines)
             lowest, highest = float(block_min), float(block_max)
         # histc counts in float32, exact only up to 2^24 per call

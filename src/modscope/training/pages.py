@@ -127,7 +127,18 @@ def write_sweep_page(out: Path, result) -> Path:
         question="Do the 'few singular values' survive when the data or model has no structure to learn?",
         result=result, headline=[f"{ref_text} above 10% of max; the null conditions range "
                                  f"{int(result.counts[0.10].min())}–{int(result.counts[0.10].max())}."],
-        verdict="compare each null's count with the unchanged run's; similar counts mean the low rank is not "
-                "about what is learned.",
+        verdict=_sweep_verdict(result, ref),
         figures={"counts": result.plot().figure, "spectra": result.plot_spectra().figure},
         tables={"conditions": table}, settings={"center": result.center})
+
+
+def _sweep_verdict(result, ref: int | None) -> str:
+    if ref is None:
+        return "add 'none' to --nulls to compare the null conditions with the unchanged run"
+    base = int(result.counts[0.10][ref])
+    others = [(c, int(n)) for i, (c, n) in enumerate(zip(result.conditions, result.counts[0.10], strict=True))
+              if i != ref]
+    more = [c for c, n in others if n > 2 * base]
+    fewer = [c for c, n in others if n < base / 2]
+    return (f"unchanged run: {base}; more than twice as many: {', '.join(more) or 'none'}; "
+            f"fewer than half: {', '.join(fewer) or 'none'}.")

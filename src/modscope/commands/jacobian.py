@@ -1,14 +1,242 @@
-"""CLI commands for the jacobian capability."""
+"""CLI commands for the jacobian capability: ``modscope jacobian`` (sublayer spectra, ranks per layer, paths)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from modscope.commands.common import (
+    JSON_OPTION,
+    OUT_OPTION,
+    DemoContext,
+    DemoStep,
+    cached_model,
+    emit,
+    parse_ints,
+    positive,
+    twin_name,
+)
+from modscope.errors import ModscopeError
+
+QUESTION = ("Is there a tight pass: do attention/MLP sublayers (no residual) or the end-to-end path squeeze the "
+            "residual stream through fewer directions than its width, above a stated float64 noise floor?")
+
+
+def default_text(corpus: str = "bundled") -> str:
+    """The documents of a corpus joined: enough tokens for any --tokens or --dst-pos up to a few thousand."""
+    from modscope.corpus import load as load_corpus
+
+    return "\n\n".join(load_corpus(corpus).texts)
+
+
+def parse_path(path: str) -> tuple[str, str]:
+    src, sep, dst = path.partition(":")
+    if not sep or not src.strip() or not dst.strip():
+        raise ModscopeError(f"--path must be SRC:DST, e.g. resid_pre.0:resid_post.29, got '{path}'")
+    return src.strip(), dst.strip()
+
+
+def models_for(model: str, twin: str, twin_seed: int) -> list:
+    found = [cached_model(model)]
+    if twin != "none":
+        found.append(cached_model(twin_name(model, twin), twin_seed))
+    return found
+
+
+def block_report(models: list, text: str, *, layer: int, parts: list[str], tokens: list[int], k: int | None,
+                 method: str, floor: float | None, residual: bool, ranks: bool, rank_tokens: int) -> dict:
+    """Run the sublayer probes; returns {"spectra": [...], "ranks": [...]} of results."""
+    from modscope.jacobian.probes import block_spectrum, layer_ranks
+
+    spectra = [block_spectrum(m, text, layer=layer, part=part, residual=residual, tokens=t, k=k, method=method,
+                              floor=floor) for m in models for part in parts for t in tokens]
+    per_layer = [layer_ranks(m, text, part=part, tokens=rank_tokens, residual=residual, floor=floor)
+                 for m in models for part in parts] if ranks else []
+    return {"spectra": spectra, "ranks": per_layer}
+
+
+def block_figures(found: dict) -> dict:
+    from modscope.report import style
+
+    figures = {}
+    parts = sorted({r.part for r in found["spectra"]})
+    fig, axs = style.grid(len(parts), cols=2, size=4.2)
+    for ax, part in zip(axs, parts, strict=True):
+        mine = [r for r in found["spectra"] if r.part == part]
+        for i, r in enumerate(mine):
+            r.spectrum.plot(ax, label=f"{r.model}, {r.tokens} tok (rank {r.spectrum.rank}/{r.spectrum.full_size})",
+                            color=style.model_colour(r.model), floor=i == 0)
+            ax.lines[-1].set_alpha(0.4 + 0.6 * (i + 1) / len(mine))
+        ax.set_title(f"{part} Jacobian, layer {mine[0].layer}{' + identity' if mine[0].residual else ''}")
+    figures["singular_values"] = fig
+    if found["ranks"]:
+        fig, axs = style.grid(len(parts), cols=2, size=4.2)
+        for ax, part in zip(axs, parts, strict=True):
+            for r in found["ranks"]:
+                if r.part == part:
+                    r.plot(ax)
+        figures["rank_per_layer"] = fig
+    return figures
+
+
+def block_headline(found: dict) -> tuple[list[str], str]:
+    lines = [f"{r.model} {r.label}: rank {r.spectrum.rank} of {r.spectrum.full_size} ({r.spectrum.rank_kind}) "
+             f"above the floor {r.spectrum.noise_floor:.2g} ({r.spectrum.floor_rule}), σ₁ = {r.spectrum.sigma_max:.3g}"
+             f", method {r.spectrum.method}, part reproduces the model to {r.reproduction_error:.1e}"
+             for r in found["spectra"]]
+    for r in found["ranks"]:
+        lowest = int(r.ranks.argmin())
+        lines.append(f"{r.model} {r.part} over {len(r.layers)} layers at {r.tokens} tokens: lowest rank "
+                     f"{r.ranks[lowest]} of {r.size} at layer {r.layers[lowest]} (full rank = {r.size})")
+    deficient = [r for r in found["spectra"] if r.spectrum.rank < r.spectrum.full_size]
+    if not deficient:
+        verdict = "No tight pass: every Jacobian measured is full rank above the float64 noise floor."
+    else:
+        r = min(deficient, key=lambda r: r.spectrum.rank / r.spectrum.full_size)
+        verdict = (f"Narrowest: {r.model} {r.label} loses {r.spectrum.full_size - r.spectrum.rank} of "
+                   f"{r.spectrum.full_size} directions below the floor ({r.spectrum.rank / r.spectrum.full_size:.1%}"
+                   f" of full rank).")
+    return lines, verdict
+
+
+def path_report(models: list, text: str, *, src: str, dst: str | None, src_pos: int, dst_pos: list[int],
+                k: int | None, method: str, floor: float | None, covariance: bool, cov_k: int, max_rows: int) -> dict:
+    from modscope.jacobian.compare import path_vs_covariance
+    from modscope.jacobian.probes import path_spectrum
+
+    paths = [path_spectrum(m, text, src=src, dst=dst, src_pos=src_pos, dst_pos=j, k=k, method=method, floor=floor)
+             for m in models for j in dst_pos]
+    alignments = []
+    if covariance:
+        from modscope.corpus import load as load_corpus
+
+        source = load_corpus("bundled").texts
+        alignments = [path_vs_covariance(m, text, source, src=src, dst=dst, src_pos=src_pos, dst_pos=dst_pos[0],
+                                         k=cov_k, max_rows=max_rows) for m in models]
+    return {"paths": paths, "alignments": alignments}
+
+
+def path_figures(found: dict) -> dict:
+    from modscope.report import style
+
+    ax = style.axes(None)
+    for i, r in enumerate(found["paths"]):
+        r.spectrum.plot(ax, label=f"{r.model}: {r.label} (rank {r.spectrum.rank})", color=style.model_colour(r.model),
+                        floor=i == 0)
+        ax.lines[-1].set_linestyle("-" if r.dst_pos == r.src_pos else "--")
+    ax.set_title("path Jacobian singular values")
+    figures = {"path_singular_values": ax.figure}
+    if found["alignments"]:
+        ax = style.axes(None)
+        for r in found["alignments"]:
+            r.plot(ax)
+        figures["jacobian_vs_covariance"] = ax.figure
+    return figures
+
+
+def path_headline(found: dict) -> tuple[list[str], str]:
+    lines = [f"{r.model} {r.label}: rank {r.spectrum.rank} of {r.spectrum.full_size} above {r.spectrum.noise_floor:.2g}"
+             f", σ₁ = {r.spectrum.sigma_max:.3g}, σ₁/σ_median = "
+             f"{r.spectrum.sigma_max / max(float(r.spectrum.values[len(r.spectrum.values) // 2]), 1e-300):.3g}"
+             for r in found["paths"]]
+    lines += [f"{a.model}: top-{a.k} Jacobian input directions vs top-{a.k} covariance eigenvectors: mean cos² "
+              f"{a.mean_cos2:.3f} vs random-subspace null {a.null_mean_cos2:.3f} ± {a.null_sd_cos2:.3f} (z = {a.z:.1f})"
+              for a in found["alignments"]]
+    first = found["paths"][0]
+    verdict = (f"{first.model} {first.label}: {first.spectrum.rank} of {first.spectrum.full_size} directions survive "
+               f"the path above the float64 floor.")
+    if found["alignments"]:
+        a = found["alignments"][0]
+        agree = "agree with" if a.z > 3 else "do not beat a random subspace against"
+        verdict += f" Its top-{a.k} sensitive directions {agree} the top variance directions (z = {a.z:.1f})."
+    return lines, verdict
+
+
+def to_json(found: dict) -> dict:
+    return {key: [r.to_json() for r in values] for key, values in found.items()}
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to ``app``."""
 
+    @app.command("jacobian")
+    def jacobian_command(
+        model: str = typer.Option("smollm2-135m", "--model", help="Model name."),
+        layer: int = typer.Option(1, "--layer", help="Block of the sublayer (negative counts from the end)."),
+        part: str = typer.Option("mlp", "--part", help="mlp, attn, block, or several comma-separated."),
+        tokens: str = typer.Option("2,34", "--tokens", help="Token counts, comma-separated (J is tokens·d square)."),
+        residual: bool = typer.Option(False, "--residual", help="Add the identity (residual) path back."),
+        k: int = typer.Option(None, "--k", help="Only the top-k singular values (lanczos for big J)."),
+        method: str = typer.Option("auto", "--method", help="auto, exact, tokenwise (mlp), lanczos, slq."),
+        floor: float = typer.Option(None, "--floor", help="Absolute noise floor (default max(n)·eps64·σ₁)."),
+        ranks: bool = typer.Option(False, "--ranks", help="Also the rank at every layer (where is the tight pass?)."),
+        rank_tokens: int = typer.Option(8, "--rank-tokens", help="Tokens for --ranks."),
+        path: str = typer.Option(None, "--path", help="End-to-end SRC:DST, e.g. resid_pre.0:resid_post.29."),
+        src_pos: int = typer.Option(0, "--src-pos", help="Source token of --path."),
+        dst_pos: str = typer.Option(None, "--dst-pos", help="Destination token(s) of --path (default src-pos)."),
+        covariance: bool = typer.Option(False, "--covariance", help="With --path: principal angles vs the source "
+                                        "site's covariance over the bundled corpus."),
+        cov_k: int = typer.Option(16, "--cov-k", help="Subspace dimension for --covariance."),
+        max_rows: int = typer.Option(20000, "--max-rows", help="Covariance rows for --covariance."),
+        twin: str = typer.Option("none", "--twin", help="'random' adds the random-init twin; a model name; 'none'."),
+        twin_seed: int = typer.Option(0, "--twin-seed", help="Seed of a random twin."),
+        text: str = typer.Option(None, "--text", help="Input text (default: the bundled corpus, joined)."),
+        out: Path = OUT_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Singular values and rank of sublayer or end-to-end Jacobians, with a stated noise floor."""
+        for value, what in ((k, "--k"), (rank_tokens, "--rank-tokens"), (cov_k, "--cov-k"), (max_rows, "--max-rows")):
+            positive(value, what)
+        settings = {"model": model, "twin": twin, "layer": layer, "part": part, "tokens": tokens, "k": k,
+                    "method": method, "floor": floor, "residual": residual, "path": path, "src_pos": src_pos,
+                    "dst_pos": dst_pos}
+        text = text or default_text()
+        models = models_for(model, twin, twin_seed)
+        if path:
+            src, dst = parse_path(path)
+            found = path_report(models, text, src=src, dst=dst, src_pos=src_pos,
+                                dst_pos=parse_ints(dst_pos, "--dst-pos") if dst_pos else [src_pos], k=k,
+                                method=method, floor=floor, covariance=covariance, cov_k=cov_k, max_rows=max_rows)
+            figures_of, headline_of, title = path_figures, path_headline, f"Path Jacobian {path}"
+        else:
+            parts = [p.strip() for p in part.split(",") if p.strip()]
+            found = block_report(models, text, layer=layer, parts=parts, tokens=parse_ints(tokens, "--tokens"), k=k,
+                                 method=method, floor=floor, residual=residual, ranks=ranks, rank_tokens=rank_tokens)
+            figures_of, headline_of, title = block_figures, block_headline, f"Sublayer Jacobians, layer {layer}"
+        write_report(out, found, figures_of, headline_of, title, settings)
+        emit(out, to_json(found), as_json)
+
+
+def write_report(out: Path | None, found: dict, figures_of, headline_of, title: str, settings: dict) -> None:
+    if out is None:
+        return
+    from modscope.report import write_probe
+
+    headline, verdict = headline_of(found)
+    write_probe(out, probe="jacobian", title=title, question=QUESTION, result=to_json(found), headline=headline,
+                verdict=verdict, figures=figures_of(found), settings=settings)
+
+
+def run_demo(ctx: DemoContext, out_dir: Path) -> None:
+    """Layer-1 MLP and attention spectra at 2 and 34 tokens, MLP rank per layer, and seed 000's path question."""
+    text = default_text()
+    models = [ctx.trained(), ctx.twin()]
+    found = block_report(models, text, layer=1, parts=["mlp", "attn"], tokens=ctx.pick([2, 8], [2, 34], [2, 34, 128]),
+                         k=ctx.pick(32, 64, 64), method="auto", floor=None, residual=False, ranks=True,
+                         rank_tokens=ctx.pick(2, 8, 34))
+    found["ranks"] = [r for r in found["ranks"] if r.part == "mlp"] if ctx.size != "full" else found["ranks"]
+    write_report(out_dir / "jacobian_blocks", found, block_figures, block_headline,
+                 "Sublayer Jacobians: where is the tight pass?", {"layer": 1, "size": ctx.size})
+    last = ctx.trained().n_layers - 1
+    src_pos = ctx.pick(8, 64, 100)
+    paths = path_report(models, text, src="resid_pre.0", dst=f"resid_post.{last}", src_pos=src_pos,
+                        dst_pos=[src_pos, src_pos + 2], k=None, method="auto", floor=None,
+                        covariance=ctx.size != "quick", cov_k=16, max_rows=ctx.pick(2000, 8000, 20000))
+    write_report(out_dir / "jacobian_path", paths, path_figures, path_headline,
+                 f"Path Jacobian resid_pre.0 → resid_post.{last}", {"src_pos": src_pos, "size": ctx.size})
+
 
 def demo_steps() -> list:
-    """This capability's steps of `modscope demo`."""
-    return []
+    """This capability's steps of `modscope demo` (see modscope.commands.common.DemoStep)."""
+    return [DemoStep("jacobian", "Jacobian spectra: sublayers, ranks per layer, end-to-end path", run_demo)]

@@ -207,7 +207,8 @@ def tokenwise_singular_values(
         A TokenwiseSpectrum (method ``tokenwise``).
     """
     blocks = tokenwise_jacobians(token_fn, x, dtype=dtype)
-    per_token = torch.linalg.svdvals(blocks).numpy()  # [T, min(d_out, d_in)]
+    # LAPACK gesdd per block through numpy: torch's batched CPU svdvals is many times slower on d×d stacks
+    per_token = np.linalg.svd(blocks.numpy(), compute_uv=False)  # [T, min(d_out, d_in)]
     tokens, d_out, d_in = blocks.shape
     full = spectrum_from_values(per_token.reshape(-1), "tokenwise", tokens * d_in, tokens * d_out, floor=floor)
     token_ranks = (per_token > full.noise_floor).sum(axis=1)

@@ -117,10 +117,16 @@ def write_spectrum(out: Path | None, result, settings: dict) -> None:
         for site, b in zip(result.block_sites, found, strict=True):
             figures[f"blocks_{who}_{site}"] = b.plot(title=f"{who} {site}: z={b.z:.1f}").figure
     last = result.trained[-1]
-    verdict = (f"Deepest site {result.sites[-1]}: {last.n_above_shuffle} of {last.d} directions beat the "
-               f"column-shuffled null and the participation ratio is {last.participation_ratio:.1f}"
-               + (" — a few big channels" if last.participation_ratio < 0.05 * last.d else " — many medium channels")
-               + ".")
+    shape = "a few big channels" if last.participation_ratio < 0.05 * last.d else "many medium channels"
+    verdict = (f"Deepest site {result.sites[-1]}: participation ratio {last.participation_ratio:.1f} of {last.d} "
+               f"(shuffled null {last.shuffle_participation_ratio or float('nan'):.1f}), top-1 share "
+               f"{last.top1_share:.0%}, {last.n_above_shuffle} directions above the column-shuffled null: {shape}")
+    if result.twin_spectra:
+        twin_last = result.twin_spectra[-1]
+        verdict += f"; twin participation ratio {twin_last.participation_ratio:.1f}"
+    if last.top1_share > 0.5 and not last.standardized:
+        verdict += " (one coordinate dominates the variance; --standardize shows the correlation structure)"
+    verdict += "."
     write_probe(out, probe="spectrum", title=f"Covariance spectra: {result.model}", question=SPECTRUM_QUESTION,
                 result=result, headline=headline, verdict=verdict, figures=figures,
                 tables={"spectra": result.table()}, settings=settings)

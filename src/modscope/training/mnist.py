@@ -140,6 +140,11 @@ class TrainRun:
         return len(self.losses)
 
     @property
+    def accuracy(self) -> float:
+        """Final test accuracy (fraction); same as ``test_accuracy``."""
+        return self.test_accuracy
+
+    @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 

@@ -132,9 +132,11 @@ def headline(report: SAEReport) -> tuple[list[str], str]:
                      f"{d['n_falling']} are falling and {d['n_rising']} rising by > 2 s.e. (null: slope 0).")
     verdict = "no evaluation available"
     if s and d:
-        falling = d["n_falling"] / max(d["ultra_rare"][-1], 1)
-        verdict = (f"The SAE recovers {s['loss_recovered']:.0%} of the site's loss contribution; "
-                   f"{falling:.0%} of its ultra-rare features are still heading towards dead.")
+        rare = d["ultra_rare"][-1]
+        fate = (f"{d['n_falling'] / rare:.0%} of its {rare} ultra-rare features are still heading towards dead"
+                if rare else f"none of its features is ultra-rare at this resolution (1/{d['n_heldout']} tokens), "
+                             f"{d['dead'][-1]} are dead")
+        verdict = f"The SAE recovers {s['loss_recovered']:.0%} of the site's loss contribution; {fate}."
     elif r:
         verdict = f"The SAE explains {r['fve']:.0%} of held-out variance at L0 {r['l0']:.1f}."
     return lines, verdict

@@ -155,3 +155,17 @@ def test_spectrum_json_and_plot():
     payload = spec.to_json()
     assert payload["method"] == "slq" and "right_vectors" not in payload
     assert spec.plot().get_yscale() == "log"
+
+
+def test_subspace_alignment_of_same_and_orthogonal_subspaces():
+    from modscope.jacobian.compare import subspace_alignment
+
+    covariance = np.diag([5.0, 4.0, 3.0, 0.2, 0.1, 0.05])
+    same = subspace_alignment(np.eye(6)[:2], np.array([2.0, 1.0]), covariance)
+    np.testing.assert_allclose(same.cosines, [1.0, 1.0])
+    assert same.mean_cos2 == pytest.approx(1.0) and same.null_mean_cos2 == pytest.approx(2 / 6)
+    orthogonal = subspace_alignment(np.eye(6)[3:5], np.array([2.0, 1.0]), covariance)
+    np.testing.assert_allclose(orthogonal.angles_deg, [90.0, 90.0])
+    assert orthogonal.z < 0 < same.z
+    with pytest.raises(ModscopeError, match="covariance"):
+        subspace_alignment(np.eye(6)[:2], np.ones(2), np.eye(5))

@@ -29,6 +29,10 @@ def test_random_twin_shares_config_and_tokenizer_but_not_weights():
     assert not torch.equal(twin.W_E, base.W_E)
 
 
+def test_twin_of_a_random_model_is_a_different_random_model():
+    assert not torch.equal(load_model("random:tiny-gpt2").W_E, load_model("tiny-gpt2").W_E)
+
+
 def test_float64_models_run_in_float64():
     m = load_model("tiny-llama", dtype=torch.float64)
     out = m.run_with_sites(torch.tensor([[1, 2, 3]]), ["resid_post.1"])

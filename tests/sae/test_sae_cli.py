@@ -59,3 +59,16 @@ def test_training_from_a_capture_store_site_reads_the_stores_rows(tiny_gpt2):
     assert sae.d_in == tiny_gpt2.d_model and sae.meta["site"] == "mlp_out.0"
     with pytest.raises(ModscopeError, match="not in this store"):
         StoreSource(store, "resid_post.1")
+
+
+def test_train_from_a_store_on_disk_writes_a_page_with_reconstruction(tmp_path, tiny_gpt2):
+    from modscope.capture import capture
+
+    capture(tiny_gpt2, TEXTS, ["mlp_out.0"], ctx=64, out=tmp_path / "store", progress=False)
+    args = ["sae", "train", "--store", str(tmp_path / "store"), "--site", "mlp_out.0", "--tokens", "1280",
+            "--expansion", "2", "--k", "4", "--batch-size", "64", "--heldout-tokens", "40", "--checkpoints", "2",
+            "--out", str(tmp_path / "sae")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = json.loads((tmp_path / "sae" / "result.json").read_text())
+    assert 0 < page["result"]["reconstruction"]["n_tokens"] <= 40

@@ -78,9 +78,9 @@ def register(app: typer.Typer) -> None:
 
             if logit_space:
                 raise ModscopeError("--logit-space needs the model's forward pass; drop --store")
-            sae = train_on_store(ActivationStore.open(store), site, cfg, progress=progress)
+            sae, held = train_on_store(ActivationStore.open(store), site, cfg, progress=progress)
             sae.save(out)
-            report = report_for(sae, n_features=features)
+            report = report_for(sae, heldout=held, n_features=features)
         else:
             trained = cached_model(model)
             sae, windows = train_on_model(trained, site, load_texts(corpus), cfg, ctx=ctx, logit_space=logit_space,

@@ -33,17 +33,21 @@ def train_on_model(model, site: str, texts: list[str], cfg: SAEConfig, *, ctx: i
     return sae, source.heldout_windows[:REPORT_WINDOWS]
 
 
-def train_on_store(store, site: str, cfg: SAEConfig, *, progress=None) -> SAE:
-    """Train an SAE on one site of a capture store (read in chunks, never whole)."""
-    return train(StoreSource(store, site, heldout_tokens=cfg.heldout_tokens), cfg, progress=progress)
+def train_on_store(store, site: str, cfg: SAEConfig, *, progress=None) -> tuple[SAE, torch.Tensor]:
+    """Train an SAE on one site of a capture store (read in chunks, never whole); returns it and the held-out
+    activations (the store's last rows, never trained on)."""
+    source = StoreSource(store, site, heldout_tokens=cfg.heldout_tokens)
+    return train(source, cfg, progress=progress), source.heldout()
 
 
-def report_for(sae: SAE, model=None, windows: torch.Tensor | None = None, *, n_features: int = 12) -> SAEReport:
-    """The page's results for ``sae`` (the model-dependent parts need ``model`` and token ``windows``)."""
+def report_for(sae: SAE, model=None, windows: torch.Tensor | None = None, *, heldout: torch.Tensor | None = None,
+               n_features: int = 12) -> SAEReport:
+    """The page's results for ``sae`` (the model-dependent parts need ``model`` and token ``windows``;
+    ``heldout`` activations, if given, are used for the reconstruction metrics)."""
     if model is not None and sae.meta.get("fingerprint") not in (None, model.fingerprint):
         raise ModscopeError(f"this SAE was trained on another model ({sae.meta.get('model')}); inspect it with "
                             "that model (--model)")
-    return build_report(sae, model, windows, n_features=n_features)
+    return build_report(sae, model, windows, heldout, n_features=n_features)
 
 
 def inspect_saved(directory: str | Path, model=None, texts: list[str] | None = None, *, ctx: int = 128,

@@ -45,14 +45,15 @@ def models_for(model: str, twin: str, twin_seed: int) -> list:
 
 
 def block_report(models: list, text: str, *, layer: int, parts: list[str], tokens: list[int], k: int | None,
-                 method: str, floor: float | None, residual: bool, ranks: bool, rank_tokens: int) -> dict:
+                 method: str, floor: float | None, residual: bool, ranks: bool, rank_tokens: int,
+                 rank_parts: list[str] | None = None) -> dict:
     """Run the sublayer probes; returns {"spectra": [...], "ranks": [...]} of results."""
     from modscope.jacobian.probes import block_spectrum, layer_ranks
 
     spectra = [block_spectrum(m, text, layer=layer, part=part, residual=residual, tokens=t, k=k, method=method,
                               floor=floor) for m in models for part in parts for t in tokens]
     per_layer = [layer_ranks(m, text, part=part, tokens=rank_tokens, residual=residual, floor=floor)
-                 for m in models for part in parts] if ranks else []
+                 for m in models for part in (rank_parts or parts)] if ranks else []
     return {"spectra": spectra, "ranks": per_layer}
 
 
@@ -224,8 +225,7 @@ def run_demo(ctx: DemoContext, out_dir: Path) -> None:
     models = [ctx.trained(), ctx.twin()]
     found = block_report(models, text, layer=1, parts=["mlp", "attn"], tokens=ctx.pick([2, 8], [2, 34], [2, 34, 128]),
                          k=ctx.pick(32, 64, 64), method="auto", floor=None, residual=False, ranks=True,
-                         rank_tokens=ctx.pick(2, 8, 34))
-    found["ranks"] = [r for r in found["ranks"] if r.part == "mlp"] if ctx.size != "full" else found["ranks"]
+                         rank_tokens=ctx.pick(2, 4, 34), rank_parts=["mlp"])
     write_report(out_dir / "jacobian_blocks", found, block_figures, block_headline,
                  "Sublayer Jacobians: where is the tight pass?", {"layer": 1, "size": ctx.size})
     last = ctx.trained().n_layers - 1

@@ -16,7 +16,8 @@ runner = CliRunner()
 def test_capture_shard_then_dask_stats_match_the_local_covariance(tmp_path):
     out = tmp_path / "s"
     res = runner.invoke(app, ["capture-shard", "--model", "tiny-gpt2", "--sites", "resid_post.1", "--positions",
-                              "last:16", "--max-tokens", "96", "--shards", "2", "--engine", "serial", "--out", str(out), "--json"])
+                              "last:16", "--max-tokens", "96", "--shards", "2", "--engine", "serial",
+                              "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)["rows"]
     store = ActivationStore.open(out)

@@ -108,3 +108,12 @@ def test_stats_api_dispatches_to_the_dask_engine(big, client):
     assert rel(stats_covariance(x, engine="dask", client=client).cov, covariance(x).cov) < RTOL
     assert abs(gaussian_mi(x, y, engine="dask", client=client).mi / gaussian_mi(x, y).mi - 1) < RTOL
     assert rel(spectrum(x, engine="dask", client=client).eigenvalues, spectrum(x).eigenvalues) < RTOL
+
+
+def test_geometry_api_dispatches_to_the_dask_engine(tmp_path, client):
+    emb = np.random.default_rng(2).standard_normal((900, 32)).astype(np.float32)
+    z = zarr_of(tmp_path / "small", emb, 128)
+    dask = cosine_histogram(z, block=300, engine="dask", client=client)
+    local = cosine_histogram(emb, block=300)
+    np.testing.assert_array_equal(dask.counts, local.counts)
+    assert np.isnan(cosine_histogram(z, block=300, extremes=False, engine="dask", client=client).min)

@@ -66,15 +66,16 @@ def _read_unit(source: Any, indices: np.ndarray, centre: bool | np.ndarray) -> t
 
 
 def _pair_task(source: Any, rows_i: np.ndarray, rows_j: np.ndarray, diagonal: bool, centre: bool | np.ndarray,
-               bins: int, low: float, high: float) -> tuple[np.ndarray, float, float]:
+               bins: int, low: float, high: float, extremes: bool) -> tuple[np.ndarray, float, float]:
     unit_i = _read_unit(source, rows_i, centre)
     unit_j = unit_i if diagonal else _read_unit(source, rows_j, centre)
-    return block_pair_counts(unit_i, unit_j, diagonal=diagonal, bins=bins, low=low, high=high)
+    return block_pair_counts(unit_i, unit_j, diagonal=diagonal, bins=bins, low=low, high=high,
+                             extremes=extremes)
 
 
 def cosine_histogram(source: Any, *, centre: bool | np.ndarray = False, bins: int = 200,
-                     value_range: tuple[float, float] = (-1.0, 1.0), block: int = 4096, engine: str = "local",
-                     client: Any = None, scheduler: str | None = None) -> HistogramResult:
+                     value_range: tuple[float, float] = (-1.0, 1.0), block: int = 2048, extremes: bool = True,
+                     engine: str = "local", client: Any = None, scheduler: str | None = None) -> HistogramResult:
     """Exact histogram, mean and sd of the cosine of every pair of rows of a (Zarr) array, chunk by chunk.
 
     Same result as ``geometry.cosine_histogram`` (bit-identical counts uncentred; ``centre=True`` uses a mean
@@ -82,7 +83,7 @@ def cosine_histogram(source: Any, *, centre: bool | np.ndarray = False, bins: in
     ``block`` rows (float64 while normalising) and one ``block x block`` float32 cosine block.
 
     Args:
-        source: [n, d] numpy or Zarr array, or ``(store, site)``. centre, bins, value_range, block: as
+        source: [n, d] numpy or Zarr array, or ``(store, site)``. centre, bins, value_range, block, extremes: as
             ``geometry.cosine_histogram``. engine, client, scheduler: where the block pairs run.
 
     Returns:
@@ -110,10 +111,12 @@ def cosine_histogram(source: Any, *, centre: bool | np.ndarray = False, bins: in
     mean = pair_sum / n_pairs
     sd = float(np.sqrt(max(pair_sq / n_pairs - mean**2, 0.0)))
     blocks = [kept[s:s + block] for s in range(0, n, block)]
-    tasks = [(array, blocks[i], blocks[j], i == j, centre, bins, low, high)
+    tasks = [(array, blocks[i], blocks[j], i == j, centre, bins, low, high, extremes)
              for i in range(len(blocks)) for j in range(i, len(blocks))]
     padded, lowest, highest = reduce_tasks(_pair_task, tasks, merge_block_counts, **where)
     counts = fold_edge_bins(padded)
+    if not extremes:
+        lowest = highest = float("nan")
     return HistogramResult(
         edges=np.linspace(low, high, bins + 1), counts=counts, mean=float(mean), sd=sd, min=lowest, max=highest,
         n_rows=n, n_zero_rows=int(len(np.concatenate(masks)) - n), n_pairs=n_pairs,

@@ -89,7 +89,8 @@ def pair_moments(unit: np.ndarray) -> tuple[float, float]:
 
 def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
                      value_range: tuple[float, float] = (-1.0, 1.0), block: int = 2048,
-                     threads: int | None = None, extremes: bool = True) -> HistogramResult:
+                     threads: int | None = None, extremes: bool = True, engine: str = "local", client=None,
+                     scheduler: str | None = None) -> HistogramResult:
     """Histogram, mean and sd of the cosine of every pair of rows of ``E``, exact over all n(n-1)/2 pairs.
 
     Rows are centred (optional) and normalised once in float64, cast to float32, and the upper triangle of
@@ -103,6 +104,9 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
         block: rows per block (memory ~ 4 block^2 bytes). threads: torch threads (default: torch's setting).
         extremes: also find the exact min and max pair (one more pass per block, ~15 % of the time); when False
             ``min``/``max`` are nan.
+        engine: ``local`` or ``dask`` (one task per block pair with the same ``block_pair_counts`` kernel; ``E``
+            may then be a Zarr array or ``(store, site)``; see ``modscope.distributed``). client / scheduler: a
+            Dask client or scheduler address.
 
     Returns:
         HistogramResult.
@@ -114,6 +118,11 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
         raise ModscopeError(f"value_range must be (low, high) with high > low, got {value_range}")
     if isinstance(E, torch.Tensor):
         E = E.detach().cpu().numpy()
+    if engine != "local":
+        from modscope.distributed.histogram import cosine_histogram as chunked_histogram
+
+        return chunked_histogram(E, centre=centre, bins=bins, value_range=value_range, block=block,
+                                 extremes=extremes, engine=engine, client=client, scheduler=scheduler)
     rows = centre_rows(as_rows(E, "E"), centre)
     norms = np.linalg.norm(rows, axis=1)
     nonzero = norms > 0

@@ -64,3 +64,10 @@ def test_svd_compressed_is_within_its_reported_error_bound(store, client):
     assert abs(approx.frobenius_sq / exact.frobenius_sq - 1) < 1e-10
     with pytest.raises(ModscopeError, match="power_iters"):
         md.gradient_svd(store, k=4, method="svd_compressed", power_iters=1, client=client)
+
+
+def test_training_api_dispatches_to_the_dask_engine(store, client):
+    local = gradient_spectrum(store, method="gram")
+    dask = gradient_spectrum(store, method="dask", client=client)
+    np.testing.assert_allclose(dask.singular_values, local.singular_values, rtol=1e-10, atol=1e-12)
+    assert dask.per_param_counts == local.per_param_counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,7 +120,8 @@ def _make(values, profiles, n_params, center, method, steps, per_param, gram) ->
 
 def gradient_spectrum(
     store_or_matrix, *, params=None, steps=None, center: bool = False, method: str = "auto",
-    rank: int = 200, power_iters: int = 4, per_param: bool = True, seed: int = 0,
+    rank: int = 200, power_iters: int = 4, per_param: bool = True, seed: int = 0, client=None,
+    scheduler: str | None = None,
 ) -> GradSpectrum:
     """Singular values of the gradient matrix over all (or the selected) steps, without sampling.
 
@@ -132,6 +134,8 @@ def gradient_spectrum(
             ``dask`` (the Gram through Dask over Zarr chunks, for stores larger than memory), or ``auto``
             (``gram`` up to 20000 steps, else ``randomized``).
         per_param: also count per tensor (gram/dask only).
+        client, scheduler: for ``dask``, a Dask client or scheduler address (default: a LocalCluster); the Gram
+            is then ``modscope.distributed.gradient_gram`` (``gram_kernel`` per column stripe, ``merge_grams``).
     Returns:
         GradSpectrum.
     """
@@ -139,9 +143,14 @@ def gradient_spectrum(
     n_rows = resolve_rows(store, steps).size
     if method == "auto":
         method = "gram" if n_rows <= GRAM_MAX_STEPS else "randomized"
-    if method in ("gram", "dask"):
-        gg = compute_gram(store, params=params, steps=steps, per_param=per_param,
-                          engine="dask" if method == "dask" else "numpy")
+    if method == "dask":
+        from modscope.distributed.gradients import gradient_gram
+
+        gg = gradient_gram(store, params=params, steps=steps, engine="dask", client=client, scheduler=scheduler)
+        return spectrum_from_gram(gg if per_param else dataclasses.replace(gg, per_param={}), center=center,
+                                  method=method)
+    if method == "gram":
+        gg = compute_gram(store, params=params, steps=steps, per_param=per_param)
         return spectrum_from_gram(gg, center=center, method=method)
     if method == "randomized":
         return randomized_spectrum(store, params=params, steps=steps, center=center, rank=rank,

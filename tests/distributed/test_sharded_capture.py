@@ -62,3 +62,16 @@ def test_dask_workers_capture_the_same_rows(tiny_gpt2, single, client, tmp_path)
     store = sh.capture_sharded(tiny_gpt2, TEXTS, SITES, out=tmp_path / "d", shards=3, positions="last:40",
                                batch_size=2, engine="dask", client=client)
     assert_same_rows(store, single)
+
+
+def test_plain_capture_refuses_to_resume_an_unfinished_sharded_store(tiny_gpt2, tmp_path):
+    out = tmp_path / "half"
+    real = sh.run_shard
+    sh.run_shard = lambda *a, **k: 0  # every shard "dies" before writing
+    try:
+        with pytest.raises(ModscopeError, match="did not finish"):
+            sh.capture_sharded(tiny_gpt2, TEXTS, SITES, out=out, shards=2, positions="last:40", engine="serial")
+    finally:
+        sh.run_shard = real
+    with pytest.raises(ModscopeError, match="unfinished sharded capture"):
+        capture(tiny_gpt2, TEXTS, SITES, positions="last:40", out=out, progress=False)

@@ -131,13 +131,16 @@ def _source_hash(docs: list[_Doc]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _resumable(path: Path, manifest: dict, model: Model) -> dict | None:
+def _resumable(path: Path, manifest: dict, model: Model, *, sharded: bool = False) -> dict | None:
     """The manifest of an earlier capture into ``path`` with the same model, sites and settings (or None)."""
     existing = read_manifest(path) if path.exists() else None
     if existing is None:
         if path.exists() and any(path.iterdir()):
             raise ModscopeError(f"{path} exists and is not a capture store: choose an empty or new --out directory")
         return None
+    if existing.get("sharded") and not existing.get("complete") and not sharded:
+        raise ModscopeError(f"{path} holds an unfinished sharded capture: resume it with `modscope capture-shard` "
+                            "(capture_sharded) and the same arguments, or use another --out")
     if existing["model"]["fingerprint"] != manifest["model"]["fingerprint"]:
         raise ModscopeError(f"{path} was captured from model '{existing['model']['name']}', not '{model.name}': "
                             "use another --out to capture a different model")

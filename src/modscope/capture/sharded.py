@@ -117,7 +117,7 @@ def capture_sharded(
         "settings": {"positions": spec, "ctx": ctx, "max_tokens": max_tokens, "source_hash": _source_hash(docs)},
         "docs": [[d.doc_id, d.category] for d in docs], "rows_done": 0, "docs_done": 0, "complete": False,
     }
-    existing = _resumable(path, manifest, model)
+    existing = _resumable(path, manifest, model, sharded=True)
     if existing is not None and existing.get("complete"):
         return ActivationStore.open(path)
     plan = plan_shards(docs, batch_size, shards)

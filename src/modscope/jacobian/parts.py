@@ -15,6 +15,7 @@ from modscope.errors import ModscopeError
 from modscope.jacobian.precision import keep_float64
 from modscope.models.adapters import adapter_for
 from modscope.models.model import Model
+from modscope.models.sites import _StopForward as StopForward
 from modscope.models.sites import parse_site, record_sites
 
 PARTS = ("attn", "mlp", "block")
@@ -137,8 +138,11 @@ def part_map(model: Model, input_ids: torch.Tensor, *, layer: int, part: str, re
     calls, handles = record_calls(watched)
     sites = [f"attn_out.{layer}", f"mlp_out.{layer}", f"resid_pre.{layer}", f"resid_post.{layer}"]
     try:
-        with record_sites(m64, sites, stop_early=False) as seen, torch.no_grad():
-            m64.hf(input_ids=input_ids, use_cache=False)
+        with record_sites(m64, sites, stop_early=True) as seen, torch.no_grad():
+            try:
+                m64.hf(input_ids=input_ids, use_cache=False)
+            except StopForward:  # the layers after this block are not needed
+                pass
     finally:
         for h in handles:
             h.remove()

@@ -134,8 +134,11 @@ def layer_ranks(
         A LayerRanks.
     """
     layers = list(range(model.n_layers)) if layers is None else [layer % model.n_layers for layer in layers]
-    spectra = [block_spectrum(model, text, layer=layer, part=part, residual=residual, tokens=tokens,
-                              method=method, floor=floor).spectrum for layer in layers]
+    ids = token_ids(model, text, tokens)
+    spectra = []
+    for layer in layers:  # each part map runs the model only up to its own block
+        pm = part_map(model, ids, layer=layer, part=part, residual=residual)
+        spectra.append(part_spectrum(pm.fn, pm.token_fn, pm.x, k=None, method=method, floor=floor))
     kinds = {s.rank_kind for s in spectra}
     return LayerRanks(
         model.name, part, residual, tokens, np.asarray(layers), np.array([s.rank for s in spectra]),

@@ -16,7 +16,8 @@ from modscope.results import Result
 
 METHODS = ("auto", "exact", "lanczos", "slq")
 EPS64 = float(np.finfo(np.float64).eps)
-EXACT_MAX_ENTRIES = 6000 * 6000  # a dense float64 J up to ~290 MB is cheaper to decompose than to iterate on
+EXACT_MAX_ENTRIES = 6000 * 6000  # the whole spectrum: a dense float64 J up to ~290 MB beats slq's estimate
+LANCZOS_MIN_ENTRIES = 1536 * 1536  # top-k: above this, ARPACK on the operator beats jacrev + a dense SVD
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,9 @@ def spectrum_from_values(
 
 def choose_method(n_in: int, n_out: int, k: int | None) -> str:
     """``auto``: dense when J is small or most values are wanted, Krylov otherwise."""
-    n = min(n_in, n_out)
-    if n_in * n_out <= EXACT_MAX_ENTRIES or (k is not None and k >= n // 2):
-        return "exact"
-    return "slq" if k is None else "lanczos"
+    if k is None:
+        return "exact" if n_in * n_out <= EXACT_MAX_ENTRIES else "slq"
+    return "exact" if n_in * n_out <= LANCZOS_MIN_ENTRIES or k >= min(n_in, n_out) // 2 else "lanczos"
 
 
 def singular_values(

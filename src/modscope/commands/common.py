@@ -54,6 +54,19 @@ def emit(out: Path | None, payload: dict[str, Any], as_json: bool) -> None:
         console.print(f"wrote [bold]{out}/index.html[/bold] and {out}/result.json")
 
 
+ENGINE_OPTION = typer.Option("local", "--engine", help="'local' (this process) or 'dask' (chunked, over Zarr stores).")
+SCHEDULER_OPTION = typer.Option(None, "--scheduler", help="Dask scheduler address (default: a LocalCluster).")
+
+
+def engine_kwargs(engine: str, scheduler: str | None) -> dict[str, Any]:
+    """Validated ``engine=``/``scheduler=`` keyword arguments for the streaming statistics."""
+    if engine not in ("local", "dask"):
+        raise ModscopeError(f"--engine must be 'local' or 'dask', got '{engine}'")
+    if scheduler and engine != "dask":
+        raise ModscopeError("--scheduler needs --engine dask")
+    return {"engine": engine, "scheduler": scheduler}
+
+
 OUT_OPTION = typer.Option(None, "--out", help="Directory for result.json, figures and index.html.")
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
 

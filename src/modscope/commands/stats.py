@@ -9,12 +9,15 @@ import numpy as np
 import typer
 
 from modscope.commands.common import (
+    ENGINE_OPTION,
     JSON_OPTION,
     OUT_OPTION,
+    SCHEDULER_OPTION,
     DemoContext,
     DemoStep,
     cached_model,
     emit,
+    engine_kwargs,
     parse_csv,
     positive,
     twin_name,
@@ -145,6 +148,7 @@ def register(app: typer.Typer) -> None:
         curve_points: int = typer.Option(8, "--curve-points", help="Points of each MI-vs-n curve (0: none)."),
         permutations: int = typer.Option(0, "--permutations", help="Row shuffles for a permutation null."),
         seed: int = typer.Option(0, "--seed", help="Seed of row orders and shuffles."),
+        engine: str = ENGINE_OPTION, scheduler: str | None = SCHEDULER_OPTION,
         out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
         """Gaussian MI between a model and its twin at each site (or between consecutive layers), with nulls."""
@@ -153,10 +157,11 @@ def register(app: typer.Typer) -> None:
         if curve_points < 0 or permutations < 0:
             raise ModscopeError("--curve-points and --permutations must be >= 0")
         site_pairs(["a", "b"], pair)  # validates --pair before any capture
+        engines = engine_kwargs(engine, scheduler)
         main, other, names = load_stores(model, twin, twin_seed, sites, corpus, max_tokens, ctx, store, twin_store,
                                          need_twin=pair == "twin")
         result = mi_of_stores(main, other, names, pair=pair, curve_points=curve_points, permutations=permutations,
-                              seed=seed)
+                              seed=seed, **engines)
         settings = {"model": model, "twin": twin, "twin_seed": twin_seed, "sites": names, "pair": pair,
                     "corpus": corpus, "max_tokens": max_tokens, "ctx": ctx, **store_settings(store, twin_store),
                     "curve_points": curve_points, "permutations": permutations, "seed": seed}
@@ -175,16 +180,18 @@ def register(app: typer.Typer) -> None:
         standardize: bool = typer.Option(False, "--standardize", help="Spectra of correlation matrices."),
         n_shuffles: int = typer.Option(20, "--shuffles", help="Shuffled matrices in the block-modularity null."),
         seed: int = typer.Option(0, "--seed", help="Seed of all shuffles."),
+        engine: str = ENGINE_OPTION, scheduler: str | None = SCHEDULER_OPTION,
         out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
         """Covariance spectra per site (model vs twin) with Marchenko–Pastur and shuffle nulls, and block structure."""
         from modscope.stats.model_spectra import spectra_of_stores
 
         positive(n_shuffles, "--shuffles")
+        engines = engine_kwargs(engine, scheduler)
         main, other, names = load_stores(model, twin, twin_seed, sites, corpus, max_tokens, ctx, store, twin_store,
                                          need_twin=False)
         result = spectra_of_stores(main, other, names, block_sites=parse_csv(block_sites), standardize=standardize,
-                                   n_shuffles=n_shuffles, seed=seed)
+                                   n_shuffles=n_shuffles, seed=seed, **engines)
         settings = {"model": model, "twin": twin, "sites": names, "corpus": corpus, "max_tokens": max_tokens,
                     "ctx": ctx, **store_settings(store, twin_store), "blocks": parse_csv(block_sites),
                     "standardize": standardize, "shuffles": n_shuffles, "seed": seed}

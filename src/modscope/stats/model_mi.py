@@ -105,7 +105,8 @@ def site_pairs(sites_x: list[str], pair: str) -> list[tuple[str, str]]:
 
 
 def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: str = "twin", curve_points: int = 8,
-                 permutations: int = 0, seed: int = 0, allow_identical: bool = False) -> ModelMIResult:
+                 permutations: int = 0, seed: int = 0, allow_identical: bool = False, engine: str = "local",
+                 scheduler: str | None = None) -> ModelMIResult:
     """MI for each site pair of row-aligned capture stores (the computation behind ``modscope mi``).
 
     Args:
@@ -115,11 +116,16 @@ def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: s
         permutations: row shuffles for a permutation null per pair. seed: seed of shuffles.
         allow_identical: accept a twin whose activations are a linear copy of the model's (otherwise an error,
             since it usually means the twin has the model's weights).
+        engine, scheduler: where the joint covariance is streamed (``dask`` reads Zarr stores chunk by chunk;
+            curves and permutation nulls need the rows in memory, so they require the local engine).
 
     Returns:
         ModelMIResult.
     """
     pairs = site_pairs(sites, pair)
+    if engine != "local" and (curve_points or permutations):
+        raise ModscopeError("MI-vs-n curves and permutation nulls need the rows in memory: with --engine dask "
+                            "use --curve-points 0 --permutations 0")
     if pair == "twin":
         if store_y is None:
             raise ModscopeError("--pair twin needs the twin's activations: give --twin or --twin-store")
@@ -135,7 +141,7 @@ def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: s
         X, Y = store_x[site_x], other[site_y]
         if permutations or curve_points:
             X, Y = np.asarray(X), np.asarray(Y)
-        result = gaussian_mi(X, Y, permutations=permutations, seed=seed)
+        result = gaussian_mi(X, Y, permutations=permutations, seed=seed, engine=engine, scheduler=scheduler)
         if pair == "twin" and not allow_identical and result.canonical_correlations.min() > 1 - 1e-6:
             raise ModscopeError(f"{site_x} of the two stores is the same up to a linear map: the twin has the same "
                                 "weights as the model (a random twin of a random tiny model?); use --twin-seed 1")

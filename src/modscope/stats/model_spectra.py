@@ -93,7 +93,8 @@ class ModelSpectraResult(Result):
 
 
 def spectra_of_stores(store: Any, twin_store: Any | None, sites: list[str], *, block_sites: list[str] | None = None,
-                      standardize: bool = False, n_shuffles: int = 20, seed: int = 0) -> ModelSpectraResult:
+                      standardize: bool = False, n_shuffles: int = 20, seed: int = 0, engine: str = "local",
+                      scheduler: str | None = None) -> ModelSpectraResult:
     """Spectrum of each site (and block structure of ``block_sites``) from capture stores.
 
     Args:
@@ -101,6 +102,8 @@ def spectra_of_stores(store: Any, twin_store: Any | None, sites: list[str], *, b
         sites: sites to analyse. block_sites: subset tested for block structure (default: none).
         standardize: spectra of correlation instead of covariance matrices.
         n_shuffles: shuffles of the modularity null. seed: seed of all shuffles.
+        engine, scheduler: ``dask`` streams each covariance chunk by chunk from the stores (no column-shuffle null,
+            which needs the rows in memory).
     """
     block_sites = block_sites or []
     unknown = [s for s in block_sites if s not in sites]
@@ -108,7 +111,8 @@ def spectra_of_stores(store: Any, twin_store: Any | None, sites: list[str], *, b
         raise ModscopeError(f"block sites {', '.join(unknown)} are not among the analysed sites {', '.join(sites)}")
 
     def analyse(st):
-        spectra = [spectrum(np.asarray(st[s]), standardize=standardize, seed=seed) for s in sites]
+        spectra = [spectrum(np.asarray(st[s]), standardize=standardize, seed=seed) if engine == "local" else
+                   spectrum(st[s], standardize=standardize, engine=engine, scheduler=scheduler) for s in sites]
         found = [blocks(np.cov(np.asarray(st[s]).reshape(st.n_rows, -1), rowvar=False), n_shuffles=n_shuffles,
                         seed=seed) for s in block_sites]
         return spectra, found

@@ -107,3 +107,17 @@ def test_bad_kind_is_a_modscope_error():
     result = runner.invoke(app, ["similarity", "--model", "tiny-gpt2", "--kind", "manhattan", "--twin", "none",
                                  "--per-category", "1", "--positions", "last:2", "--ctx", "32"])
     assert isinstance(result.exception, ModscopeError)
+
+
+def test_anisotropy_with_the_dask_engine_equals_local():
+    args = ["anisotropy", "--model", "tiny-gpt2", "--twin", "none", "--sites", "", "--json"]
+    local, dask = runner.invoke(app, args), runner.invoke(app, [*args, "--engine", "dask"])
+    assert local.exit_code == 0 and dask.exit_code == 0, dask.output
+    rows_local, rows_dask = json.loads(local.stdout), json.loads(dask.stdout)
+    assert json.dumps(rows_dask.get("result", rows_dask), sort_keys=True) == json.dumps(
+        rows_local.get("result", rows_local), sort_keys=True)
+
+
+def test_scheduler_without_dask_engine_is_an_error():
+    result = runner.invoke(app, ["anisotropy", "--model", "tiny-gpt2", "--scheduler", "tcp://127.0.0.1:1"])
+    assert isinstance(result.exception, ModscopeError) and "--engine dask" in str(result.exception)

@@ -7,12 +7,15 @@ from pathlib import Path
 import typer
 
 from modscope.commands.common import (
+    ENGINE_OPTION,
     JSON_OPTION,
     OUT_OPTION,
+    SCHEDULER_OPTION,
     DemoContext,
     DemoStep,
     cached_model,
     emit,
+    engine_kwargs,
     parse_csv,
     parse_ints,
     positive,
@@ -115,16 +118,18 @@ def register(app: typer.Typer) -> None:
         sites: str = typer.Option("embed,resid_post.*", "--sites", help="Hidden-state sites ('' for weights only)."),
         vocab_rows: int = typer.Option(None, "--vocab-rows", help="Sample this many tokens of W_E (default: all)."),
         bins: int = typer.Option(200, "--bins", help="Histogram bins over [-1, 1]."),
-        twin: str = TWIN_OPTION, seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        twin: str = TWIN_OPTION, seed: int = SEED_OPTION, engine: str = ENGINE_OPTION,
+        scheduler: str | None = SCHEDULER_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
         """Exact all-pairs cosine histograms of W_E, W_U (if untied) and hidden states, raw vs mean-centred."""
         from modscope.geometry.reports import anisotropy_report
 
         positive(bins, "--bins")
         positive(vocab_rows, "--vocab-rows")
+        engines = engine_kwargs(engine, scheduler)
         payload = anisotropy_report(models_with_twin(model, twin), load_corpus(corpus), sites=sites,
                                     per_category=per_category, positions=positions, ctx=ctx, vocab_rows=vocab_rows,
-                                    bins=bins, seed=seed, out=out)
+                                    bins=bins, seed=seed, out=out, **engines)
         emit(out, payload, as_json)
 
 

@@ -57,9 +57,10 @@ class AnisotropyStudy(Result):
         return ax
 
 
-def both_ways(rows: np.ndarray, *, bins: int, block: int) -> dict[str, HistogramResult]:
-    return {"raw": cosine_histogram(rows, bins=bins, block=block, extremes=False),
-            "centred": cosine_histogram(rows, centre=True, bins=bins, block=block, extremes=False)}
+def both_ways(rows: np.ndarray, *, bins: int, block: int, engine: str = "local",
+              scheduler: str | None = None) -> dict[str, HistogramResult]:
+    kw = {"bins": bins, "block": block, "extremes": False, "engine": engine, "scheduler": scheduler}
+    return {"raw": cosine_histogram(rows, **kw), "centred": cosine_histogram(rows, centre=True, **kw)}
 
 
 def record(name: str, histograms: dict[str, HistogramResult]) -> dict:
@@ -70,23 +71,26 @@ def record(name: str, histograms: dict[str, HistogramResult]) -> dict:
 
 
 def anisotropy_study(weights: dict[str, np.ndarray], gathered: Gathered | None, *, model: str, tied: bool,
-                     bins: int = 200, block: int = 2048) -> AnisotropyStudy:
+                     bins: int = 200, block: int = 2048, engine: str = "local",
+                     scheduler: str | None = None) -> AnisotropyStudy:
     """Exact all-pairs cosine histograms (``cosine_histogram``) of each weight matrix's rows and each site's states.
 
     Args:
         weights: name -> [rows, d] (``W_E``: one row per token; ``W_U``: pass W_U^T so rows are tokens).
         gathered: hidden states per site (or None). model, tied: for the record. bins, block: histogram settings.
+        engine, scheduler: where the block products run (``cosine_histogram``'s engines).
 
     Returns:
         AnisotropyStudy.
     """
     if not weights and (gathered is None or not gathered.arrays):
         raise ModscopeError("nothing to measure: give weight matrices or captured sites")
-    weight_hist = {name: both_ways(array, bins=bins, block=block) for name, array in weights.items()}
+    kw = {"bins": bins, "block": block, "engine": engine, "scheduler": scheduler}
+    weight_hist = {name: both_ways(array, **kw) for name, array in weights.items()}
     hidden = {}
     if gathered is not None:
         for site in sorted(gathered.sites, key=lambda s: (site_depth(s)[1], s)):
-            hidden[site] = both_ways(gathered.arrays[site], bins=bins, block=block)
+            hidden[site] = both_ways(gathered.arrays[site], **kw)
     rows = [record(name, h) for name, h in weight_hist.items()]
     for row in rows:
         row["depth"] = float("nan")

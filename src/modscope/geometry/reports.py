@@ -161,14 +161,16 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
 
 def anisotropy_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.*", per_category: int = 2,
                       positions: str = "all", ctx: int = 256, vocab_rows: int | None = None, bins: int = 200,
-                      seed: int = 0, out: Path | None = None) -> dict:
+                      seed: int = 0, out: Path | None = None, engine: str = "local",
+                      scheduler: str | None = None) -> dict:
     """Seed 003 exact: all-pairs cosine histograms of W_E (W_U when untied) and of hidden states, raw vs centred."""
     studies = []
     for model in models:
         gathered = (gather(model, corpus, sites, per_category=per_category, positions=positions, ctx=ctx, seed=seed)
                     if sites else None)
         studies.append(anisotropy_study(model_weights(model, vocab_rows=vocab_rows, seed=seed), gathered,
-                                        model=model.name, tied=model.tied_embeddings, bins=bins))
+                                        model=model.name, tied=model.tied_embeddings, bins=bins, engine=engine,
+                                        scheduler=scheduler))
     headline = []
     for study in studies:
         we = study.weights["W_E"]

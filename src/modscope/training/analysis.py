@@ -46,15 +46,16 @@ class GradientAnalysis(Result):
 
 
 def analyse_gradients(source, *, sample_size: int = 400, repeats: int = 10, skip_first: int | None = None,
-                      method: str = "gram", params=None, seed: int = 0, null_dim: int = 2048) -> GradientAnalysis:
+                      method: str = "gram", params=None, seed: int = 0,
+                      null_dim: int | None = None) -> GradientAnalysis:
     """Run every analysis of the issue on a recorded store (one Gram; everything else reuses it).
 
     Args:
         source: GradientStore / recorder / TrainRun / directory. sample_size, repeats: the sampling protocol
             (clipped to half the steps for short runs). skip_first: steps left out in ``random-skip``
             (default 10% of the run). method: ``gram`` or ``dask`` (how the Gram is computed).
-        null_dim: parameters simulated by the random-walk null (its counts do not depend on it once
-            dim >> steps).
+        null_dim: parameters simulated by the random-walk null (default 4 x steps, within 2048..8192; its
+            counts approach min(steps, dim) once dim >> steps, as for the real run's 10^5 parameters).
     """
     store = as_store(source)
     gg = compute_gram(store, params=params, engine="dask" if method == "dask" else "numpy")
@@ -80,7 +81,8 @@ def analyse_gradients(source, *, sample_size: int = 400, repeats: int = 10, skip
         residual=heldout_residual(gg, fit_size=max(2, min(sample_size, n - 1, int(0.75 * n))), seed=seed),
         profiles=time_profiles(spectrum, k=10),
         logits=logit_pca(ckpt, store.checkpoint_steps) if len(ckpt) >= 3 else None,
-        trajectory_pc=trajectory, random_walk=random_walk_null(n, null_dim, seed=seed))
+        trajectory_pc=trajectory,
+        random_walk=random_walk_null(n, null_dim or min(8192, max(2048, 4 * n)), seed=seed))
 
 
 __all__ = ["GradientAnalysis", "PC1_RANDOM_WALK", "analyse_gradients"]

@@ -53,3 +53,15 @@ def test_null_parsing_rejects_bad_values_and_applies_label_shuffle():
     assert len(np.unique(down[0])) <= 49  # 7 x 7 constant blocks
     shuffled_px, _ = apply_null_to_data(images[:5], labels[:5], parse_null("pixel-shuffle"))
     assert np.allclose(np.sort(shuffled_px, axis=1), np.sort(images[:5], axis=1))
+
+
+def test_modadd_data_labels_are_sums_mod_p_and_training_memorises_the_train_split():
+    from modscope.training.modadd import modadd_data, train_modadd
+
+    inputs, labels, train_idx, test_idx = modadd_data(7, 0.5)
+    a, b = inputs[:, :7].argmax(1), inputs[:, 7:].argmax(1)
+    assert np.array_equal(labels.numpy(), ((a + b) % 7).numpy())
+    assert len(np.intersect1d(train_idx, test_idx)) == 0 and len(train_idx) + len(test_idx) == 49
+    run = train_modadd(p=7, steps=150, train_frac=0.5, lr=1e-2, recorder=True, every=3)
+    assert run.recorder.store.steps == list(range(0, 150, 3))
+    assert run.train_accuracy[-1] == 1.0 and run.train_losses[-1] < run.train_losses[0]

@@ -79,7 +79,7 @@ class DensityHistory(Result):
         image[image == 0] = np.nan
         mesh = ax.pcolormesh(x_edges, y_edges, image, cmap="viridis", norm=mcolors.LogNorm(vmin=1))
         ax.figure.colorbar(mesh, ax=ax, label="features")
-        ax.axhline(np.log10(self.threshold), color="w", ls="--", lw=1)
+        ax.axhline(np.log10(self.threshold), color="k", ls="--", lw=1)
         ax.axhline(self.bin_edges[0], color=NULL, lw=1)
         ax.set_xticks(range(n_ckpt), [f"{t / 1e6:.2g}M" if t >= 1e5 else f"{t / 1e3:.0f}k" for t in self.tokens_seen],
                       rotation=45)

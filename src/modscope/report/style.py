@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 TRAINED = "#1f5fa8"  # the trained model, everywhere
 TWIN = "#d9822b"  # its random-init twin, everywhere
 NULL = "#9a9a9a"  # null bands and reference lines
+ESTIMATE = "#6a3d9a"  # derived estimates (bias-corrected, extrapolated) of a quantity drawn in TRAINED
 CATEGORY_CMAP = "tab10"
 
 plt.rcParams.update({

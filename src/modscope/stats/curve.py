@@ -54,7 +54,7 @@ class MICurve(Result):
                         color=style.NULL, alpha=0.35, lw=0, label="null ± 2 sd")
         ax.plot(self.n, self.mi, "o-", color=style.TRAINED, ms=3, label="plug-in MI")
         ax.plot(self.n, self.mi_corrected, "s--", color=style.TRAINED, ms=3, alpha=0.6, label="bias-corrected")
-        ax.axhline(self.mi_inf, color=style.TWIN, lw=0.9, ls=":", label=f"n→∞ fit {self.mi_inf:.3g}")
+        ax.axhline(self.mi_inf, color=style.ESTIMATE, lw=0.9, ls=":", label=f"n→∞ fit {self.mi_inf:.3g}")
         ax.set(xscale="log", xlabel="rows n", ylabel="MI (nats)", title=title)
         ax.legend(fontsize=7)
         return ax

@@ -56,7 +56,7 @@ class ModelMIResult(Result):
         ax.fill_between(x, np.maximum(null_mean - 3 * null_sd, 0), null_mean + 3 * null_sd, color=style.NULL,
                         alpha=0.4, lw=0, label="independence null ± 3 sd")
         ax.plot(x, [r.mi for r in self.results], "o-", color=style.TRAINED, ms=4, label="plug-in MI")
-        ax.plot(x, [r.mi_corrected for r in self.results], "s--", color=style.TWIN, ms=3,
+        ax.plot(x, [r.mi_corrected for r in self.results], "s--", color=style.ESTIMATE, ms=3,
                 label="bias-corrected MI")
         if all(c is not None for c in self.curves):
             ax.plot(x, [c.mi_inf for c in self.curves], "^:", color=style.TRAINED, ms=3, alpha=0.6,

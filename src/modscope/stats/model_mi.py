@@ -144,7 +144,7 @@ def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: s
         result = gaussian_mi(X, Y, permutations=permutations, seed=seed, engine=engine, scheduler=scheduler)
         if pair == "twin" and not allow_identical and result.canonical_correlations.min() > 1 - 1e-6:
             raise ModscopeError(f"{site_x} of the two stores is the same up to a linear map: the twin has the same "
-                                "weights as the model (a random twin of a random tiny model?); use --twin-seed 1")
+                                "weights as the model; use --twin random or another --twin-seed")
         results.append(result)
         curves.append(mi_curve(X, Y, points=curve_points, seed=seed) if curve_points >= 3 else None)
     name_x = store_x.model_info.get("name", "model")

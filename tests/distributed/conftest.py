@@ -1,4 +1,4 @@
-"""One small two-worker Dask cluster for the whole distributed test package (start-up is paid once)."""
+"""A small two-worker Dask cluster per test module (torn down after it, so it never leaks into other packages)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 WORKER_LIMIT = 4 << 20  # bytes per worker: every test store is at least 3x this
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client():
     from distributed import Client, LocalCluster
 
@@ -21,7 +21,7 @@ def client():
             yield c
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker_limit(client) -> int:
     """The memory limit of each worker in bytes, as the scheduler reports it."""
     limits = {w["memory_limit"] for w in client.scheduler_info()["workers"].values()}

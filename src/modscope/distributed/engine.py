@@ -75,10 +75,15 @@ def dask_client(client: Any = None, scheduler: str | None = None) -> Iterator[An
 
 
 def current_client() -> Any:
-    """The default ``distributed.Client`` of this process, or None."""
+    """The default ``distributed.Client`` of this process if it is still running, or None.
+
+    A closed client can stay registered as the default (e.g. after a ``with Client(...)`` block elsewhere in the
+    process); submitting to it fails with ``FutureCancelledError``, so only a running one is reused.
+    """
     try:
         from distributed import get_client
 
-        return get_client()
+        client = get_client()
     except (ImportError, ValueError):
         return None
+    return client if getattr(client, "status", None) == "running" else None

@@ -15,8 +15,7 @@ from modscope.errors import ModscopeError
 from modscope.jacobian.precision import keep_float64
 from modscope.models.adapters import adapter_for
 from modscope.models.model import Model
-from modscope.models.sites import _StopForward as StopForward
-from modscope.models.sites import parse_site, record_sites
+from modscope.models.sites import StopForward, parse_site, record_sites
 
 PARTS = ("attn", "mlp", "block")
 _FLOAT64: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

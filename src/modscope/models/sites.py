@@ -29,7 +29,7 @@ SITE_DOC = {
 }
 
 
-class _StopForward(Exception):
+class StopForward(Exception):
     """Raised by a hook once every requested site is read: the rest of the forward pass is not needed."""
 
 
@@ -120,7 +120,7 @@ def record_sites(
             tensor = tensor.unflatten(0, batch)
         values[name] = keep(tensor.detach())
         if stop_early and name == last_site:
-            raise _StopForward
+            raise StopForward
 
     def on_output(name, fn=_first):
         return lambda _m, _a, out: store(name, fn(out))
@@ -179,6 +179,6 @@ def run_with_sites(
     with record_sites(model, sites, select=select, stop_early=stop_early) as values:
         try:
             model.hf(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        except _StopForward:
+        except StopForward:
             pass
     return values

@@ -45,3 +45,15 @@ def test_number_headlines_are_stored_as_sentences_and_fields(tmp_path):
     assert payload["numbers"] == [{"label": "MI", "value": 2.0, "unit": "nats", "null": 0.5, "null_sd": 0.5,
                                    "null_name": "null", "z": 3.0, "digits": 3}]
     assert number.sentence() in (tmp_path / "index.html").read_text()
+
+
+def test_a_step_with_several_results_shows_each_and_is_not_pending(tmp_path):
+    from modscope.report import build_index
+
+    res = Toy(np.arange(3.0), np.zeros(1))
+    for sub in ("blocks", "path"):
+        write_probe(tmp_path / "jacobian" / sub, probe=sub, title=f"part {sub}", question="q?", result=res,
+                    figures={"f": res.plot().figure})
+    (tmp_path / "run.json").write_text(json.dumps({"steps": [{"name": "jacobian", "title": "J", "status": "done"}]}))
+    index = build_index(tmp_path).read_text()
+    assert "part blocks" in index and "part path" in index and "not run yet" not in index

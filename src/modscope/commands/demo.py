@@ -100,7 +100,9 @@ def run_demo(out: Path, size: str = "default", model: str = "smollm2-135m", only
               "versions": versions(), "steps": []}
     todo = []
     for step in steps:
-        kept = (out / step.name / RESULT_FILE).exists() and not (redo_all or step.name in (redo or []))
+        finished = earlier.get(step.name, {}).get("status", "done") in ("done", "kept")
+        has_result = any((out / step.name).rglob(RESULT_FILE)) if (out / step.name).is_dir() else False
+        kept = finished and has_result and not (redo_all or step.name in (redo or []))
         seconds = earlier.get(step.name, {}).get("seconds") if kept else None
         record["steps"].append({"name": step.name, "title": step.title, "status": "kept" if kept else "pending",
                                 "seconds": seconds, "error": None})

@@ -72,7 +72,11 @@ def build_index(root: str | Path, *, title: str | None = None) -> Path:
     results = {d: r for d, r in find_results(root) if d != root}
     entries: list[tuple[str, dict | None, dict]] = []  # (relative dir, result or None, step record)
     for step in run.get("steps", []):
-        entries.append((step["name"], results.pop(root / step["name"], None), step))
+        # a step may write one result into its directory or several into sub-directories (e.g. jacobian)
+        step_dir = root / step["name"]
+        mine = [d for d in results if d == step_dir or step_dir in d.parents]
+        found = [(d.relative_to(root).as_posix(), results.pop(d), step) for d in mine]
+        entries += found or [(step["name"], None, step)]
     entries += [(d.relative_to(root).as_posix(), r, {}) for d, r in results.items()]
     title = title or run.get("title") or "modscope report"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from torch.func import jacrev
+from torch.func import jacrev, vjp
 
 from modscope import load_model
 from modscope.errors import ModscopeError
@@ -173,3 +173,13 @@ def test_part_and_path_maps_compute_in_float64_throughout(models, name):
         combined = pullback(0.3 * u1 + u2)[0]
         separate = 0.3 * pullback(u1)[0] + pullback(u2)[0]
         assert float((combined - separate).abs().max() / separate.abs().max()) < 1e-13
+
+
+def test_float64_copy_is_frozen_so_path_jacobian_rows_carry_no_graph(models):
+    model = models["tiny-llama"]
+    assert not any(p.requires_grad for p in float64_copy(model).hf.parameters())
+    pm = path_map(model, ids_of(model, 7), src="embed", dst="final", src_pos=3, dst_pos=5)
+    y, pullback = vjp(pm.fn, pm.x)
+    assert not pullback(torch.ones_like(y))[0].requires_grad  # no graph of the backward pass per product
+    for chunk in (None, 1, 5):  # the same numbers as jacrev's, row for row
+        assert torch.equal(jacobian_matrix(pm.fn, pm.x, chunk_size=chunk), jacrev(pm.fn, chunk_size=chunk)(pm.x))

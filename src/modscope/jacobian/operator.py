@@ -100,18 +100,39 @@ def operator(
 def jacobian_matrix(
     fn: TensorFn, x: torch.Tensor | np.ndarray, *, dtype: torch.dtype = torch.float64, chunk_size: int | None = None
 ) -> torch.Tensor:
-    """The dense Jacobian [n_out, n_in] by reverse mode (``torch.func.jacrev``): n_out vjps, O(n_out·n_in) memory.
+    """The dense Jacobian [n_out, n_in] by reverse mode: n_out vjps of one recorded linearisation, O(n_out·n_in) memory.
+
+    The rows are ``torch.func.jacrev``'s (one ``vjp``, the standard basis pulled back ``chunk_size`` rows at a
+    time under ``vmap``), but each chunk is detached as soon as it is computed: ``torch.func`` builds every
+    backward with ``create_graph=True``, so when ``fn`` closes over tensors that require grad (a module's
+    weights) each chunk would otherwise carry the graph of its own backward pass, and ``jacrev`` keeps all chunks
+    until the end (memory growing with n_out times the size of ``fn``'s graph).
 
     Args:
         fn: a tensor function. x: the point. dtype: computation dtype.
-        chunk_size: vjps per vmapped batch (bounds memory on large outputs; None = all at once).
+        chunk_size: vjps per vmapped batch (bounds memory on large outputs; None = all at once; 1 = no vmap).
 
     Returns:
         J with ``J[i, j] = ∂ vec(fn(x))_i / ∂ vec(x)_j``.
     """
+    if chunk_size is not None and chunk_size < 1:
+        raise ModscopeError(f"chunk_size must be a positive number of rows, got {chunk_size}")
     x0 = as_input(x, dtype)
-    flat = jacrev(lambda v: fn(v.reshape(x0.shape)).reshape(-1), chunk_size=chunk_size)(x0.reshape(-1))
-    return flat.detach()
+    y0, pullback = vjp(lambda v: fn(v.reshape(x0.shape)).reshape(-1), x0.reshape(-1))
+    n_out = y0.numel()
+    if n_out == 0:
+        return y0.new_zeros(0, x0.numel())
+    step = n_out if chunk_size is None else min(chunk_size, n_out)
+    rows = []
+    for start in range(0, n_out, step):
+        count = min(step, n_out - start)
+        basis = y0.new_zeros(count, n_out)
+        basis[torch.arange(count), torch.arange(start, start + count)] = 1
+        if count == 1 and chunk_size == 1:
+            rows.append(pullback(basis[0])[0].detach()[None])
+        else:
+            rows.append(vmap(pullback)(basis)[0].detach())
+    return rows[0] if len(rows) == 1 else torch.cat(rows)
 
 
 def tokenwise_jacobians(

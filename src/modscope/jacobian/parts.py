@@ -22,9 +22,13 @@ _FLOAT64: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def float64_copy(model: Model) -> Model:
-    """A float64 copy of ``model`` whose attention stays in float64 (eager maths, no fused kernels), cached."""
+    """A float64 copy of ``model`` whose attention stays in float64 (eager maths, no fused kernels), cached.
+
+    Its weights are frozen (``requires_grad=False``): Jacobians are taken with respect to the stream only, and
+    ``torch.func`` runs every backward with ``create_graph=True``, so trainable weights would make each vjp record
+    a graph of its own backward pass (all of its intermediates) that every Jacobian row keeps alive."""
     if model not in _FLOAT64:
-        hf = copy.deepcopy(model.hf).to(torch.float64).eval()
+        hf = copy.deepcopy(model.hf).to(torch.float64).eval().requires_grad_(False)
         keep_float64(hf)
         _FLOAT64[model] = Model(name=model.name, hf=hf, tokenizer=model.tokenizer, adapter=adapter_for(hf),
                                 seed=model.seed, source=model.source)

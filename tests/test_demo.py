@@ -123,3 +123,15 @@ def test_cli_rejects_quick_with_full_and_lists_steps():
     assert isinstance(result.exception, ModscopeError)
     listed = runner.invoke(app, ["demo", "--list", "--quick"])
     assert listed.exit_code == 0 and "loss" in listed.output
+
+
+def test_a_step_that_died_after_writing_some_results_is_redone(tmp_path):
+    def partial(ctx, out):  # e.g. killed by the OS after its first of two result directories
+        write_probe(out / "first", probe="first", title="first half", question="q?", result={})
+        raise RuntimeError("killed")
+
+    run_demo(tmp_path, size="quick", model="tiny-gpt2", steps=[DemoStep("two", "two results", partial)],
+             display=terminal())
+    calls = []
+    record = run_demo(tmp_path, size="quick", model="tiny-gpt2", steps=[probe_step("two", calls)], display=terminal())
+    assert calls == ["two"] and record["steps"][0]["status"] == "done"

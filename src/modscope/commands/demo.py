@@ -15,7 +15,8 @@ from modscope.commands.common import DemoContext, console
 from modscope.errors import ModscopeError
 from modscope.paths import write_json_atomic
 from modscope.report.index import RUN_FILE, read_run
-from modscope.report.page import RESULT_FILE
+
+DONE_MARKER = ".done"  # in a step's directory: the step ran to the end (its results may be several result.json)
 
 SIZES = ("quick", "default", "full")
 # Seconds per step on 2 shared cores (quick, default, full), measured on demo runs; only used for the ETA.
@@ -100,9 +101,7 @@ def run_demo(out: Path, size: str = "default", model: str = "smollm2-135m", only
               "versions": versions(), "steps": []}
     todo = []
     for step in steps:
-        finished = earlier.get(step.name, {}).get("status", "done") in ("done", "kept")
-        has_result = any((out / step.name).rglob(RESULT_FILE)) if (out / step.name).is_dir() else False
-        kept = finished and has_result and not (redo_all or step.name in (redo or []))
+        kept = (out / step.name / DONE_MARKER).exists() and not (redo_all or step.name in (redo or []))
         seconds = earlier.get(step.name, {}).get("seconds") if kept else None
         record["steps"].append({"name": step.name, "title": step.title, "status": "kept" if kept else "pending",
                                 "seconds": seconds, "error": None})
@@ -132,6 +131,8 @@ def run_demo(out: Path, size: str = "default", model: str = "smollm2-135m", only
             t0 = time.perf_counter()
             try:
                 step.run(ctx, out / step.name)
+                # written only once the whole step returned: a step killed after some of its results is redone
+                (out / step.name / DONE_MARKER).write_text(_now())
                 entry["status"], entry["error"] = "done", None
                 (out / step.name / "error.txt").unlink(missing_ok=True)
             except Exception as exc:  # one broken probe must not stop the others

@@ -56,22 +56,8 @@ def capture(
     Returns:
         An ``ActivationStore`` whose rows follow document order, then position order.
     """
-    site_names = model.select_sites(sites)
-    if max_tokens is not None and max_tokens <= 0:
-        raise ModscopeError(f"max_tokens must be > 0, got {max_tokens}")
-    if ctx <= 0 or ctx > model.n_ctx:
-        raise ModscopeError(f"ctx must be in 1..{model.n_ctx} for {model.name}, got {ctx}")
-    spec = pos.normalise(positions)
-    docs = _plan(model, source, spec, ctx, max_tokens)
-    if not docs:
-        raise ModscopeError("nothing to capture: the source is empty or no document has the requested positions")
-    shapes = model.sites()
-    manifest = {
-        "format": FORMAT, "version": FORMAT_VERSION, "model": {**model.describe(), "fingerprint": model.fingerprint},
-        "sites": {s: list(shapes[s]) for s in site_names},
-        "settings": {"positions": spec, "ctx": ctx, "max_tokens": max_tokens, "source_hash": _source_hash(docs)},
-        "docs": [[d.doc_id, d.category] for d in docs], "rows_done": 0, "docs_done": 0, "complete": False,
-    }
+    site_names, docs, manifest = plan_capture(model, source, sites, positions=positions, max_tokens=max_tokens,
+                                              ctx=ctx)
     batch_size = batch_size or max(1, TOKENS_PER_BATCH // ctx)
     if out is None:
         writer: RamWriter | ZarrWriter = RamWriter(manifest)
@@ -90,6 +76,31 @@ def capture(
             writer.append(site_rows, meta_rows, docs_done=start + len(batch))
             advance(sum(len(d.ids) for d in batch))
     return writer.finish()
+
+
+def plan_capture(model: Model, source, sites, *, positions: pos.PositionSpec, max_tokens: int | None, ctx: int
+                 ) -> tuple[list[str], list[_Doc], dict]:
+    """Check the arguments, tokenise and choose rows; returns (site names, documents, a fresh manifest).
+
+    Shared by ``capture`` and the sharded capture, so both plan (and fingerprint) a capture identically.
+    """
+    site_names = model.select_sites(sites)
+    if max_tokens is not None and max_tokens <= 0:
+        raise ModscopeError(f"max_tokens must be > 0, got {max_tokens}")
+    if ctx <= 0 or ctx > model.n_ctx:
+        raise ModscopeError(f"ctx must be in 1..{model.n_ctx} for {model.name}, got {ctx}")
+    spec = pos.normalise(positions)
+    docs = _plan(model, source, spec, ctx, max_tokens)
+    if not docs:
+        raise ModscopeError("nothing to capture: the source is empty or no document has the requested positions")
+    shapes = model.sites()
+    manifest = {
+        "format": FORMAT, "version": FORMAT_VERSION, "model": {**model.describe(), "fingerprint": model.fingerprint},
+        "sites": {s: list(shapes[s]) for s in site_names},
+        "settings": {"positions": spec, "ctx": ctx, "max_tokens": max_tokens, "source_hash": _source_hash(docs)},
+        "docs": [[d.doc_id, d.category] for d in docs], "rows_done": 0, "docs_done": 0, "complete": False,
+    }
+    return site_names, docs, manifest
 
 
 def _plan(model: Model, source, spec: str, ctx: int, max_tokens: int | None) -> list[_Doc]:

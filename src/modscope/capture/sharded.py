@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from modscope.capture import positions as pos
-from modscope.capture.run import TOKENS_PER_BATCH, _chunk_rows, _Doc, _forward, _plan, _resumable, _source_hash
-from modscope.capture.store import FORMAT, FORMAT_VERSION, MANIFEST, META_FIELDS, ActivationStore, _open_group
+from modscope.capture.run import TOKENS_PER_BATCH, _chunk_rows, _Doc, _forward, _resumable, plan_capture
+from modscope.capture.store import MANIFEST, META_FIELDS, ActivationStore, _open_group
 from modscope.errors import ModscopeError
 from modscope.paths import write_json_atomic
 
@@ -102,21 +102,9 @@ def capture_sharded(
         raise ModscopeError(f"shards must be >= 1, got {shards}")
     model = model if isinstance(model, Model) else load_model(str(model))
     path = Path(out)
-    site_names = model.select_sites(sites)
-    spec = pos.normalise(positions)
-    if ctx <= 0 or ctx > model.n_ctx:
-        raise ModscopeError(f"ctx must be in 1..{model.n_ctx} for {model.name}, got {ctx}")
-    docs = _plan(model, source, spec, ctx, max_tokens)
-    if not docs:
-        raise ModscopeError("nothing to capture: the source is empty or no document has the requested positions")
+    site_names, docs, manifest = plan_capture(model, source, sites, positions=positions, max_tokens=max_tokens,
+                                              ctx=ctx)
     batch_size = batch_size or max(1, TOKENS_PER_BATCH // ctx)
-    shapes = model.sites()
-    manifest = {
-        "format": FORMAT, "version": FORMAT_VERSION, "model": {**model.describe(), "fingerprint": model.fingerprint},
-        "sites": {s: list(shapes[s]) for s in site_names},
-        "settings": {"positions": spec, "ctx": ctx, "max_tokens": max_tokens, "source_hash": _source_hash(docs)},
-        "docs": [[d.doc_id, d.category] for d in docs], "rows_done": 0, "docs_done": 0, "complete": False,
-    }
     existing = _resumable(path, manifest, model, sharded=True)
     if existing is not None and existing.get("complete"):
         return ActivationStore.open(path)

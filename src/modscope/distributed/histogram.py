@@ -18,6 +18,7 @@ from modscope.geometry.histogram import (
     HistogramResult,
     block_pair_counts,
     fold_edge_bins,
+    histogram_range,
     merge_block_counts,
     pair_moments_from_sums,
     pair_sums,
@@ -89,11 +90,7 @@ def cosine_histogram(source: Any, *, centre: bool | np.ndarray = False, bins: in
     Returns:
         HistogramResult.
     """
-    if bins < 1 or block < 1:
-        raise ModscopeError(f"bins and block must be >= 1, got bins={bins}, block={block}")
-    low, high = map(float, value_range)
-    if not high > low:
-        raise ModscopeError(f"value_range must be (low, high) with high > low, got {value_range}")
+    low, high = histogram_range(bins, block, value_range)
     array = resolve(source)
     where = {"engine": engine, "client": client, "scheduler": scheduler}
     if centre is True:

@@ -87,6 +87,16 @@ def pair_moments(unit: np.ndarray) -> tuple[float, float]:
                                   float(np.sum(sq_norms**2)))
 
 
+def histogram_range(bins: int, block: int, value_range) -> tuple[float, float]:
+    """Validate the histogram settings shared by both engines; returns the (low, high) bin range."""
+    if bins < 1 or block < 1:
+        raise ModscopeError(f"bins and block must be >= 1, got bins={bins}, block={block}")
+    low, high = map(float, value_range)
+    if not high > low:
+        raise ModscopeError(f"value_range must be (low, high) with high > low, got {value_range}")
+    return low, high
+
+
 def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
                      value_range: tuple[float, float] = (-1.0, 1.0), block: int = 2048,
                      threads: int | None = None, extremes: bool = True, engine: str = "local", client=None,
@@ -111,11 +121,7 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
     Returns:
         HistogramResult.
     """
-    if bins < 1 or block < 1:
-        raise ModscopeError(f"bins and block must be >= 1, got bins={bins}, block={block}")
-    low, high = map(float, value_range)
-    if not high > low:
-        raise ModscopeError(f"value_range must be (low, high) with high > low, got {value_range}")
+    low, high = histogram_range(bins, block, value_range)
     if isinstance(E, torch.Tensor):
         E = E.detach().cpu().numpy()
     if engine != "local":

@@ -67,6 +67,15 @@ def engine_kwargs(engine: str, scheduler: str | None) -> dict[str, Any]:
     return {"engine": engine, "scheduler": scheduler}
 
 
+# the options of every capture command (`capture`, `capture-shard`)
+CAPTURE_CORPUS = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt, or a .jsonl.")
+CAPTURE_SITES = typer.Option("resid_post.*", "--sites", help="Site names or patterns, comma-separated.")
+CAPTURE_POSITIONS = typer.Option("all", "--positions", help="all | last:K | first:K | range:A:B | i,j,k")
+CAPTURE_MAX_TOKENS = typer.Option(None, "--max-tokens", help="Stop after this many captured positions.")
+CAPTURE_CTX = typer.Option(512, "--ctx", help="Tokens per document (longer documents are cut).")
+CAPTURE_BATCH_SIZE = typer.Option(None, "--batch-size", help="Documents per forward pass.")
+CAPTURE_OUT = typer.Option(..., "--out", help="Zarr store directory (re-run the same command to resume).")
+
 OUT_OPTION = typer.Option(None, "--out", help="Directory for result.json, figures and index.html.")
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
 

@@ -7,7 +7,20 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import JSON_OPTION, OUT_OPTION, cached_model, console, emit
+from modscope.commands.common import (
+    CAPTURE_BATCH_SIZE,
+    CAPTURE_CORPUS,
+    CAPTURE_CTX,
+    CAPTURE_MAX_TOKENS,
+    CAPTURE_OUT,
+    CAPTURE_POSITIONS,
+    CAPTURE_SITES,
+    JSON_OPTION,
+    OUT_OPTION,
+    cached_model,
+    console,
+    emit,
+)
 from modscope.errors import ModscopeError
 
 ENGINE_OPTION = typer.Option("dask", "--engine", help="local (this process) or dask (a cluster).")
@@ -35,16 +48,12 @@ def register(app: typer.Typer) -> None:
     @app.command("capture-shard")
     def capture_shard_cmd(
         model: str = typer.Option(..., "--model", help="Model name (every worker loads it by this name)."),
-        corpus: str = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt, or a .jsonl."),
-        sites: str = typer.Option("resid_post.*", "--sites", help="Site names or patterns, comma-separated."),
-        positions: str = typer.Option("all", "--positions", help="all | last:K | first:K | range:A:B | i,j,k"),
-        max_tokens: int = typer.Option(None, "--max-tokens", help="Stop after this many captured positions."),
-        ctx: int = typer.Option(512, "--ctx", help="Tokens per document (longer documents are cut)."),
-        batch_size: int = typer.Option(None, "--batch-size", help="Documents per forward pass."),
+        corpus: str = CAPTURE_CORPUS, sites: str = CAPTURE_SITES, positions: str = CAPTURE_POSITIONS,
+        max_tokens: int = CAPTURE_MAX_TOKENS, ctx: int = CAPTURE_CTX, batch_size: int = CAPTURE_BATCH_SIZE,
         shards: int = typer.Option(2, "--shards", help="Disjoint document ranges captured in parallel."),
         engine: str = typer.Option("processes", "--engine", help="processes | dask | serial"),
         scheduler: str = SCHEDULER_OPTION,
-        out: Path = typer.Option(..., "--out", help="Zarr store directory (re-run the same command to resume)."),
+        out: Path = CAPTURE_OUT,
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Capture SITES of MODEL into one Zarr store from several processes or Dask workers (resumable)."""

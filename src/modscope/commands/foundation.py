@@ -9,7 +9,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modscope.commands.common import JSON_OPTION, cached_model, console, emit
+from modscope.commands.common import (
+    CAPTURE_BATCH_SIZE,
+    CAPTURE_CORPUS,
+    CAPTURE_CTX,
+    CAPTURE_MAX_TOKENS,
+    CAPTURE_OUT,
+    CAPTURE_POSITIONS,
+    CAPTURE_SITES,
+    JSON_OPTION,
+    cached_model,
+    console,
+    emit,
+)
 from modscope.errors import ModscopeError
 
 
@@ -69,14 +81,10 @@ def register(app: typer.Typer) -> None:
     @app.command("capture")
     def capture_cmd(
         model: str = typer.Option(..., "--model", help="Model name."),
-        corpus: str = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt, or a .jsonl."),
-        sites: str = typer.Option("resid_post.*", "--sites", help="Site names or patterns, comma-separated."),
-        positions: str = typer.Option("all", "--positions", help="all | last:K | first:K | range:A:B | i,j,k"),
-        max_tokens: int = typer.Option(None, "--max-tokens", help="Stop after this many captured positions."),
-        ctx: int = typer.Option(512, "--ctx", help="Tokens per document (longer documents are cut)."),
-        batch_size: int = typer.Option(None, "--batch-size", help="Documents per forward pass."),
+        corpus: str = CAPTURE_CORPUS, sites: str = CAPTURE_SITES, positions: str = CAPTURE_POSITIONS,
+        max_tokens: int = CAPTURE_MAX_TOKENS, ctx: int = CAPTURE_CTX, batch_size: int = CAPTURE_BATCH_SIZE,
         per_category: int = typer.Option(None, "--per-category", help="Use this many documents per category."),
-        out: Path = typer.Option(..., "--out", help="Zarr store directory (re-run the same command to resume)."),
+        out: Path = CAPTURE_OUT,
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Capture SITES of MODEL over a corpus into a resumable Zarr store."""

@@ -51,7 +51,7 @@ class ModaddRun:
     recorder: Any = field(default=None, repr=False)
 
 
-def train_modadd(p: int = 113, steps: int = 3000, *, train_frac: float = 0.3, width: int = 256,
+def train_modadd(p: int = 113, steps: int = 5000, *, train_frac: float = 0.5, width: int = 256,
                  lr: float = 1e-3, weight_decay: float = 1.0, seed: int = 0,
                  recorder: bool | str | Path | None = None, every: int = 1,
                  params: str = "all") -> ModaddRun:

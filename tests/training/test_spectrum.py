@@ -95,3 +95,16 @@ def test_bad_inputs_raise_modscope_errors():
         gradient_spectrum(np.ones((4, 5)), method="lanczos")
     with pytest.raises(ModscopeError):
         gradient_spectrum(np.ones((4, 5)), params=["nope"])
+
+
+def test_compute_gram_on_dask_equals_numpy_per_parameter(tmp_path):
+    from modscope.training.gram import compute_gram
+
+    matrix = planted(steps=48, params=300).astype(np.float32)
+    zarr_store = GradientStore.open(two_block_store(matrix, tmp_path / "g").path)
+    local, dask = compute_gram(zarr_store), compute_gram(zarr_store, engine="dask")
+    np.testing.assert_allclose(dask.gram, local.gram, rtol=1e-10, atol=0)
+    assert set(dask.per_param) == set(local.per_param)
+    for name, g in local.per_param.items():
+        np.testing.assert_allclose(dask.per_param[name], g, rtol=1e-10, atol=1e-300)
+    assert compute_gram(zarr_store, engine="dask", per_param=False).per_param == {}

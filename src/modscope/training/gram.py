@@ -10,7 +10,7 @@ them all (Halko et al. 2011, sec. 5.3, for the Gram route to the SVD).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -109,38 +109,20 @@ def compute_gram(store: GradientStore, *, params=None, steps=None, per_param: bo
     Args:
         store: the recorded gradients. params: names (default all recorded). steps: row indices/slice.
         per_param: also keep each tensor's Gram (for the per-matrix count table).
-        engine: ``numpy`` (block by block in this process) or ``dask`` (chunks of the Zarr arrays mapped
-            through ``gram_kernel`` and reduced by Dask; for stores larger than memory).
+        engine: ``numpy`` (block by block in this process) or ``dask`` (``modscope.distributed.gradient_gram``:
+            the same ``gram_kernel`` per column stripe and ``merge_grams``; for stores larger than memory).
     """
     names = resolve_params(store, params)
     rows = resolve_rows(store, steps)
-    contiguous = rows.size == store.n_steps and np.array_equal(rows, np.arange(store.n_steps))
-    sel = slice(None) if contiguous else rows
     if engine == "dask":
-        grams = _dask_grams(store, names, rows, contiguous)
-    elif engine == "numpy":
-        grams = {n: block_gram(store.block(n, sel)) for n in names}
-    else:
+        from modscope.distributed.gradients import gradient_gram  # distributed imports this module
+
+        gg = gradient_gram(store, params=names, steps=steps, engine="dask")
+        return gg if per_param else replace(gg, per_param={})
+    if engine != "numpy":
         raise ModscopeError(f"unknown engine '{engine}'; use numpy or dask")
+    contiguous = rows.size == store.n_steps and np.array_equal(rows, np.arange(store.n_steps))
+    grams = {n: block_gram(store.block(n, slice(None) if contiguous else rows)) for n in names}
     total = merge_grams(grams.values())
     return GradGram(total, grams if per_param else {}, tuple(names), np.asarray(store.steps)[rows],
                     sum(store.size(n) for n in names))
-
-
-def _dask_grams(store: GradientStore, names: list[str], rows: np.ndarray, contiguous: bool) -> dict:
-    import dask
-    import dask.array as da
-
-    lazy = {}
-    for n in names:
-        if store.path is not None:
-            arr = da.from_zarr(store.zarr_array(n))[: store.n_steps]
-        else:
-            arr = da.from_array(store.block(n), chunks=(store.n_steps, max(1, MAX_CHUNK_ELEMENTS // store.n_steps)))
-        if not contiguous:
-            arr = arr[rows]
-        cols = max(1, MAX_CHUNK_ELEMENTS // max(rows.size, 1))
-        arr = arr.rechunk((rows.size, cols)).astype(np.float64)
-        lazy[n] = arr @ arr.T
-    computed = dask.compute(*lazy.values())
-    return {n: np.asarray(g) for n, g in zip(lazy, computed, strict=True)}

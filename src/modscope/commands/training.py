@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from pathlib import Path
 
 import typer
 
 from modscope.commands.common import JSON_OPTION, OUT_OPTION, DemoStep, console, emit, parse_csv, parse_ints
 from modscope.errors import ModscopeError
+from modscope.locking import directory_lock
 
 train_app = typer.Typer(help="Train a small network reproducibly and record its per-step gradients.",
                         no_args_is_help=True)
@@ -22,6 +25,27 @@ def register(app: typer.Typer) -> None:
 
 def _store_dir(path: Path) -> Path:
     return path / "grads" if (path / "grads" / "manifest.json").is_file() else path
+
+
+def _locked(out: Path | None):
+    """The run directory's lock for the whole command (nothing to lock without --out)."""
+    return contextlib.nullcontext() if out is None else directory_lock(out)
+
+
+def _note(payload: dict, line: str) -> None:
+    """State a value the command chose instead of the one asked for: one line on stderr, and in result.json."""
+    console.print(f"modscope: note: {line}", highlight=False, soft_wrap=True)
+    payload.setdefault("notes", []).append(line)
+
+
+def _at_least(value: int | None, least: int, option: str) -> None:
+    if value is not None and value < least:
+        raise ModscopeError(f"{option} must be >= {least}, got {value}")
+
+
+def _check_lr(lr: float | None) -> None:
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise ModscopeError(f"--lr must be a finite number > 0, got {lr}")
 
 
 @train_app.command("mnist")
@@ -49,18 +73,26 @@ def train_mnist_cmd(
         raise ModscopeError(f"--record must be grads or none, got '{record}'")
     if record == "grads" and out is None:
         raise ModscopeError("--record grads needs --out DIR (gradients go to DIR/grads)")
+    for value, option in ((epochs, "--epochs"), (batch_size, "--batch-size"), (n_train, "--n-train"),
+                          (max_steps, "--max-steps")):
+        _at_least(value, 1, option)
+    _at_least(checkpoint_every, 0, "--checkpoint-every")
+    _check_lr(lr)
     recorder = None if record == "none" else out / "grads"
     param_sel = params if params in ("all", "matrices") else parse_csv(params)
-    run = train_mnist(arch, epochs, batch_size, lr, seed, null, recorder, optimizer=optimizer, n_train=n_train,
-                      max_steps=max_steps, checkpoint_every=checkpoint_every, record_params=param_sel)
-    payload = {"config": run.config, "n_steps": run.n_steps, "n_params": run.n_params,
-               "final_loss": float(run.losses[-max(1, run.n_steps // 10):].mean()),
-               "valid_accuracy": run.valid_accuracy, "test_accuracy": run.test_accuracy,
-               "gradients": str(recorder) if recorder else None}
-    if out is not None:
-        from modscope.training.pages import write_train_page
+    with _locked(out):
+        run = train_mnist(arch, epochs, batch_size, lr, seed, null, recorder, optimizer=optimizer, n_train=n_train,
+                          max_steps=max_steps, checkpoint_every=checkpoint_every, record_params=param_sel)
+        payload = {"config": run.config, "n_steps": run.n_steps, "n_params": run.n_params,
+                   "final_loss": float(run.losses[-max(1, run.n_steps // 10):].mean()),
+                   "valid_accuracy": run.valid_accuracy, "test_accuracy": run.test_accuracy,
+                   "gradients": str(recorder) if recorder else None}
+        if max_steps is not None and run.n_steps < max_steps:
+            _note(payload, f"--max-steps {max_steps} is more than {epochs} epoch(s) hold: trained {run.n_steps} steps")
+        if out is not None:
+            from modscope.training.pages import write_train_page
 
-        write_train_page(out, run, payload)
+            write_train_page(out, run, payload)
     emit(out, payload, as_json)
 
 
@@ -79,15 +111,19 @@ def train_modadd_cmd(
     """Train a one-hidden-layer MLP on (a + b) mod p to grokking and record its gradients."""
     from modscope.training.modadd import train_modadd
 
-    run = train_modadd(p=p, steps=steps, train_frac=train_frac, weight_decay=weight_decay, lr=lr, seed=seed,
-                       recorder=None if out is None else out / "grads", every=every)
-    payload = {"config": run.config, "n_steps": len(run.train_losses), "final_train_accuracy":
-               float(run.train_accuracy[-1]), "final_test_accuracy": float(run.test_accuracy[-1]),
-               "grok_step": run.grok_step, "gradients": str(out / "grads") if out else None}
-    if out is not None:
-        from modscope.training.pages import write_modadd_page
+    _at_least(steps, 1, "--steps")
+    _at_least(every, 1, "--every")
+    _check_lr(lr)
+    with _locked(out):
+        run = train_modadd(p=p, steps=steps, train_frac=train_frac, weight_decay=weight_decay, lr=lr, seed=seed,
+                           recorder=None if out is None else out / "grads", every=every)
+        payload = {"config": run.config, "n_steps": len(run.train_losses), "final_train_accuracy":
+                   float(run.train_accuracy[-1]), "final_test_accuracy": float(run.test_accuracy[-1]),
+                   "grok_step": run.grok_step, "gradients": str(out / "grads") if out else None}
+        if out is not None:
+            from modscope.training.pages import write_modadd_page
 
-        write_modadd_page(out, run, payload)
+            write_modadd_page(out, run, payload)
     emit(out, payload, as_json)
 
 
@@ -107,19 +143,34 @@ def gradients(
 
     if method not in ("gram", "dask"):
         raise ModscopeError(f"--method must be gram or dask, got '{method}'")
+    _at_least(sample_size, 2, "--sample-size")
+    _at_least(repeats, 1, "--repeats")
+    _at_least(skip_first, 0, "--skip-first")
     store = GradientStore.open(_store_dir(source))
-    analysis = analyse_gradients(store, sample_size=sample_size, repeats=repeats, skip_first=skip_first,
-                                 method=method)
-    replayed = None
-    if replay:
-        from modscope.training.replay import replay_projected
+    bad = store.first_nonfinite_step()
+    if bad is not None:
+        raise ModscopeError(f"{source} holds NaN or inf gradients from step {bad} on (the first bad step); "
+                            "record the run again with a lower --lr, or analyse only the steps before it")
+    if skip_first is not None and skip_first > store.n_steps - 2:
+        raise ModscopeError(f"--skip-first {skip_first} leaves fewer than 2 of the {store.n_steps} steps")
+    payload: dict = {}
+    if sample_size > store.n_steps // 2:
+        # the sampling protocol draws at most half the steps (analyse_gradients clips it there)
+        _note(payload, f"--sample-size {sample_size} is more than half of the {store.n_steps} recorded steps: "
+                       f"samples of {max(2, store.n_steps // 2)} steps were used")
+    with _locked(out):
+        analysis = analyse_gradients(store, sample_size=sample_size, repeats=repeats, skip_first=skip_first,
+                                     method=method)
+        replayed = None
+        if replay:
+            from modscope.training.replay import replay_projected
 
-        replayed = replay_projected(store, ks=parse_ints(replay, "--replay"))
-    payload = {"analysis": analysis.to_json(), "replay": replayed.to_json() if replayed else None}
-    if out is not None:
-        from modscope.training.pages import write_gradients_page
+            replayed = replay_projected(store, ks=parse_ints(replay, "--replay"))
+        payload = {"analysis": analysis.to_json(), "replay": replayed.to_json() if replayed else None, **payload}
+        if out is not None:
+            from modscope.training.pages import write_gradients_page
 
-        write_gradients_page(out, analysis, replayed, store)
+            write_gradients_page(out, analysis, replayed, store)
     emit(out, payload, as_json)
 
 

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from modscope.errors import ModscopeError
+from modscope.locking import remove_orphans
 from modscope.training.store import MANIFEST, GradientStore
 
-TRAIN_STATE = "train_state.pt"
+LEGACY_TRAIN_STATE = "train_state.pt"  # one state file saved before the rows (before issue 21); read only
 
 
 def select_params(model: torch.nn.Module, params: str | list[str] | Callable = "matrices") -> list[str]:
@@ -40,8 +41,10 @@ class GradientRecorder:
     Use it either by calling ``rec.step(loss=...)`` after ``loss.backward()``, or as a context manager
     that hooks ``optimizer.step`` (``with GradientRecorder(model, optimizer=opt) as rec: ...``; call
     ``rec.note_loss(loss)`` to log the loss). Rows are buffered in RAM and flushed ``chunk_steps`` at a time;
-    with ``out=DIR`` each flush commits a Zarr chunk and rewrites the manifest atomically, so a killed run
-    keeps every flushed step and ``GradientRecorder(model, out=DIR)`` continues after the last one.
+    with ``out=DIR`` each flush commits a Zarr chunk, the matching training state and the manifest (in the order
+    described in ``modscope.training.store``), so a run killed at any moment keeps every flushed step and
+    ``resume_training`` continues exactly after the last one. A NaN or inf gradient stops the run with a
+    ModscopeError naming the step; it is never recorded.
 
     Args:
         model: the network. out: None (RAM) or a directory for the Zarr store.
@@ -63,6 +66,8 @@ class GradientRecorder:
         shapes = [tuple(self._params[n].shape) for n in self.names]
         if out is not None and (Path(out) / MANIFEST).is_file():
             self.store = GradientStore.open(out)
+            remove_orphans(out)  # this recorder is the store's writer: leftovers of a killed flush go
+            self.store.remove_stale_states()
             if self.store.names != self.names or [self.store.shapes[n] for n in self.names] != shapes:
                 raise ModscopeError(f"{out} holds gradients of other parameters ({self.store.names}); "
                                     "use a new --out directory or the same model and params")
@@ -84,12 +89,20 @@ class GradientRecorder:
         self.calls += 1
         if t % self.every:
             return
+        row = []
         for n in self.names:
             grad = self._params[n].grad
             if grad is None:
                 raise ModscopeError(f"parameter '{n}' has no gradient at step {t}; call rec.step() after "
                                     "loss.backward(), or record only parameters that get gradients")
-            self._buffer[n].append(grad.detach().to(torch.float32).reshape(-1).cpu().numpy().copy())
+            values = grad.detach().to(torch.float32).reshape(-1).cpu().numpy().copy()
+            if not np.isfinite(values).all():
+                raise ModscopeError(f"the gradient of '{n}' at step {t} holds NaN or inf values (the first bad step; "
+                                    "steps from it on were not recorded): lower the learning rate, or check the "
+                                    "data and the loss")
+            row.append(values)
+        for n, values in zip(self.names, row, strict=True):
+            self._buffer[n].append(values)
         if lr is None and self.optimizer is not None:
             lr = self.optimizer.param_groups[0]["lr"]
         loss = self._pending_loss if loss is None else float(torch.as_tensor(loss).detach())
@@ -112,11 +125,12 @@ class GradientRecorder:
         steps, losses, lrs = (list(c) for c in zip(*self._rows, strict=False))
         self._buffer = {n: [] for n in self.names}
         self._rows = []
+        state = None
         if self.store.path is not None and self.optimizer is not None:
-            # saved before the manifest so that a committed row count always has its state next to it
-            torch.save({"step": self.calls, "model": self.model.state_dict(),
-                        "optimizer": self.optimizer.state_dict()}, self.store.path / TRAIN_STATE)
-        self.store.append(blocks, steps, losses, lrs)
+            # the weights now include the update of every buffered step: training resumes at step self.calls
+            state = {"step": self.calls, "n_rows": self.store.n_steps + len(steps),
+                     "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        self.store.append(blocks, steps, losses, lrs, state=state)
 
     def close(self) -> None:
         self.flush()
@@ -135,16 +149,30 @@ class GradientRecorder:
         """Load the saved model/optimizer state of a partly recorded run; returns the step to start from."""
         self.optimizer = optimizer
         if not self.store.n_steps or self.store.path is None:
+            self.calls = 0
+            self.store.checkpoint_steps = []
             return 0
-        state_path = self.store.path / TRAIN_STATE
-        if not state_path.is_file():
-            raise ModscopeError(f"{self.store.path} has gradients but no {TRAIN_STATE}; use a new --out")
-        state = torch.load(state_path, weights_only=False)
+        state = self._committed_state()
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         self.calls = int(state["step"])
+        # checkpoints taken after the committed rows are taken again by the resumed run
         self.store.checkpoint_steps = [s for s in self.store.checkpoint_steps if s < self.calls]
         return self.calls
+
+    def _committed_state(self) -> dict:
+        """The training state the manifest commits: its step is the one after the last committed row."""
+        path, last = self.store.path, self.store.steps[-1]
+        if self.store.state_file is not None:
+            state = torch.load(path / self.store.state_file, weights_only=False)
+            if state.get("n_rows") == self.store.n_steps:
+                return state
+        elif (path / LEGACY_TRAIN_STATE).is_file():
+            state = torch.load(path / LEGACY_TRAIN_STATE, weights_only=False)
+            if last < int(state["step"]) <= last + self.every:
+                return state
+        raise ModscopeError(f"{path} holds {self.store.n_steps} recorded steps but no training state matching them "
+                            "(written by an older modscope, or damaged); record again into a new --out")
 
     # ---- context manager: hook optimizer.step ----
     def __enter__(self) -> GradientRecorder:

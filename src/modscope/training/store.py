@@ -1,17 +1,32 @@
-"""Where recorded gradients live: in RAM or in a Zarr store chunked by steps, with an atomic manifest."""
+"""Where recorded gradients live: in RAM or in a Zarr store chunked by steps, with an atomic manifest.
+
+On disk, one flush is committed in this order (every prefix a SIGKILL can leave is consistent):
+
+1. the rows go into the Zarr arrays, past the committed row count (invisible until step 3);
+2. the training state after those rows is saved to a new file ``train_state-<rows>.pt`` (invisible too);
+3. ``manifest.json`` is replaced atomically: the new row count *and* the name of the matching state file;
+4. the previous state file is deleted.
+
+The manifest is the single commit record: a resumed run loads the state it names, whose step is exactly the one
+after its last committed row, so no step is lost or recorded twice.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modscope.errors import ModscopeError
+from modscope.killpoints import kill_point
 from modscope.paths import write_json_atomic
 
 MANIFEST = "manifest.json"
+FORMAT = "modscope.gradients/1"
+STATE_PREFIX = "train_state-"
 
 
 class GradientStore:
@@ -34,6 +49,7 @@ class GradientStore:
         self.losses: list[float] = []
         self.lrs: list[float] = []
         self.checkpoint_steps: list[int] = []
+        self.state_file: str | None = None  # the training state matching the committed rows (resumable runs)
         self._ram: dict[str, list[np.ndarray]] = {n: [] for n in self.names}
         self._ram_logits: list[np.ndarray] = []
         self._group = None
@@ -100,8 +116,12 @@ class GradientStore:
 
     # ---- writing ----
     def append(self, blocks: dict[str, np.ndarray], steps: list[int], losses: list[float],
-               lrs: list[float]) -> None:
-        """Append a chunk of rows (``blocks[name]`` is ``[k, size]``) and commit it with the manifest."""
+               lrs: list[float], state: dict[str, Any] | None = None) -> None:
+        """Append a chunk of rows (``blocks[name]`` is ``[k, size]``) and commit it with the manifest.
+
+        ``state`` (a ``torch.save``-able training state after these rows) is committed in the same manifest;
+        see the module docstring for the order of the writes.
+        """
         k = len(steps)
         if k == 0:
             return
@@ -115,10 +135,45 @@ class GradientStore:
                 if arr.shape[0] < n + k:
                     arr.resize((n + k, arr.shape[1]))
                 arr[n:n + k] = block
+        if self._group is not None:
+            kill_point("grads-after-rows")
+        previous = self.state_file
+        if state is not None and self.path is not None:
+            import torch
+
+            name = f"{STATE_PREFIX}{n + k:08d}.pt"
+            tmp = self.path / f".{name}.tmp"
+            torch.save(state, tmp)
+            os.replace(tmp, self.path / name)
+            kill_point("grads-after-state")
+            self.state_file = name
         self.steps += [int(s) for s in steps]
         self.losses += [float(v) for v in losses]
         self.lrs += [float(v) for v in lrs]
         self.write_manifest()
+        if self.path is not None and self.state_file != previous:
+            kill_point("grads-after-manifest")
+            self.remove_stale_states()
+
+    def remove_stale_states(self) -> None:
+        """Delete state files the manifest does not name (superseded, or saved by a flush killed before commit)."""
+        if self.path is None:
+            return
+        for file in self.path.glob(f"{STATE_PREFIX}*.pt"):
+            if file.name != self.state_file:
+                file.unlink(missing_ok=True)
+
+    def first_nonfinite_step(self, rows_per_read: int = 256) -> int | None:
+        """The training step of the first row holding a NaN or inf gradient (None when every value is finite)."""
+        first = None
+        for name in self.names:
+            for lo in range(0, self.n_steps if first is None else first, rows_per_read):
+                block = self.block(name, slice(lo, min(lo + rows_per_read, self.n_steps)))
+                bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+                if bad.size:
+                    first = lo + int(bad[0])
+                    break
+        return None if first is None else int(self.steps[first])
 
     def add_checkpoint(self, step: int, logits: np.ndarray) -> None:
         logits = np.asarray(logits, dtype=np.float32)
@@ -140,10 +195,10 @@ class GradientStore:
         if self.path is None:
             return
         write_json_atomic(self.path / MANIFEST, {
-            "format": "modscope.gradients/1", "names": self.names,
+            "format": FORMAT, "names": self.names,
             "shapes": [list(self.shapes[n]) for n in self.names], "chunk_steps": self.chunk_steps,
             "n_steps": self.n_steps, "steps": self.steps, "losses": self.losses, "lrs": self.lrs,
-            "checkpoint_steps": self.checkpoint_steps, "meta": self.meta})
+            "checkpoint_steps": self.checkpoint_steps, "meta": self.meta, "train_state": self.state_file})
 
     @classmethod
     def open(cls, path: str | Path) -> GradientStore:
@@ -152,11 +207,20 @@ class GradientStore:
         if not (path / MANIFEST).is_file():
             raise ModscopeError(f"{path} holds no recorded gradients (no {MANIFEST}); "
                                 "record with `modscope train mnist --record grads --out DIR` first")
-        info = json.loads((path / MANIFEST).read_text())
+        try:
+            info = json.loads((path / MANIFEST).read_text())
+        except ValueError:
+            raise ModscopeError(f"{path}/{MANIFEST} is unreadable (damaged); record again into a new --out") from None
+        if info.get("format") != FORMAT or "names" not in info:
+            what = ("an activation capture store (from `modscope capture`)" if info.get("format") == "modscope-capture"
+                    else "not a gradient store")
+            raise ModscopeError(f"{path} is {what}, not recorded gradients; pass the --out directory of "
+                                "`modscope train mnist` (or its grads/ subdirectory)")
         store = cls(info["names"], [tuple(s) for s in info["shapes"]], path=path,
                     chunk_steps=info["chunk_steps"], meta=info.get("meta"))
         store.steps, store.losses, store.lrs = info["steps"], info["losses"], info["lrs"]
         store.checkpoint_steps = info.get("checkpoint_steps", [])
+        store.state_file = info.get("train_state")
         return store
 
 

@@ -214,3 +214,50 @@ def covariance(*sources: Any, rows: int = DEFAULT_ROWS, engine: str = "local", c
     for batch in iter_joint_batches(arrays, rows=rows):
         acc.update(batch)
     return acc
+
+
+def prefix_covariances(sources: Sequence[Any], sizes: Sequence[int], *, order: np.ndarray | None = None,
+                       rows: int = DEFAULT_ROWS) -> list[Covariance]:
+    """Joint accumulators of nested row subsets, in one pass that reads the sources in stored order.
+
+    Subset k holds the rows ``order[:sizes[k]]`` (the first ``sizes[k]`` stored rows when ``order`` is None),
+    so a random ``order`` gives nested random subsets of an on-disk store without loading it. Each stored
+    batch is split by the interval [sizes[k-1], sizes[k]) its rows fall in, one accumulator per interval,
+    and the prefixes are exact merges of the intervals (Chan et al. 1979); the result equals a pass over
+    ``order`` up to float64 round-off.
+
+    Memory: one batch per source, one [d, d] float64 accumulator per size, and one byte per row for the
+    interval label (255 sizes at most).
+
+    Args:
+        sources: row-aligned arrays (numpy, Zarr or ``(store, site)``); columns are concatenated.
+        sizes: strictly increasing subset sizes, the last at most the row count.
+        order: a permutation of the rows, or None.
+        rows: rows per batch.
+
+    Returns:
+        One ``Covariance`` per size.
+    """
+    arrays = [resolve(s) for s in sources]
+    total = int(arrays[0].shape[0])
+    sizes = [int(s) for s in sizes]
+    if not sizes or any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)) or sizes[0] < 1 \
+            or sizes[-1] > total or len(sizes) > 255:
+        raise ModscopeError(f"subset sizes must be 1..255 increasing values in [1, {total}], got {sizes}")
+    label = np.full(total, 255, dtype=np.uint8)  # 255: beyond the largest subset
+    bounds = [0, *sizes]
+    for k in range(len(sizes)):
+        picked = slice(bounds[k], bounds[k + 1])
+        label[order[picked] if order is not None else picked] = k
+    intervals = [Covariance(sum(feature_dim(a) for a in arrays)) for _ in sizes]
+    start = 0
+    for batch in iter_joint_batches(arrays, rows=rows):
+        here = label[start:start + batch.shape[0]]
+        start += batch.shape[0]
+        for k in np.unique(here[here < 255]):
+            intervals[k].update(batch[here == k])
+    prefixes, running = [], Covariance(intervals[0].dim)
+    for acc in intervals:
+        running.merge(acc)
+        prefixes.append(running.copy())
+    return prefixes

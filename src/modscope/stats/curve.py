@@ -10,7 +10,7 @@ import numpy as np
 
 from modscope.errors import ModscopeError
 from modscope.results import Result
-from modscope.stats.covariance import Covariance, feature_dim, iter_joint_batches, resolve
+from modscope.stats.covariance import feature_dim, prefix_covariances, resolve
 from modscope.stats.mi import mi_from_covariance
 from modscope.stats.subspace import DEFAULT_RANK_TOL
 
@@ -92,11 +92,13 @@ def mi_curve(X: Any, Y: Any, *, points: int = 8, n_min: int | None = None, shuff
              rank_tol: float = DEFAULT_RANK_TOL) -> MICurve:
     """MI and its null on a geometric grid of n, computed in one streaming pass over nested subsets.
 
+    Memory: one batch, one [dx+dy, dx+dy] float64 accumulator per grid point and one byte per row.
+
     Args:
         X, Y: row-aligned rows [n, dx], [n, dy] (numpy, Zarr or ``(store, site)``).
         points: grid points. n_min: smallest n (default min(4·(dx+dy), n/8), at least dx+dy+2).
-        shuffle: visit rows in a random order (in-memory arrays only) so each subset spans the whole
-            corpus; on-disk arrays are taken in stored order.
+        shuffle: subsets of a random row order, so each spans the whole corpus (on-disk arrays too: they
+            are read once in stored order, see ``prefix_covariances``); otherwise the first n stored rows.
         seed: seed of the row order. rank_tol: relative eigenvalue threshold of the numerical rank.
 
     Returns:
@@ -110,23 +112,10 @@ def mi_curve(X: Any, Y: Any, *, points: int = 8, n_min: int | None = None, shuff
         raise ModscopeError(f"an MI curve over {dx}+{dy} dimensions needs at least {floor} rows, got {total}")
     n_min = max(floor, n_min or min(4 * (dx + dy), total // 8))
     grid = geometric_grid(min(n_min, total), total, points)
-    order = None
-    if shuffle and isinstance(xs, np.ndarray) and isinstance(ys, np.ndarray):
-        order = np.random.default_rng(seed).permutation(total)
-    acc = Covariance(dx + dy)
-    results = []
-    targets = iter(grid)
-    target = next(targets)
-    for batch in iter_joint_batches([xs, ys], order=order):
-        while batch.shape[0]:
-            take = min(batch.shape[0], target - acc.n)
-            acc.update(batch[:take])
-            batch = batch[take:]
-            if acc.n == target:
-                results.append(mi_from_covariance(acc, dx, rank_tol=rank_tol))
-                target = next(targets, -1)
-                if target < 0:
-                    break
+    order = np.random.default_rng(seed).permutation(total) if shuffle else None
+    # one pass in stored order: an on-disk store is never loaded, whatever the row order of the subsets
+    results = [mi_from_covariance(acc, dx, rank_tol=rank_tol)
+               for acc in prefix_covariances([xs, ys], grid, order=order)]
     field = lambda name: np.array([getattr(r, name) for r in results], dtype=float)  # noqa: E731
     n, corrected, sd = field("n"), field("mi_corrected"), field("null_sd")
     mi_inf, se, slope = extrapolate(n, corrected, sd) if len(n) >= 3 else (float("nan"),) * 3

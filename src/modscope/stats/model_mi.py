@@ -117,14 +117,18 @@ def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: s
         allow_identical: accept a twin whose activations are a linear copy of the model's (otherwise an error,
             since it usually means the twin has the model's weights).
         engine, scheduler: where the joint covariance is streamed (``dask`` reads Zarr stores chunk by chunk;
-            curves and permutation nulls need the rows in memory, so they require the local engine).
+            curves and permutation nulls run on the local engine only).
+
+    Memory: the MI and its curve stream each site pair from the stores (one batch of rows, one float64
+    [dx+dy, dx+dy] accumulator per curve point, one byte per row for the random subset order), so it does not
+    grow with the rows beyond that byte. A permutation null is whatever ``gaussian_mi`` needs for it.
 
     Returns:
         ModelMIResult.
     """
     pairs = site_pairs(sites, pair)
     if engine != "local" and (curve_points or permutations):
-        raise ModscopeError("MI-vs-n curves and permutation nulls need the rows in memory: with --engine dask "
+        raise ModscopeError("MI-vs-n curves and permutation nulls run on the local engine only: with --engine dask "
                             "use --curve-points 0 --permutations 0")
     if pair == "twin":
         if store_y is None:
@@ -138,9 +142,7 @@ def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: s
     other = store_y if pair == "twin" else store_x
     results, curves = [], []
     for site_x, site_y in pairs:
-        X, Y = store_x[site_x], other[site_y]
-        if permutations or curve_points:
-            X, Y = np.asarray(X), np.asarray(Y)
+        X, Y = store_x[site_x], other[site_y]  # on-disk arrays: every pass below reads them batch by batch
         result = gaussian_mi(X, Y, permutations=permutations, seed=seed, engine=engine, scheduler=scheduler)
         if pair == "twin" and not allow_identical and result.canonical_correlations.min() > 1 - 1e-6:
             raise ModscopeError(f"{site_x} of the two stores is the same up to a linear map: the twin has the same "

@@ -11,7 +11,11 @@ import pandas as pd
 from modscope.errors import ModscopeError
 from modscope.results import Result
 from modscope.stats.block_structure import BlockResult, blocks
-from modscope.stats.spectra import SpectrumResult, spectrum
+from modscope.stats.covariance import DEFAULT_ROWS, as_rows, covariance
+from modscope.stats.spectra import SpectrumResult, eigenvalues_of, spectrum, spectrum_of_eigenvalues
+
+# rows held for the column-shuffle null (the default capture of 20000 tokens uses them all)
+SHUFFLE_ROWS = 32768
 
 
 @dataclass(frozen=True)
@@ -92,18 +96,46 @@ class ModelSpectraResult(Result):
         return fig
 
 
+def shuffled_eigenvalues(array: Any, *, standardize: bool, seed: int, max_rows: int = SHUFFLE_ROWS,
+                         rows: int = DEFAULT_ROWS) -> np.ndarray:
+    """Spectrum after shuffling each column independently, from at most ``max_rows`` rows of ``array``.
+
+    With n <= ``max_rows`` rows this is exactly ``spectrum(rows)``'s column-shuffle null (all rows, the same
+    generator). Above, the null is taken on a uniform random subset of ``max_rows`` rows read batch by batch,
+    so memory stays O(max_rows · d): its largest eigenvalue is then larger than the full-n null's (sampling
+    noise ~ 1/sqrt(max_rows)), which makes ``n_above_shuffle`` conservative.
+    """
+    total = int(array.shape[0])
+    rng = np.random.default_rng(seed)
+    if total <= max_rows:
+        sample = as_rows(np.asarray(array[:]))
+    else:
+        keep = np.sort(rng.choice(total, size=max_rows, replace=False))
+        parts = []
+        for start in range(0, total, rows):
+            local = keep[(keep >= start) & (keep < start + rows)] - start
+            if local.size:
+                parts.append(as_rows(np.asarray(array[start:start + rows]))[local])
+        sample = np.concatenate(parts)
+    return eigenvalues_of(covariance(rng.permuted(sample, axis=0)), standardize)
+
+
 def spectra_of_stores(store: Any, twin_store: Any | None, sites: list[str], *, block_sites: list[str] | None = None,
                       standardize: bool = False, n_shuffles: int = 20, seed: int = 0, engine: str = "local",
-                      scheduler: str | None = None) -> ModelSpectraResult:
+                      scheduler: str | None = None, shuffle_rows: int = SHUFFLE_ROWS) -> ModelSpectraResult:
     """Spectrum of each site (and block structure of ``block_sites``) from capture stores.
+
+    Memory does not grow with the rows: each covariance is a float64 ``Covariance`` streamed batch by batch
+    from the store, and the column-shuffle null uses at most ``shuffle_rows`` rows (see
+    ``shuffled_eigenvalues``; all rows, exactly as ``spectrum``, when the store has no more).
 
     Args:
         store: ActivationStore of the model. twin_store: the twin's store (optional).
         sites: sites to analyse. block_sites: subset tested for block structure (default: none).
         standardize: spectra of correlation instead of covariance matrices.
         n_shuffles: shuffles of the modularity null. seed: seed of all shuffles.
-        engine, scheduler: ``dask`` streams each covariance chunk by chunk from the stores (no column-shuffle null,
-            which needs the rows in memory).
+        engine, scheduler: ``dask`` streams each covariance chunk by chunk from the stores (no column-shuffle null).
+        shuffle_rows: most rows held in memory for the column-shuffle null.
     """
     block_sites = block_sites or []
     unknown = [s for s in block_sites if s not in sites]
@@ -111,20 +143,19 @@ def spectra_of_stores(store: Any, twin_store: Any | None, sites: list[str], *, b
         raise ModscopeError(f"block sites {', '.join(unknown)} are not among the analysed sites {', '.join(sites)}")
 
     def analyse(st):
-        spectra = [spectrum(np.asarray(st[s]), standardize=standardize, seed=seed) if engine == "local" else
-                   spectrum(st[s], standardize=standardize, engine=engine, scheduler=scheduler) for s in sites]
-        found = [blocks(np.cov(np.asarray(st[s]).reshape(st.n_rows, -1), rowvar=False), n_shuffles=n_shuffles,
-                        seed=seed) for s in block_sites]
+        spectra, accs = [], {}
+        for site in sites:
+            if engine != "local":
+                spectra.append(spectrum(st[site], standardize=standardize, engine=engine, scheduler=scheduler))
+                continue
+            acc = accs[site] = covariance(st[site])
+            if acc.n < 2:
+                raise ModscopeError(f"a spectrum needs at least 2 rows, got {acc.n}")
+            shuffled = shuffled_eigenvalues(st[site], standardize=standardize, seed=seed, max_rows=shuffle_rows)
+            spectra.append(spectrum_of_eigenvalues(eigenvalues_of(acc, standardize), n=acc.n,
+                                                   standardized=standardize, shuffle_eigenvalues=shuffled))
+        found = [blocks((accs.get(s) or covariance(st[s])).cov, n_shuffles=n_shuffles, seed=seed) for s in block_sites]
         return spectra, found
-
-    trained, trained_blocks = analyse(store)
-    twin_spectra, twin_blocks = analyse(twin_store) if twin_store is not None else ([], [])
-    return ModelSpectraResult(
-        model=store.model_info.get("name", "model"),
-        twin=twin_store.model_info.get("name", "twin") if twin_store is not None else None, sites=list(sites),
-        trained=trained, twin_spectra=twin_spectra, block_sites=list(block_sites), blocks=trained_blocks,
-        twin_blocks=twin_blocks)
-
 
 def model_spectra(model: Any, twin: Any | None, source: Any, sites: str, *, block_sites: list[str] | None = None,
                   max_tokens: int | None = 20000, ctx: int = 512, standardize: bool = False, n_shuffles: int = 20,

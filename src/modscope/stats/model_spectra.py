@@ -157,6 +157,15 @@ def spectra_of_stores(store: Any, twin_store: Any | None, sites: list[str], *, b
         found = [blocks((accs.get(s) or covariance(st[s])).cov, n_shuffles=n_shuffles, seed=seed) for s in block_sites]
         return spectra, found
 
+    trained, trained_blocks = analyse(store)
+    twin_spectra, twin_blocks = analyse(twin_store) if twin_store is not None else ([], [])
+    return ModelSpectraResult(
+        model=store.model_info.get("name", "model"),
+        twin=twin_store.model_info.get("name", "twin") if twin_store is not None else None, sites=list(sites),
+        trained=trained, twin_spectra=twin_spectra, block_sites=list(block_sites), blocks=trained_blocks,
+        twin_blocks=twin_blocks)
+
+
 def model_spectra(model: Any, twin: Any | None, source: Any, sites: str, *, block_sites: list[str] | None = None,
                   max_tokens: int | None = 20000, ctx: int = 512, standardize: bool = False, n_shuffles: int = 20,
                   seed: int = 0, progress: bool = False) -> ModelSpectraResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -54,6 +55,32 @@ def emit(out: Path | None, payload: dict[str, Any], as_json: bool) -> None:
         console.print(f"wrote [bold]{out}/index.html[/bold] and {out}/result.json")
 
 
+def check_out_dir(out: Path | None) -> Path | None:
+    """Refuse an ``--out`` that cannot become a directory, before any work is done (and without creating it).
+
+    An existing file, a path below a file, or a directory this user cannot write are one-line errors.
+    """
+    if out is None:
+        return None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ModscopeError(f"--out {out} is an existing file, not a directory: give a new or existing directory")
+    parent = out
+    while not parent.exists():
+        if parent.is_symlink():
+            raise ModscopeError(f"--out {out}: {parent} is a broken symbolic link; give another --out")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ModscopeError(f"--out {out} cannot be created: {parent} is a file, not a directory; give another --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ModscopeError(f"--out {out} cannot be written: no write permission in {parent}; give another --out")
+    return out
+
+
+def _out_callback(value: Path | None) -> Path | None:
+    return check_out_dir(value)
+
+
 ENGINE_OPTION = typer.Option("local", "--engine", help="'local' (this process) or 'dask' (chunked, over Zarr stores).")
 SCHEDULER_OPTION = typer.Option(None, "--scheduler", help="Dask scheduler address (default: a LocalCluster).")
 
@@ -74,9 +101,11 @@ CAPTURE_POSITIONS = typer.Option("all", "--positions", help="all | last:K | firs
 CAPTURE_MAX_TOKENS = typer.Option(None, "--max-tokens", help="Stop after this many captured positions.")
 CAPTURE_CTX = typer.Option(512, "--ctx", help="Tokens per document (longer documents are cut).")
 CAPTURE_BATCH_SIZE = typer.Option(None, "--batch-size", help="Documents per forward pass.")
-CAPTURE_OUT = typer.Option(..., "--out", help="Zarr store directory (re-run the same command to resume).")
+CAPTURE_OUT = typer.Option(..., "--out", help="Zarr store directory (re-run the same command to resume).",
+                           callback=_out_callback)
 
-OUT_OPTION = typer.Option(None, "--out", help="Directory for result.json, figures and index.html.")
+OUT_OPTION = typer.Option(None, "--out", help="Directory for result.json, figures and index.html.",
+                          callback=_out_callback)
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
 
 

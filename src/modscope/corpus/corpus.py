@@ -72,10 +72,15 @@ class Corpus:
 
 
 def from_jsonl(path: str | Path, *, name: str | None = None) -> Corpus:
-    """Read a .jsonl file with a ``text`` field and optional ``category`` and ``id`` per line."""
+    """Read a .jsonl file (UTF-8) with a string ``text`` field and optional ``category`` and ``id`` per line."""
     path = Path(path)
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ModscopeError(f"{path}:{line} is not valid UTF-8 (byte {exc.start}); save the file as UTF-8") from None
     docs = []
-    for i, line in enumerate(path.read_text().splitlines()):
+    for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
@@ -83,6 +88,8 @@ def from_jsonl(path: str | Path, *, name: str | None = None) -> Corpus:
             text = row["text"]
         except (json.JSONDecodeError, KeyError, TypeError):
             raise ModscopeError(f"{path}:{i + 1} is not a JSON object with a 'text' field") from None
+        if not isinstance(text, str):
+            raise ModscopeError(f"{path}:{i + 1}: 'text' must be a string, got {json.dumps(text)[:40]}")
         category = str(row.get("category", "default"))
         docs.append(Document(str(row.get("id", f"{category}/{i}")), category, text))
     return Corpus(tuple(docs), name=name or path.stem)
@@ -95,7 +102,11 @@ def from_directory(path: str | Path) -> Corpus:
     for file in sorted(path.rglob("*.txt")):
         rel = file.relative_to(path)
         category = rel.parts[0] if len(rel.parts) > 1 else "default"
-        docs.append(Document(rel.with_suffix("").as_posix(), category, file.read_text(errors="replace")))
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ModscopeError(f"{file} is not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
+        docs.append(Document(rel.with_suffix("").as_posix(), category, text))
     return Corpus(tuple(docs), name=path.name)
 
 

@@ -75,3 +75,37 @@ def test_cka_map_is_symmetric_with_unit_diagonal_and_matches_pairwise_cka():
 def test_cka_rejects_misaligned_samples():
     with pytest.raises(ModscopeError, match="same samples"):
         cka(np.ones((5, 2)), np.ones((6, 2)))
+
+
+def gram_map(arrays_r, arrays_c, debiased):
+    """The reference: CKA of every pair from n x n centred Grams."""
+    from modscope.geometry.cka import centred_gram, cka_from_grams
+
+    return np.array([[cka_from_grams(centred_gram(X), centred_gram(Y), debiased=debiased) for Y in arrays_c]
+                     for X in arrays_r])
+
+
+@pytest.mark.parametrize("debiased", [True, False])
+def test_feature_space_cka_map_equals_the_gram_implementation(debiased, tmp_path):
+    import zarr
+
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=(120, 5))
+    layers = [base @ rng.normal(size=(5, d)) + 0.5 * rng.normal(size=(120, d)) + 40.0 for d in (6, 9, 4)]
+    on_disk = zarr.create_array(store=str(tmp_path / "z"), shape=layers[1].shape, chunks=(32, 9), dtype="float64")
+    on_disk[:] = layers[1]
+    expected = gram_map(layers, layers, debiased)
+    for budget in (10**9, 1):  # everything in one pass; one pair per pass
+        got = cka_map([layers[0], on_disk, layers[2]], debiased=debiased, budget_bytes=budget).matrix
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    others = [rng.normal(size=(120, 3)), layers[0][:, ::-1] * 2.0]
+    np.testing.assert_allclose(cka_map(layers, others, debiased=debiased).matrix,
+                               gram_map(layers, others, debiased), rtol=0, atol=1e-10)
+
+
+def test_feature_space_cka_is_exact_at_small_n_and_wide_layers():
+    rng = np.random.default_rng(8)
+    X, Y = rng.normal(size=(6, 50)), rng.normal(size=(6, 30))
+    np.testing.assert_allclose(cka_map([X], [Y]).matrix, gram_map([X], [Y], True), rtol=0, atol=1e-10)
+    with pytest.raises(ModscopeError, match="NaN"):
+        cka_map([X, np.full_like(X, np.nan)])

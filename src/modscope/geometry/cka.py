@@ -12,6 +12,9 @@ from modscope.geometry.similarity import as_rows
 from modscope.report.style import axes
 from modscope.results import Result
 
+# memory for the [d_i, d_j] cross-products of one pass over the rows, and for one batch of rows (float64)
+BUDGET_BYTES = 256 * 2**20
+BATCH_BYTES = 64 * 2**20
 
 def centred_gram(X) -> np.ndarray:
     """K = Xc Xc^T with Xc = X minus its column means (float64, [n, n])."""
@@ -55,9 +58,7 @@ def cka(X, Y, *, debiased: bool = True) -> float:
     Returns:
         CKA, dimensionless, 1 for identical representations (nan if one side is constant).
     """
-    X, Y = as_rows(X, "X"), as_rows(Y, "Y")
-    check_rows(len(X), len(Y), debiased)
-    return cka_from_grams(centred_gram(X), centred_gram(Y), debiased=debiased)
+    return float(cka_map([X], [Y], debiased=debiased).matrix[0, 0])
 
 
 def check_rows(n_x: int, n_y: int, debiased: bool) -> None:
@@ -100,14 +101,18 @@ class CKAMap(Result):
 
 
 def cka_map(rows: Sequence, columns: Sequence | None = None, *, row_names: Sequence[str] | None = None,
-            column_names: Sequence[str] | None = None, debiased: bool = True) -> CKAMap:
+            column_names: Sequence[str] | None = None, debiased: bool = True,
+            budget_bytes: int = BUDGET_BYTES) -> CKAMap:
     """CKA between every representation in ``rows`` and every one in ``columns`` (default: ``rows`` itself).
 
-    Each centred Gram is computed once, so an L x L map costs L Grams plus L^2 elementwise products of [n, n].
+    Computed in feature space from streamed sufficient statistics (``feature_hsic``), never from an n x n Gram:
+    memory is one [d_i, d_j] float64 cross-product per pair in flight (at most ``budget_bytes`` of them per pass
+    over the rows, plus one batch of rows), whatever n is. An L x L map costs L(L+1)/2 pairs.
 
     Args:
-        rows, columns: lists of [n, d_k] arrays over the same n samples.
+        rows, columns: lists of [n, d_k] arrays (numpy or Zarr, read batch by batch) over the same n samples.
         row_names, column_names: labels (default: indices). debiased: unbiased HSIC.
+        budget_bytes: memory for the cross-products held during one pass (more passes when they do not fit).
 
     Returns:
         CKAMap.
@@ -118,22 +123,76 @@ def cka_map(rows: Sequence, columns: Sequence | None = None, *, row_names: Seque
     columns = rows if same else columns
     row_names = list(row_names or [str(k) for k in range(len(rows))])
     column_names = list(column_names or (row_names if same else [str(k) for k in range(len(columns))]))
-    n = len(rows[0])
-    for array in list(rows) + list(columns):
-        check_rows(n, len(array), debiased)
-    row_grams = [centred_gram(X) for X in rows]
-    column_grams = row_grams if same else [centred_gram(Y) for Y in columns]
-    self_hsic_r = [hsic_from_grams(K, K, debiased=debiased) for K in row_grams]
-    self_hsic_c = self_hsic_r if same else [hsic_from_grams(L, L, debiased=debiased) for L in column_grams]
+    arrays = [a if hasattr(a, "shape") and hasattr(a, "__getitem__") else np.asarray(a)
+              for a in list(rows) + ([] if same else list(columns))]
+    n = int(arrays[0].shape[0])
+    for array in arrays:
+        check_rows(n, int(array.shape[0]), debiased)
+    first_column = 0 if same else len(rows)
+    column_ids = [first_column + j for j in range(len(columns))]
+    pairs = {(i, c) for i in range(len(rows)) for c in column_ids if not (same and c < i)}
+    pairs |= {(k, k) for k in range(len(rows))} | {(c, c) for c in column_ids}
+    hsic = feature_hsic(arrays, sorted(pairs), debiased=debiased, budget_bytes=budget_bytes)
     matrix = np.full((len(rows), len(columns)), np.nan)
-    for i, K in enumerate(row_grams):
-        for j, L in enumerate(column_grams):
-            if same and j < i:
-                matrix[i, j] = matrix[j, i]
-                continue
-            denominator = self_hsic_r[i] * self_hsic_c[j]
+    for i in range(len(rows)):
+        for j, c in enumerate(column_ids):
+            a, b = (c, i) if same and c < i else (i, c)
+            denominator = hsic[i, i] * hsic[c, c]
             if denominator > 0:
-                matrix[i, j] = hsic_from_grams(K, L, debiased=debiased) / np.sqrt(denominator)
+                matrix[i, j] = hsic[a, b] / np.sqrt(denominator)
     diagonal = [float(matrix[k, k]) for k in range(len(rows))] if len(rows) == len(columns) else []
     return CKAMap(row_names=row_names, column_names=column_names, debiased=debiased, n_samples=n,
                   diagonal=diagonal, matrix=matrix)
+
+
+def feature_hsic(arrays: Sequence, pairs: Sequence[tuple[int, int]], *, debiased: bool = True,
+                 budget_bytes: int = BUDGET_BYTES, batch_bytes: int = BATCH_BYTES) -> dict[tuple[int, int], float]:
+    """The HSIC numerator of ``hsic_from_grams`` for each pair (i, j) of arrays, in feature space.
+
+    With column-centred rows x_r (of array i) and y_r (of array j), the centred Grams K = Xc Xc^T, L = Yc Yc^T
+    never need to exist:
+
+        tr(KL) = ||Xc^T Yc||_F^2,   tr K = sum_r |x_r|^2,   <diag K, diag L> = sum_r |x_r|^2 |y_r|^2,
+
+    so the unbiased HSIC (Song et al. 2012, eq. 5, see ``hsic_from_grams``) is
+    ||Xc^T Yc||_F^2 - n/(n-2) sum_r |x_r|^2 |y_r|^2 + (sum_r |x_r|^2)(sum_r |y_r|^2) / ((n-1)(n-2)).
+    One pass computes the column means (float64); later passes centre each batch exactly by them and sum the
+    [d_i, d_j] cross-products of as many pairs as fit in ``budget_bytes``.
+    """
+    n = int(arrays[0].shape[0])
+    width = [int(np.prod(a.shape[1:])) for a in arrays]
+    step = max(1, min(8192, batch_bytes // (8 * sum(width))))
+    sums = [np.zeros(w) for w in width]
+    for start in range(0, n, step):
+        for k, a in enumerate(arrays):
+            sums[k] += as_rows(a[start:start + step], f"representation {k}").sum(axis=0)
+    means = [s / n for s in sums]
+    groups: list[list[tuple[int, int]]] = [[]]
+    held = 0
+    for i, j in pairs:
+        if groups[-1] and held + 8 * width[i] * width[j] > budget_bytes:
+            groups.append([])
+            held = 0
+        groups[-1].append((i, j))
+        held += 8 * width[i] * width[j]
+    out, traces = {}, {}
+    for group in groups:
+        used = sorted({k for pair in group for k in pair})
+        cross = {p: np.zeros((width[p[0]], width[p[1]])) for p in group}
+        norm_products = dict.fromkeys(group, 0.0)
+        norm_sums = dict.fromkeys(used, 0.0)
+        for start in range(0, n, step):
+            centred = {k: as_rows(arrays[k][start:start + step], f"representation {k}") - means[k] for k in used}
+            norms = {k: np.einsum("ij,ij->i", c, c) for k, c in centred.items()}
+            for k in used:
+                norm_sums[k] += float(norms[k].sum())
+            for i, j in group:
+                cross[i, j] += centred[i].T @ centred[j]
+                norm_products[i, j] += float(norms[i] @ norms[j])
+        traces.update(norm_sums)
+        for i, j in group:
+            value = float(np.sum(cross[i, j] ** 2))
+            if debiased:
+                value += -n / (n - 2.0) * norm_products[i, j] + traces[i] * traces[j] / ((n - 1.0) * (n - 2.0))
+            out[i, j] = value
+    return out

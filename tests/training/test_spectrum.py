@@ -108,3 +108,29 @@ def test_compute_gram_on_dask_equals_numpy_per_parameter(tmp_path):
     for name, g in local.per_param.items():
         np.testing.assert_allclose(dask.per_param[name], g, rtol=1e-10, atol=1e-300)
     assert compute_gram(zarr_store, engine="dask", per_param=False).per_param == {}
+
+
+def old_randomized_values(matrix, blocks, rank, power_iters, seed, oversample=10):
+    """The range finder with each tensor's whole Gaussian test matrix drawn at once (the pre-striping code)."""
+    rng = np.random.default_rng(seed)
+    width = min(matrix.shape[0], rank + oversample)
+    parts = np.split(matrix, np.cumsum(blocks)[:-1], axis=1)
+    y = sum(p @ rng.standard_normal((p.shape[1], width)) for p in parts)
+    q = np.linalg.qr(y)[0]
+    for _ in range(power_iters):
+        q = np.linalg.qr(sum(p @ (p.T @ q) for p in parts))[0]
+    bbt = sum((q.T @ p) @ (q.T @ p).T for p in parts)
+    return np.sqrt(np.clip(np.linalg.eigvalsh(bbt)[::-1], 0, None))[:rank]
+
+
+@pytest.mark.parametrize("stripe", [7, 64, None])
+def test_striped_test_matrix_gives_the_values_of_one_full_draw(stripe):
+    from modscope.training.spectrum import randomized_spectrum
+
+    # full-rank noise: the approximate values depend on every entry of the test matrix
+    matrix = np.random.default_rng(5).standard_normal((40, 301)).astype(np.float32).astype(np.float64)
+    store = two_block_store(matrix)
+    got = randomized_spectrum(store, rank=5, power_iters=1, seed=3, stripe=stripe).singular_values
+    expected = old_randomized_values(matrix, [150, 151], rank=5, power_iters=1, seed=3)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    assert not np.allclose(got, old_randomized_values(matrix, [150, 151], rank=5, power_iters=1, seed=4))

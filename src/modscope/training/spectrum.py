@@ -15,6 +15,8 @@ from modscope.training.store import GradientStore, as_store
 
 THRESHOLDS = (0.05, 0.10, 0.15)
 GRAM_MAX_STEPS = 20000
+# float64 elements of one column stripe of the randomized SVD (32 MiB)
+STRIPE_ELEMENTS = 2**22
 
 
 def count_above(values: np.ndarray, frac: float) -> int:
@@ -160,38 +162,50 @@ def gradient_spectrum(
 
 def randomized_spectrum(store: GradientStore, *, params=None, steps=None, center: bool = False,
                         rank: int = 200, power_iters: int = 4, oversample: int = 10,
-                        seed: int = 0) -> GradSpectrum:
+                        seed: int = 0, stripe: int | None = None) -> GradSpectrum:
     """Top-``rank`` singular values by a randomized range finder streamed over parameter blocks.
 
     ``Y = A Omega``, then ``power_iters`` times ``Y <- A (A^T Q)`` with re-orthonormalisation, and finally
     the eigen-decomposition of ``B B^T`` with ``B = Q^T A`` (Halko et al. 2011, Alg. 4.4 + 5.1). Centring
     multiplies every step-space product by ``H = I - 11^T/n``, so the mean is never formed.
+
+    Memory: O(steps x (rank + oversample)) float64 for Y, Q and B B^T, plus one tensor's float32 block and one
+    column stripe of it. Every product runs over stripes of ``stripe`` parameters (default: 2^22 / steps), and
+    the Gaussian test matrix Omega [params, rank + oversample] is drawn stripe by stripe from the one seeded
+    generator, so it never exists whole and its values are those of a single draw of the full matrix.
     """
     names = resolve_params(store, params)
     rows = resolve_rows(store, steps)
     sel = slice(None) if rows.size == store.n_steps else rows
     n = rows.size
     width = min(n, rank + oversample)
+    stripe = int(stripe or max(1, STRIPE_ELEMENTS // max(n, 1)))
     rng = np.random.default_rng(seed)
 
     def center_rows(y: np.ndarray) -> np.ndarray:
         return y - y.mean(axis=0, keepdims=True) if center else y
 
+    def stripes(name: str):
+        block = store.block(name, sel)
+        for start in range(0, block.shape[1], stripe):
+            yield block[:, start:start + stripe].astype(np.float64)
+
     y = np.zeros((n, width))
     for name in names:
-        block = store.block(name, sel)
-        y += block.astype(np.float64) @ rng.standard_normal((block.shape[1], width))
+        for part in stripes(name):
+            y += part @ rng.standard_normal((part.shape[1], width))
     q = np.linalg.qr(center_rows(y))[0]
     for _ in range(power_iters):
         y = np.zeros_like(q)
         for name in names:
-            block = store.block(name, sel).astype(np.float64)
-            y += block @ (block.T @ q)
+            for part in stripes(name):
+                y += part @ (part.T @ q)
         q = np.linalg.qr(center_rows(y))[0]
     bbt = np.zeros((width, width))
     for name in names:
-        b = q.T @ store.block(name, sel).astype(np.float64)
-        bbt += b @ b.T
+        for part in stripes(name):
+            b = q.T @ part
+            bbt += b @ b.T
     values, small = spectrum_of_gram(bbt)
     k = min(rank, width)
     profiles = (q @ small)[:, :k].T

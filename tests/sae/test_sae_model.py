@@ -61,6 +61,18 @@ def test_feature_logits_table_lists_top_tokens_in_order(tiny_llama):
     assert len(result.table()) == 2 and "promoted" in result.to_json()
 
 
+def test_feature_logits_in_latent_blocks_equal_the_full_table(tiny_llama):
+    sae = make_sae(SAEConfig(d_in=tiny_llama.d_model, expansion=1, architecture="topk", k=4), {"site": "mlp_out.0"})
+    full = feature_logits(tiny_llama, sae, top=4, block=None)
+    blocked = feature_logits(tiny_llama, sae, top=4, block=5)
+    weights = feature_logit_weights(sae, logit_map(tiny_llama, "mlp_out.0")).float().numpy()
+    assert full.promoted.shape == (sae.n_latents, 4)
+    np.testing.assert_allclose(full.promoted[:, 0], weights.max(axis=1), rtol=1e-6)
+    for name in ("promoted_ids", "suppressed_ids"):
+        np.testing.assert_array_equal(getattr(blocked, name), getattr(full, name))
+    np.testing.assert_allclose(blocked.promoted, full.promoted, rtol=1e-6)
+
+
 class _Identity(torch.nn.Module):
     """A stand-in 'SAE' that reconstructs perfectly."""
 

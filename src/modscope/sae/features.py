@@ -8,7 +8,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from modscope.errors import ModscopeError
 from modscope.results import Result
+
+# latents whose [block, vocab] logit weights are formed at once
+LATENT_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -84,14 +88,27 @@ def feature_logit_weights(sae, lmap=None, *, scale: float = 1.0, features=None) 
     return rows if lmap is None else lmap.logit_update(rows.to(lmap.W_U.dtype), scale)
 
 
-def feature_logits(model, sae, *, features=None, top: int = 10, scale: float = 1.0) -> FeatureLogits:
-    """The FeatureLogits of ``sae`` (trained on ``sae.meta['site']`` of ``model``) for ``features`` (default all)."""
+def feature_logits(model, sae, *, features=None, top: int = 10, scale: float = 1.0,
+                   block: int | None = LATENT_BLOCK) -> FeatureLogits:
+    """The FeatureLogits of ``sae`` (trained on ``sae.meta['site']`` of ``model``) for ``features`` (default all).
+
+    The logit weights are formed ``block`` latents at a time and reduced to their top ``top`` tokens at once, so
+    memory is O(block x vocab + latents x top) whatever the number of latents (393k latents x 49k tokens would
+    be 77 GB as one table). ``block=None`` forms the whole [features, vocab] table in one go (same result).
+    """
     from modscope.sae.logit_map import logit_map
 
     features = np.arange(sae.n_latents) if features is None else np.asarray(features)
     lmap = None if sae.meta.get("logit_space") else logit_map(model, sae.meta["site"])
-    weights = feature_logit_weights(sae, lmap, scale=scale, features=features).float().numpy()
-    hi_ids, hi, lo_ids, lo = top_logit_tokens(weights, top)
+    size = len(features) if block is None or len(features) == 0 else int(block)
+    if size < 1 and len(features):
+        raise ModscopeError(f"block must be a positive number of latents, got {block}")
+    parts = []
+    for start in range(0, max(len(features), 1), max(size, 1)):
+        weights = feature_logit_weights(sae, lmap, scale=scale, features=features[start:start + size])
+        parts.append(top_logit_tokens(weights.float().numpy(), top))
+    hi_ids, hi, lo_ids, lo = (np.concatenate([p[k] for p in parts]) for k in range(4))
+
     def decode(ids: np.ndarray) -> list[str]:
         return [model.tokenizer.decode([int(i)]) for i in ids]
 

@@ -100,7 +100,10 @@ def register(app: typer.Typer) -> None:
         pca_k: int = typer.Option(2, "--pca", help="Principal components per site."),
         seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
-        """Layer x layer (and model x model) debiased linear CKA, and PCA scatter plots per site."""
+        """Layer x layer (and model x model) debiased linear CKA, and PCA scatter plots per site.
+
+        Memory: the gathered sample (n x d per site) plus O(d^2) per site pair for CKA (feature space, no n x n Gram).
+        """
         from modscope.geometry.reports import cka_report
 
         positive(pca_k, "--pca")

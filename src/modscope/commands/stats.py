@@ -151,7 +151,11 @@ def register(app: typer.Typer) -> None:
         engine: str = ENGINE_OPTION, scheduler: str | None = SCHEDULER_OPTION,
         out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
-        """Gaussian MI between a model and its twin at each site (or between consecutive layers), with nulls."""
+        """Gaussian MI between a model and its twin at each site (or between consecutive layers), with nulls.
+
+        Memory with --store: flat in the rows (one batch, one float64 (dx+dy)^2 matrix per curve point, 1 byte per
+        row); --permutations holds both sites' rows, O(n (dx+dy)).
+        """
         from modscope.stats.model_mi import mi_of_stores, site_pairs
 
         if curve_points < 0 or permutations < 0:
@@ -183,7 +187,10 @@ def register(app: typer.Typer) -> None:
         engine: str = ENGINE_OPTION, scheduler: str | None = SCHEDULER_OPTION,
         out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
-        """Covariance spectra per site (model vs twin) with Marchenko–Pastur and shuffle nulls, and block structure."""
+        """Covariance spectra per site (model vs twin) with Marchenko–Pastur and shuffle nulls, and block structure.
+
+        Memory with --store: flat in the rows (streamed float64 covariance; the shuffle null holds at most 32768 rows).
+        """
         from modscope.stats.model_spectra import spectra_of_stores
 
         positive(n_shuffles, "--shuffles")

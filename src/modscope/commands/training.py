@@ -137,7 +137,10 @@ def gradients(
     out: Path = OUT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Spectrum of all recorded gradients with the seed's thresholds, sampling study, residual, profiles."""
+    """Spectrum of all recorded gradients with the seed's thresholds, sampling study, residual, profiles.
+
+    Memory: gram holds the float64 steps x steps Gram and one parameter tensor's block, O(steps^2 + steps x size).
+    """
     from modscope.training.analysis import analyse_gradients
     from modscope.training.store import GradientStore
 

@@ -3,6 +3,8 @@
 On disk a store is a Zarr v3 group (``sites/<name>`` float32 arrays chunked by rows, ``meta/{doc,position,token}``)
 plus ``manifest.json``. The manifest is the commit point: it is replaced atomically after each flushed chunk and
 records how many rows and documents are complete, so a capture killed at any moment resumes exactly there.
+It also records a CRC-32 per chunk of every array (see ``modscope.capture.integrity``): a missing or truncated
+chunk is an error on open, a corrupted one when its rows are read, and re-running the capture rewrites it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modscope.capture import integrity
+from modscope.capture.integrity import CHECKSUMS
 from modscope.errors import ModscopeError
+from modscope.killpoints import kill_point
 from modscope.paths import write_json_atomic
 
 FORMAT, FORMAT_VERSION = "modscope-capture", 1
@@ -76,10 +81,41 @@ class ActivationStore:
 
     def iter_batches(self, site: str, rows: int = 8192, *, start: int = 0, stop: int | None = None
                      ) -> Iterator[np.ndarray]:
-        """Yield float32 numpy blocks of ``site`` of at most ``rows`` rows, reading one block at a time."""
+        """Yield float32 numpy blocks of ``site`` of at most ``rows`` rows, reading one block at a time.
+
+        On a Zarr store with checksums, every chunk read whole is checked against its checksum.
+        """
         arr, stop = self[site], self.n_rows if stop is None else min(stop, self.n_rows)
+        verifier = self._verifier(f"sites/{site}")
         for lo in range(start, stop, rows):
-            yield np.asarray(arr[lo: min(lo + rows, stop)], dtype=np.float32)
+            block = self._read(site, arr, lo, min(lo + rows, stop))
+            if verifier is not None:
+                verifier.feed(lo, block)
+            yield np.asarray(block, dtype=np.float32)
+
+    def _verifier(self, name: str) -> integrity.ChunkVerifier | None:
+        sums = self.manifest.get(CHECKSUMS, {}).get("arrays", {}).get(name)
+        if self.path is None or sums is None:
+            return None
+        arr = self._arrays[name.removeprefix("sites/")]
+        return integrity.ChunkVerifier(self.path, name, sums, int(arr.chunks[0]), self.n_rows, arr.dtype)
+
+    def _read(self, site: str, arr: Any, lo: int, hi: int) -> np.ndarray:
+        try:
+            return np.asarray(arr[lo:hi])
+        except (ValueError, OSError) as exc:  # a chunk damaged after the store was opened
+            raise ModscopeError(f"{self.path} is damaged: rows {lo}-{hi - 1} of sites/{site} cannot be read "
+                                f"({type(exc).__name__}); {integrity.REPAIR}") from None
+
+    def verify(self) -> None:
+        """Read every chunk of every array and check its checksum (``ModscopeError`` naming the first bad one)."""
+        if self.path is not None:
+            bad = integrity.first_bad_chunk(self.path, _named(self._arrays, self._meta), self.n_rows,
+                                            self.manifest.get(CHECKSUMS))
+            if bad is not None:
+                chunk, name = bad
+                raise ModscopeError(f"{self.path} is damaged: chunk {chunk} of {name} is missing, truncated or "
+                                    f"does not match its checksum; {integrity.REPAIR}")
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "RAM"
@@ -93,10 +129,72 @@ class ActivationStore:
         if manifest is None:
             raise ModscopeError(f"{path} is not a modscope capture store (no {MANIFEST}); run `modscope capture` first")
         group = _open_group(path, "r")
-        arrays = {s: group[f"sites/{s}"] for s in manifest["sites"]}
-        meta = {k: group[f"meta/{k}"] for k in META_FIELDS}
+        arrays = {s: _open_array(path, group, f"sites/{s}") for s in manifest["sites"]}
+        meta = {k: _open_array(path, group, f"meta/{k}") for k in META_FIELDS}
         check_consistent(path, manifest, arrays, meta)
+        integrity.check_files(path, _named(arrays, meta), int(manifest["rows_done"]), manifest.get(CHECKSUMS))
         return cls(arrays, meta, docs_frame(manifest), manifest, path)
+
+
+def check_rows_aligned(a: ActivationStore, b: ActivationStore, what: str = "the two stores") -> None:
+    """Refuse to pair two stores whose rows are not the same tokens: same document id, position and token id.
+
+    Raises:
+        ModscopeError naming the first row that differs.
+    """
+    if a.n_rows != b.n_rows:
+        raise ModscopeError(f"{what} have {a.n_rows} and {b.n_rows} rows, so their rows are not the same tokens; "
+                            "capture both on the same source with the same --positions, --ctx and --max-tokens")
+    ma, mb = a.meta, b.meta
+    same = np.ones(a.n_rows, dtype=bool)
+    for column in ("doc_id", "position", "token"):
+        same &= ma[column].to_numpy() == mb[column].to_numpy()
+    if not same.all():
+        row = int(np.flatnonzero(~same)[0])
+        first, second = ma.iloc[row], mb.iloc[row]
+        raise ModscopeError(f"{what} are not row-aligned: row {row} is {first.doc_id} position {first.position} "
+                            f"token {first.token} in one and {second.doc_id} position {second.position} token "
+                            f"{second.token} in the other; capture both on the same source with the same "
+                            "--positions, --ctx and --max-tokens")
+
+
+def _named(arrays: dict, meta: dict) -> dict:
+    """Every array of a store under its path in the group: ``sites/<site>`` and ``meta/<field>``."""
+    return {**{f"sites/{s}": a for s, a in arrays.items()}, **{f"meta/{k}": a for k, a in meta.items()}}
+
+
+def repair_for_resume(path: Path, existing: dict | None, batch_size: int | None = None) -> dict | None:
+    """The manifest to resume ``existing`` from, rolled back to before its first damaged chunk (if any).
+
+    Every committed chunk is read and checked; the rolled-back manifest (no longer complete, checksums cut to
+    the kept rows) is written before returning, and the writer then rewrites everything after it.
+    """
+    if existing is None or not existing.get("rows_done"):
+        return existing
+    group = _open_group(path, "r")
+    arrays = {s: _open_array(path, group, f"sites/{s}") for s in existing["sites"]}
+    meta = {k: _open_array(path, group, f"meta/{k}") for k in META_FIELDS}
+    bad = integrity.first_bad_chunk(path, _named(arrays, meta), int(existing["rows_done"]), existing.get(CHECKSUMS))
+    if bad is None:
+        return existing
+    chunk_rows = int(meta["doc"].chunks[0])
+    rows, docs = integrity.rollback_point(meta["doc"], bad[0] * chunk_rows, batch_size)
+    existing = {k: v for k, v in existing.items() if k != "sharded"}  # resumed as a plain capture
+    existing.update(rows_done=rows, docs_done=docs, complete=False)
+    named = _named(arrays, meta)
+    existing[CHECKSUMS] = {"chunk_rows": chunk_rows,
+                           "arrays": {n: integrity.sums_from_disk(a, chunk_rows, rows) for n, a in named.items()}}
+    write_json_atomic(path / MANIFEST, existing)
+    return existing
+
+
+def record_checksums(path: Path, manifest: dict) -> None:
+    """Add the checksums of every committed chunk to ``manifest`` (for writers that fill regions out of order)."""
+    group = _open_group(path, "r")
+    named = _named({s: group[f"sites/{s}"] for s in manifest["sites"]}, {k: group[f"meta/{k}"] for k in META_FIELDS})
+    chunk_rows = int(named["meta/doc"].chunks[0])
+    manifest[CHECKSUMS] = {"chunk_rows": chunk_rows, "arrays": {
+        name: integrity.sums_from_disk(arr, chunk_rows, int(manifest["rows_done"])) for name, arr in named.items()}}
 
 
 def docs_frame(manifest: dict) -> pd.DataFrame:
@@ -122,6 +220,14 @@ def check_consistent(path: Path, manifest: dict, arrays: dict, meta: dict) -> No
     if short:
         raise ModscopeError(f"{path} is a corrupt capture store ({', '.join(short)} shorter than the "
                             f"{rows} rows its manifest records); delete it and re-run the capture")
+
+
+def _open_array(path: Path, group: Any, name: str):
+    try:
+        return group[name]
+    except Exception as exc:  # noqa: BLE001 - zarr raises several types for damaged array metadata
+        raise ModscopeError(f"{path} is damaged: the metadata of {name} ({name}/zarr.json) is unreadable "
+                            f"({type(exc).__name__}); delete the store and re-run `modscope capture`") from None
 
 
 def _open_group(path: Path, mode: str):
@@ -184,7 +290,18 @@ class ZarrWriter:
             self.arrays[name] = arr
         self.buffer: dict[str, list[np.ndarray]] = {name: [] for name in self.arrays}
         self.buffered_rows, self.docs_done = 0, manifest["docs_done"]
+        self.sum_rows = int(self.arrays["meta/doc"].chunks[0])  # rows per chunk as created (may predate this run)
+        self.sums = self._committed_sums(read_manifest(path) if (path / MANIFEST).exists() else None, rows)
+        manifest[CHECKSUMS] = {"chunk_rows": self.sum_rows, "arrays": self.sums}
         write_json_atomic(path / MANIFEST, manifest)
+
+    def _committed_sums(self, on_disk: dict | None, rows: int) -> dict[str, list[int]]:
+        """Checksums of the committed rows: from the manifest on disk, or computed from the arrays (old stores)."""
+        recorded = (on_disk or {}).get(CHECKSUMS, {})
+        if on_disk is not None and on_disk.get("rows_done") == rows and recorded.get("chunk_rows") == self.sum_rows \
+                and set(recorded.get("arrays", {})) == set(self.arrays):
+            return {name: list(recorded["arrays"][name]) for name in self.arrays}
+        return {name: integrity.sums_from_disk(arr, self.sum_rows, rows) for name, arr in self.arrays.items()}
 
     def append(self, site_rows: dict[str, np.ndarray], meta_rows: dict[str, np.ndarray], docs_done: int) -> None:
         for site, rows in site_rows.items():
@@ -204,7 +321,9 @@ class ZarrWriter:
                 block = np.concatenate(self.buffer[name])
                 arr.resize((stop, *arr.shape[1:]))
                 arr[start:stop] = block
+                integrity.extend_sums(self.sums[name], self.sum_rows, start, block, arr.dtype)
             self.buffer[name] = []
+        kill_point("capture-after-rows")  # crash tests: rows on disk, not yet counted by the manifest
         self.manifest.update(rows_done=stop, docs_done=self.docs_done)
         write_json_atomic(self.path / MANIFEST, self.manifest)
         self.buffered_rows = 0

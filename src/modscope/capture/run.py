@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +12,18 @@ import numpy as np
 import torch
 
 from modscope.capture import positions as pos
-from modscope.capture.store import FORMAT, FORMAT_VERSION, ActivationStore, RamWriter, ZarrWriter, read_manifest
+from modscope.capture.store import (
+    FORMAT,
+    FORMAT_VERSION,
+    ActivationStore,
+    RamWriter,
+    ZarrWriter,
+    read_manifest,
+    repair_for_resume,
+)
 from modscope.corpus import Corpus, from_texts
 from modscope.errors import ModscopeError
+from modscope.locking import directory_lock, has_content, remove_orphans
 from modscope.models import Model
 
 TOKENS_PER_BATCH = 4096
@@ -50,7 +60,8 @@ def capture(
         max_tokens: stop after this many rows (positions) in total.
         ctx: documents are cut to their first ``ctx`` tokens.
         batch_size: documents per forward pass (default: about 4096 tokens per batch).
-        out: a directory for a Zarr store (resumable, bounded memory); None keeps the store in RAM.
+        out: a directory for a Zarr store (resumable, bounded memory; locked while the capture runs, so a second
+            capture into it is refused naming this one); None keeps the store in RAM.
         progress: show a progress bar with tokens/s.
 
     Returns:
@@ -58,16 +69,31 @@ def capture(
     """
     site_names, docs, manifest = plan_capture(model, source, sites, positions=positions, max_tokens=max_tokens,
                                               ctx=ctx)
-    batch_size = batch_size or max(1, TOKENS_PER_BATCH // ctx)
+    batch_size = check_batch_size(batch_size) or max(1, TOKENS_PER_BATCH // ctx)
     if out is None:
-        writer: RamWriter | ZarrWriter = RamWriter(manifest)
-    else:
-        existing = _resumable(Path(out), manifest, model)
+        return _run(model, docs, site_names, RamWriter(manifest), batch_size, progress)
+    with directory_lock(out):
+        remove_orphans(out)  # a killed flush may have left torn chunk files; nobody else writes here now
+        existing = repair_for_resume(Path(out), _resumable(Path(out), manifest, model), batch_size)
         if existing is not None and existing.get("complete"):
             return ActivationStore.open(Path(out))
         if existing is not None:
             manifest.update(rows_done=existing["rows_done"], docs_done=existing["docs_done"])
         writer = ZarrWriter(Path(out), manifest, _chunk_rows(manifest))
+        return _run(model, docs, site_names, writer, batch_size, progress)
+
+
+def check_batch_size(batch_size: int | None) -> int | None:
+    """``None`` (choose one) or a positive number of documents per forward pass; anything else is refused."""
+    if batch_size is not None and batch_size < 1:
+        raise ModscopeError(f"batch_size must be >= 1 (or omitted for about {TOKENS_PER_BATCH} tokens per batch), "
+                            f"got {batch_size}")
+    return batch_size
+
+
+def _run(model: Model, docs: list[_Doc], site_names: list[str], writer: RamWriter | ZarrWriter, batch_size: int,
+         progress: bool) -> ActivationStore:
+    manifest = writer.manifest
     todo = range(manifest["docs_done"], len(docs), batch_size)
     with _progress(progress, sum(len(d.ids) for d in docs[manifest["docs_done"]:])) as advance:
         for start in todo:
@@ -94,10 +120,16 @@ def plan_capture(model: Model, source, sites, *, positions: pos.PositionSpec, ma
     if not docs:
         raise ModscopeError("nothing to capture: the source is empty or no document has the requested positions")
     shapes = model.sites()
+    settings = {"positions": spec, "ctx": ctx, "max_tokens": max_tokens, "source_hash": _source_hash(docs)}
+    rows = sum(len(d.rows) for d in docs)
+    if max_tokens is not None and rows < max_tokens:
+        # the source ran out first: say so (and keep it in the store) rather than capture fewer rows silently
+        settings["max_tokens_capped_to"] = rows
+        print(f"modscope: note: --max-tokens {max_tokens} is more than the source holds at these positions; "
+              f"capturing all {rows} rows", file=sys.stderr)
     manifest = {
         "format": FORMAT, "version": FORMAT_VERSION, "model": {**model.describe(), "fingerprint": model.fingerprint},
-        "sites": {s: list(shapes[s]) for s in site_names},
-        "settings": {"positions": spec, "ctx": ctx, "max_tokens": max_tokens, "source_hash": _source_hash(docs)},
+        "sites": {s: list(shapes[s]) for s in site_names}, "settings": settings,
         "docs": [[d.doc_id, d.category] for d in docs], "rows_done": 0, "docs_done": 0, "complete": False,
     }
     return site_names, docs, manifest
@@ -146,7 +178,7 @@ def _resumable(path: Path, manifest: dict, model: Model, *, sharded: bool = Fals
     """The manifest of an earlier capture into ``path`` with the same model, sites and settings (or None)."""
     existing = read_manifest(path) if path.exists() else None
     if existing is None:
-        if path.exists() and any(path.iterdir()):
+        if has_content(path):  # the lock's own files do not count: a directory holding only them is empty
             raise ModscopeError(f"{path} exists and is not a capture store: choose an empty or new --out directory")
         return None
     if existing.get("sharded") and not existing.get("complete") and not sharded:

@@ -24,9 +24,18 @@ from typing import Any
 import numpy as np
 
 from modscope.capture import positions as pos
-from modscope.capture.run import TOKENS_PER_BATCH, _chunk_rows, _Doc, _forward, _resumable, plan_capture
-from modscope.capture.store import MANIFEST, META_FIELDS, ActivationStore, _open_group
+from modscope.capture.run import (
+    TOKENS_PER_BATCH,
+    _chunk_rows,
+    _Doc,
+    _forward,
+    _resumable,
+    check_batch_size,
+    plan_capture,
+)
+from modscope.capture.store import MANIFEST, META_FIELDS, ActivationStore, _open_group, record_checksums
 from modscope.errors import ModscopeError
+from modscope.locking import directory_lock, has_content, remove_orphans
 from modscope.paths import write_json_atomic
 
 PLAN = "plan.npz"
@@ -84,7 +93,8 @@ def capture_sharded(
         model: a loaded ``Model`` or a model name. Worker processes reload it by name and seed and check its
             fingerprint; Dask workers receive the loaded model (scattered once).
         source, sites, positions, max_tokens, ctx, batch_size: as ``capture``.
-        out: the Zarr directory (required). Re-running with the same arguments resumes unfinished shards.
+        out: the Zarr directory (required). Re-running with the same arguments resumes unfinished shards. This
+            process (not the workers, which write disjoint regions of it) holds its lock for the whole capture.
         shards: number of disjoint document ranges (each a whole number of batches).
         engine: ``processes`` (a local process pool), ``dask`` (one task per shard on ``client`` / ``scheduler`` /
             a LocalCluster), or ``serial`` (one after another in this process).
@@ -104,7 +114,15 @@ def capture_sharded(
     path = Path(out)
     site_names, docs, manifest = plan_capture(model, source, sites, positions=positions, max_tokens=max_tokens,
                                               ctx=ctx)
-    batch_size = batch_size or max(1, TOKENS_PER_BATCH // ctx)
+    batch_size = check_batch_size(batch_size) or max(1, TOKENS_PER_BATCH // ctx)
+    with directory_lock(path):
+        remove_orphans(path)  # before any worker starts: what is there now was left by a killed run
+        return _capture_locked(model, path, docs, manifest, batch_size, shards, engine, client, scheduler,
+                               start_method)
+
+
+def _capture_locked(model: Any, path: Path, docs: list[_Doc], manifest: dict, batch_size: int, shards: int,
+                    engine: str, client: Any, scheduler: str | None, start_method: str) -> ActivationStore:
     existing = _resumable(path, manifest, model, sharded=True)
     if existing is not None and existing.get("complete"):
         return ActivationStore.open(path)
@@ -136,11 +154,11 @@ def capture_sharded(
 def _create(path: Path, manifest: dict, docs: list[_Doc], plan: list[dict], batch_size: int) -> None:
     import zarr
 
-    if path.exists() and any(path.iterdir()):
+    if has_content(path):
         raise ModscopeError(f"{path} exists and is not a capture store: choose an empty or new --out directory")
     n_rows = plan[-1]["rows"][1]
     chunk_rows = _chunk_rows(manifest)
-    group = zarr.open_group(str(path), mode="w")
+    group = zarr.open_group(str(path), mode="a")  # not "w": that would delete the lock held on the directory
     for site, shape in manifest["sites"].items():
         group.create_array(f"sites/{site}", shape=(n_rows, *shape), chunks=(chunk_rows, *shape), dtype="float32",
                            compressors=None, fill_value=np.nan)
@@ -159,6 +177,7 @@ def _finish(path: Path) -> ActivationStore:
     if missing:
         raise ModscopeError(f"shards {missing} of {path} did not finish; re-run the same command to resume them")
     manifest.update(rows_done=plan[-1]["rows"][1], docs_done=len(manifest["docs"]), complete=True)
+    record_checksums(path, manifest)
     write_json_atomic(path / MANIFEST, manifest)
     return ActivationStore.open(path)
 

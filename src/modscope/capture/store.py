@@ -139,12 +139,16 @@ class ActivationStore:
 def check_rows_aligned(a: ActivationStore, b: ActivationStore, what: str = "the two stores") -> None:
     """Refuse to pair two stores whose rows are not the same tokens: same document id, position and token id.
 
+    Objects without row metadata (array-only stand-ins) are compared by what they have: their row counts.
+
     Raises:
         ModscopeError naming the first row that differs.
     """
-    if a.n_rows != b.n_rows:
+    if getattr(a, "n_rows", None) != getattr(b, "n_rows", None):
         raise ModscopeError(f"{what} have {a.n_rows} and {b.n_rows} rows, so their rows are not the same tokens; "
                             "capture both on the same source with the same --positions, --ctx and --max-tokens")
+    if not (hasattr(a, "meta") and hasattr(b, "meta")):
+        return
     ma, mb = a.meta, b.meta
     same = np.ones(a.n_rows, dtype=bool)
     for column in ("doc_id", "position", "token"):

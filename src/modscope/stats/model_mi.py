@@ -139,6 +139,9 @@ def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: s
         missing = [s for s in sites if s not in store_y]
         if missing:
             raise ModscopeError(f"the twin store lacks {', '.join(missing)}; capture the same sites for both")
+        from modscope.capture.store import check_rows_aligned
+
+        check_rows_aligned(store_x, store_y, "the model and twin stores")
     other = store_y if pair == "twin" else store_x
     results, curves = [], []
     for site_x, site_y in pairs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modscope.errors import ModscopeError
+from modscope.stats.checks import require_finite
 
 KINDS = ("cosine", "scaled", "centred", "euclidean", "dot")
 
@@ -15,8 +16,7 @@ def as_rows(H, what: str = "H") -> np.ndarray:
     if array.ndim == 1 or array.shape[0] < 1:
         raise ModscopeError(f"{what} must have shape [n, d] with n >= 1, got {array.shape}; pass one row per sample")
     array = array.reshape(array.shape[0], -1)
-    if not np.all(np.isfinite(array)):
-        raise ModscopeError(f"{what} contains NaN or inf; check the capture (overflow in float16?)")
+    require_finite(array, what)
     return array
 
 

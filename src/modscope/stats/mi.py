@@ -11,6 +11,7 @@ import numpy as np
 
 from modscope.errors import ModscopeError
 from modscope.results import Result
+from modscope.stats.checks import require_finite_moments
 from modscope.stats.covariance import Covariance, as_rows, covariance, feature_dim, resolve
 from modscope.stats.null import logdet_bias, mi_null
 from modscope.stats.subspace import DEFAULT_RANK_TOL, Subspace, subspace
@@ -178,6 +179,7 @@ def gaussian_mi(X: Any, Y: Any = None, *, dx: int | None = None, bias_correct: b
     xs, ys = resolve(X), resolve(Y)
     dx = feature_dim(xs)
     joint = covariance(xs, ys, engine=engine, client=client, scheduler=scheduler)
+    require_finite_moments(joint, "X and Y")
     result = mi_from_covariance(joint, dx, bias_correct=bias_correct, rank_tol=rank_tol)
     if permutations > 0:
         perm = permutation_null(np.asarray(xs), np.asarray(ys), joint, dx, permutations=permutations, seed=seed,

@@ -10,6 +10,7 @@ import numpy as np
 
 from modscope.errors import ModscopeError
 from modscope.results import Result
+from modscope.stats.checks import require_finite_moments
 from modscope.stats.covariance import Covariance, as_rows, covariance
 
 
@@ -148,6 +149,7 @@ def spectrum(X_or_cov: Any, *, standardize: bool = False, shuffle: bool = True, 
         rows = X_or_cov if isinstance(X_or_cov, np.ndarray) else None
     if acc.n < 2:
         raise ModscopeError(f"a spectrum needs at least 2 rows, got {acc.n}")
+    require_finite_moments(acc, "the rows (or covariance) given to spectrum")
     shuffled = None
     if shuffle and rows is not None:
         rng = np.random.default_rng(seed)

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from modscope.commands.common import DemoContext, console
 from modscope.errors import ModscopeError
+from modscope.locking import directory_lock
 from modscope.paths import write_json_atomic
 from modscope.report.index import RUN_FILE, read_run
 
@@ -75,11 +76,19 @@ def run_demo(out: Path, size: str = "default", model: str = "smollm2-135m", only
     ``out/run.json`` (settings, versions, each step's status and seconds) is rewritten after every step, and the
     report is written even when the run is interrupted.
 
+    ``out`` is locked for the whole run: a second demo into it is refused, naming this one.
+
     Args:
         size: "quick", "default" or "full" (``DemoContext.pick``). model: the trained model; its twin is the null.
         only: run just these step names. steps: the steps (default: every module's ``demo_steps()``).
         display: where progress goes (default: the CLI's stderr console).
     """
+    with directory_lock(out):
+        return _run_demo(out, size, model, only, redo, steps, display)
+
+
+def _run_demo(out: Path, size: str, model: str, only: list[str] | None, redo: list[str] | None, steps: list | None,
+              display: Console | None) -> dict:
     from modscope.report import build_index
     from modscope.report.page import versions
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from modscope.commands.common import (
@@ -18,6 +19,7 @@ from modscope.commands.common import (
     twin_name,
 )
 from modscope.errors import ModscopeError
+from modscope.report.numbers import plural
 
 QUESTION = ("Is there a tight pass: do attention/MLP sublayers (no residual) or the end-to-end path squeeze the "
             "residual stream through fewer directions than its width, above a stated float64 noise floor?")
@@ -47,14 +49,27 @@ def models_for(model: str, twin: str, twin_seed: int) -> list:
 def block_report(models: list, text: str, *, layer: int, parts: list[str], tokens: list[int], k: int | None,
                  method: str, floor: float | None, residual: bool, ranks: bool, rank_tokens: int,
                  rank_parts: list[str] | None = None) -> dict:
-    """Run the sublayer probes; returns {"spectra": [...], "ranks": [...]} of results."""
+    """Run the sublayer probes; returns {"spectra": [...], "ranks": [...], "comparisons": [...]} of results
+    (a comparison pairs the first model's spectrum with each other model's spectrum of the same part and tokens)."""
     from modscope.jacobian.probes import block_spectrum, layer_ranks
 
     spectra = [block_spectrum(m, text, layer=layer, part=part, residual=residual, tokens=t, k=k, method=method,
                               floor=floor) for m in models for part in parts for t in tokens]
     per_layer = [layer_ranks(m, text, part=part, tokens=rank_tokens, residual=residual, floor=floor)
                  for m in models for part in (rank_parts or parts)] if ranks else []
-    return {"spectra": spectra, "ranks": per_layer}
+    return {"spectra": spectra, "ranks": per_layer, "comparisons": twin_comparisons(spectra)}
+
+
+def twin_comparisons(spectra: list) -> list:
+    """Trained (the first model) against each other model, for every part and token count both measured."""
+    from modscope.jacobian.rank import compare_ranks
+
+    if not spectra:
+        return []
+    trained = spectra[0].model
+    mine = {(r.part, r.tokens, r.residual, r.layer): r for r in spectra if r.model == trained}
+    return [compare_ranks(f"{r.model} vs {trained} {r.label}", mine[key].spectrum, r.spectrum)
+            for r in spectra if r.model != trained and (key := (r.part, r.tokens, r.residual, r.layer)) in mine]
 
 
 def block_figures(found: dict) -> dict:
@@ -66,9 +81,11 @@ def block_figures(found: dict) -> dict:
     for ax, part in zip(axs, parts, strict=True):
         mine = [r for r in found["spectra"] if r.part == part]
         for i, r in enumerate(mine):
-            r.spectrum.plot(ax, label=f"{r.model}, {r.tokens} tok (rank {r.spectrum.rank}/{r.spectrum.full_size})",
-                            color=style.model_colour(r.model), floor=i == 0)
-            ax.lines[-1].set_alpha(0.4 + 0.6 * (i + 1) / len(mine))
+            bound = " lower bound, top-k only" if r.spectrum.rank_is_lower_bound else ""
+            curve = len(ax.lines)
+            r.spectrum.plot(ax, label=f"{r.model}, {r.tokens} tok (rank {r.spectrum.rank_text}/{r.spectrum.full_size}"
+                            f"{bound})", color=style.model_colour(r.model), floor=i == 0)
+            ax.lines[curve].set_alpha(0.4 + 0.6 * (i + 1) / len(mine))
         ax.set_title(f"{part} Jacobian, layer {mine[0].layer}{' + identity' if mine[0].residual else ''}")
     figures["singular_values"] = fig
     if found["ranks"]:
@@ -81,24 +98,57 @@ def block_figures(found: dict) -> dict:
     return figures
 
 
+def rank_sentence(s) -> str:
+    """One spectrum's rank with its kind, floors and gap, as the headline prints it."""
+    if s.rank_is_lower_bound:
+        return (f"rank {s.rank_text} of {s.full_size}: a lower bound (only the top {len(s.values)} values were "
+                f"computed, by {s.method}; all are above the floor {s.noise_floor:.2g})")
+    gap = "" if np.isnan(s.rank_gap) else f", gap σ_r/σ_r+1 = {s.rank_gap:.3g}"
+    return (f"rank {s.rank_text} of {s.full_size} ({s.rank_kind}) above the floor {s.noise_floor:.2g} "
+            f"({s.floor_rule}); {s.float32_rank_text} above the float32 threshold ({s.float32_floor_rule}){gap}")
+
+
 def block_headline(found: dict) -> tuple[list[str], str]:
-    lines = [f"{r.model} {r.label}: rank {r.spectrum.rank} of {r.spectrum.full_size} ({r.spectrum.rank_kind}) "
-             f"above the floor {r.spectrum.noise_floor:.2g} ({r.spectrum.floor_rule}), σ₁ = {r.spectrum.sigma_max:.3g}"
-             f", method {r.spectrum.method}, part reproduces the model to {r.reproduction_error:.1e}"
-             for r in found["spectra"]]
+    lines = [f"{r.model} {r.label}: {rank_sentence(r.spectrum)}, σ₁ = {r.spectrum.sigma_max:.3g}, method "
+             f"{r.spectrum.method}, part reproduces the model to {r.reproduction_error:.1e}" for r in found["spectra"]]
     for r in found["ranks"]:
         lowest = int(r.ranks.argmin())
-        lines.append(f"{r.model} {r.part} over {len(r.layers)} layers at {r.tokens} tokens: lowest rank "
-                     f"{r.ranks[lowest]} of {r.size} at layer {r.layers[lowest]} (full rank = {r.size})")
-    deficient = [r for r in found["spectra"] if r.spectrum.rank < r.spectrum.full_size]
-    if not deficient:
-        verdict = "No tight pass: every Jacobian measured is full rank above the float64 noise floor."
-    else:
+        robust = "" if r.float32_ranks is None else f" ({r.float32_ranks[lowest]} above the float32 threshold)"
+        lines.append(f"{r.model} {r.part} over {plural(len(r.layers), 'layer')} at {r.tokens} tokens: lowest rank "
+                     f"{r.rank_prefix}{r.ranks[lowest]}{robust} of {r.size} at layer {r.layers[lowest]}")
+    lines += [f"{c.label}: {'TIGHT PASS' if c.tight_pass else 'no tight pass'}: {c.reason}"
+              for c in found.get("comparisons", [])]
+    return lines, block_verdict(found)
+
+
+def block_verdict(found: dict) -> str:
+    """Only exact ranks can lose directions; a tight pass needs the trained rank below the twin's float32 band."""
+    trained = found["spectra"][0].model
+    mine = [r for r in found["spectra"] if r.model == trained]
+    exact = [r for r in mine if r.spectrum.rank_kind == "exact"]
+    bounds = [r for r in mine if r.spectrum.rank_is_lower_bound]
+    comparisons = {c.label.split(" vs ", 1)[1]: c for c in found.get("comparisons", [])}
+    tight = [c for c in comparisons.values() if c.tight_pass]
+    deficient = [r for r in exact if r.spectrum.rank < r.spectrum.full_size]
+    if tight:
+        c = min(tight, key=lambda c: c.trained_rank / c.size)
+        verdict = f"Tight pass at {c.label.split(' vs ', 1)[1]}: {c.reason}."
+    elif deficient:
         r = min(deficient, key=lambda r: r.spectrum.rank / r.spectrum.full_size)
-        verdict = (f"Narrowest: {r.model} {r.label} loses {r.spectrum.full_size - r.spectrum.rank} of "
-                   f"{r.spectrum.full_size} directions below the floor ({r.spectrum.rank / r.spectrum.full_size:.1%}"
-                   f" of full rank).")
-    return lines, verdict
+        s, c = r.spectrum, comparisons.get(f"{r.model} {r.label}")
+        gap = "" if np.isnan(s.rank_gap) else f", gap {s.rank_gap:.3g}"
+        verdict = (f"Narrowest exact rank: {r.model} {r.label} keeps {s.rank} of {s.full_size} directions above the "
+                   f"float64 floor ({s.float32_rank} above the float32 threshold{gap}), i.e. loses "
+                   f"{plural(s.full_size - s.rank, 'direction')}; "
+                   + (f"not a tight pass: {c.reason}." if c else "no twin measured, so not called a tight pass."))
+    elif exact:
+        verdict = "No rank deficiency: every exact Jacobian measured is full rank above the float64 noise floor."
+    else:
+        verdict = "No exact rank was measured."
+    if bounds:
+        verdict += (f" {plural(len(bounds), 'top-k result')} ({', '.join(r.label for r in bounds)}) "
+                    "give only lower bounds (rank ≥ k) and say nothing about lost directions.")
+    return verdict
 
 
 def path_report(models: list, text: str, *, src: str, dst: str | None, src_pos: int, dst_pos: list[int],
@@ -123,9 +173,10 @@ def path_figures(found: dict) -> dict:
 
     ax = style.axes(None)
     for i, r in enumerate(found["paths"]):
-        r.spectrum.plot(ax, label=f"{r.model}: {r.label} (rank {r.spectrum.rank})", color=style.model_colour(r.model),
-                        floor=i == 0)
-        ax.lines[-1].set_linestyle("-" if r.dst_pos == r.src_pos else "--")
+        curve = len(ax.lines)
+        r.spectrum.plot(ax, label=f"{r.model}: {r.label} (rank {r.spectrum.rank_text})",
+                        color=style.model_colour(r.model), floor=i == 0)
+        ax.lines[curve].set_linestyle("-" if r.dst_pos == r.src_pos else "--")
     ax.set_title("path Jacobian singular values")
     figures = {"path_singular_values": ax.figure}
     if found["alignments"]:
@@ -137,16 +188,18 @@ def path_figures(found: dict) -> dict:
 
 
 def path_headline(found: dict) -> tuple[list[str], str]:
-    lines = [f"{r.model} {r.label}: rank {r.spectrum.rank} of {r.spectrum.full_size} above {r.spectrum.noise_floor:.2g}"
-             f", σ₁ = {r.spectrum.sigma_max:.3g}, σ₁/σ_median = "
+    lines = [f"{r.model} {r.label}: {rank_sentence(r.spectrum)}, σ₁ = {r.spectrum.sigma_max:.3g}, σ₁/σ_median = "
              f"{r.spectrum.sigma_max / max(float(r.spectrum.values[len(r.spectrum.values) // 2]), 1e-300):.3g}"
              for r in found["paths"]]
     lines += [f"{a.model}: top-{a.k} Jacobian input directions vs top-{a.k} covariance eigenvectors: mean cos² "
               f"{a.mean_cos2:.3f} vs random-subspace null {a.null_mean_cos2:.3f} ± {a.null_sd_cos2:.3f} (z = {a.z:.1f})"
               for a in found["alignments"]]
     first = found["paths"][0]
-    verdict = (f"{first.model} {first.label}: {first.spectrum.rank} of {first.spectrum.full_size} directions survive "
-               f"the path above the float64 floor.")
+    s = first.spectrum
+    survive = (f"at least {s.rank} of {s.full_size} directions survive (top-{len(s.values)} lower bound)"
+               if s.rank_is_lower_bound else f"{s.rank_text} of {plural(s.full_size, 'direction')} survive")
+    verdict = (f"{first.model} {first.label} (one token pair, one text): {survive} the path above the float64 floor"
+               f" ({s.float32_rank_text} above the float32 threshold).")
     if found["alignments"]:
         a = found["alignments"][0]
         agree = "agree with" if a.z > 3 else "do not beat a random subspace against"

@@ -1,6 +1,7 @@
 """Jacobian spectra: matrix-free operators, singular values with a stated noise floor, and sublayer/path maps."""
 
 from modscope.jacobian.operator import jacobian_matrix, operator, tokenwise_jacobians
+from modscope.jacobian.rank import RankComparison, compare_ranks, rank_text
 from modscope.jacobian.slq import SpectralDensity, slq_density
 from modscope.jacobian.spectrum import (
     JacobianSpectrum,
@@ -11,6 +12,7 @@ from modscope.jacobian.spectrum import (
 )
 
 __all__ = [
-    "JacobianSpectrum", "SpectralDensity", "TokenwiseSpectrum", "jacobian_matrix", "noise_floor", "operator",
-    "singular_values", "slq_density", "tokenwise_jacobians", "tokenwise_singular_values",
+    "JacobianSpectrum", "RankComparison", "SpectralDensity", "TokenwiseSpectrum", "compare_ranks", "jacobian_matrix",
+    "noise_floor", "operator", "rank_text", "singular_values", "slq_density", "tokenwise_jacobians",
+    "tokenwise_singular_values",
 ]

@@ -37,7 +37,7 @@ class BlockSpectrum(Result):
 
     def plot(self, ax=None, *, color: str | None = None):
         ax = self.spectrum.plot(ax, label=f"{self.model}: {self.label}", color=color or style.model_colour(self.model))
-        ax.set_title(f"{self.label}: rank {self.spectrum.rank}/{self.spectrum.full_size} ({self.spectrum.method})")
+        ax.set_title(f"{self.label}: rank {self.spectrum.rank_text}/{self.spectrum.full_size} ({self.spectrum.method})")
         return ax
 
 
@@ -64,7 +64,7 @@ class PathSpectrum(Result):
 
     def plot(self, ax=None, *, color: str | None = None):
         ax = self.spectrum.plot(ax, label=f"{self.model}", color=color or style.model_colour(self.model))
-        ax.set_title(f"{self.label}: rank {self.spectrum.rank}/{self.spectrum.full_size}")
+        ax.set_title(f"{self.label}: rank {self.spectrum.rank_text}/{self.spectrum.full_size}")
         return ax
 
 
@@ -75,8 +75,10 @@ class LayerRanks(Result):
     Attributes:
         model, part, residual, tokens: as in BlockSpectrum. layers: block indices.
         ranks: rank per layer (count of σ above the floor). size: min(n_in, n_out) = tokens·d (full rank).
-        sigma_max: σ₁ per layer. noise_floors: the floor per layer. rank_kind: ``exact`` or ``estimate``.
+        sigma_max: σ₁ per layer. noise_floors: the floor per layer (for a token-wise part the largest token floor;
+        each token is counted against its own). rank_kind: ``exact``, ``estimate`` or ``mixed``.
         effective_rank: exp of the entropy of σ²/Σσ² per layer (Roy & Vetterli 2007), a floor-free width.
+        float32_ranks: count above √d·eps32·σ₁ per layer (see JacobianSpectrum). rank_gaps: σ_r/σ_{r+1} per layer.
     """
 
     model: str
@@ -90,6 +92,13 @@ class LayerRanks(Result):
     noise_floors: np.ndarray
     rank_kind: str
     effective_rank: np.ndarray
+    float32_ranks: np.ndarray | None = None
+    rank_gaps: np.ndarray | None = None
+
+    @property
+    def rank_prefix(self) -> str:
+        """"≈ " for slq estimates, "" for exact ranks (per-layer ranks are never top-k lower bounds)."""
+        return "" if self.rank_kind == "exact" else "≈ "
 
     def plot(self, ax=None, *, color: str | None = None):
         ax = style.axes(ax)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -10,12 +10,12 @@ from scipy.sparse.linalg import svds
 
 from modscope.errors import ModscopeError
 from modscope.jacobian.operator import TensorFn, as_input, jacobian_matrix, operator, output_shape, tokenwise_jacobians
+from modscope.jacobian.rank import count_above, float32_floor, gap_at, noise_floor, rank_text
 from modscope.jacobian.slq import SpectralDensity, slq_density
 from modscope.report import style
 from modscope.results import Result
 
 METHODS = ("auto", "exact", "lanczos", "slq")
-EPS64 = float(np.finfo(np.float64).eps)
 EXACT_MAX_ENTRIES = 6000 * 6000  # the whole spectrum: a dense float64 J up to ~290 MB beats slq's estimate
 LANCZOS_MIN_ENTRIES = 1536 * 1536  # top-k: above this, ARPACK on the operator beats jacrev + a dense SVD
 
@@ -30,11 +30,19 @@ class JacobianSpectrum(Result):
         method: ``exact`` (jacrev + svdvals), ``tokenwise`` (union of per-token block spectra), ``lanczos``
             (top-k by ARPACK on the matrix-free operator) or ``slq`` (stochastic Lanczos quadrature density).
         n_in, n_out: the sizes of J (input and output elements: tokens × width).
-        noise_floor: σ at or below which a direction counts as zero (same units as values).
+        noise_floor: σ at or below which a direction counts as zero (same units as values; for ``tokenwise`` the
+            largest of the per-token floors, each token being counted against its own).
         floor_rule: how the floor was set, e.g. ``max(n_in, n_out)·eps64·σ₁``.
-        rank: the number of singular values above the floor.
-        rank_kind: ``exact`` (all values known), ``lower bound`` (top-k all above the floor) or ``estimate`` (slq).
+        rank: the number of singular values above the floor (a lower bound when ``rank_is_lower_bound``).
+        rank_kind: ``exact`` (all values known), ``lower bound`` (top-k all above the floor: the true rank is ≥ rank,
+            nothing below index k was computed) or ``estimate`` (slq).
         density: for slq, the SpectralDensity (Ritz nodes and weights); None otherwise.
+        rank_gap: σ_r / σ_{r+1} at r = rank (dimensionless; for ``tokenwise`` the smallest per-token gap): decades
+            between the last counted direction and the first uncounted one. nan when σ_{r+1} is unknown (full
+            rank, a lower bound, an estimate), inf when σ_{r+1} = 0.
+        float32_floor: √d·eps32·σ₁ (σ units), below which a float32 model cannot resolve a direction.
+        float32_floor_rule: that rule with d stated. float32_rank: values above it. float32_rank_kind: as
+            ``rank_kind``. A rank is robust where float32_rank equals rank (or the gap spans the difference).
         right_vectors: optional top input directions [k, n_in] (rows; not written to JSON).
     """
 
@@ -47,6 +55,11 @@ class JacobianSpectrum(Result):
     rank: int
     rank_kind: str
     density: SpectralDensity | None = None
+    rank_gap: float = float("nan")
+    float32_floor: float = float("nan")
+    float32_floor_rule: str = ""
+    float32_rank: int = 0
+    float32_rank_kind: str = "exact"
     right_vectors: np.ndarray | None = field(default=None, repr=False)
 
     _json_exclude = ("right_vectors",)
@@ -59,6 +72,26 @@ class JacobianSpectrum(Result):
     def full_size(self) -> int:
         return min(self.n_in, self.n_out)
 
+    @property
+    def rank_is_lower_bound(self) -> bool:
+        return self.rank_kind == "lower bound"
+
+    @property
+    def rank_text(self) -> str:
+        """``≥ 64`` (lower bound), ``≈ 300`` (estimate) or ``2190`` (exact)."""
+        return rank_text(self.rank, self.rank_kind)
+
+    @property
+    def float32_rank_text(self) -> str:
+        return rank_text(self.float32_rank, self.float32_rank_kind)
+
+    def to_json(self) -> dict:
+        out = super().to_json()
+        out.update(rank_is_lower_bound=self.rank_is_lower_bound,
+                   rank_lower_bound=self.rank if self.rank_is_lower_bound else None, rank_text=self.rank_text,
+                   float32_rank_text=self.float32_rank_text)
+        return out
+
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
         """(index from 1, σ) in rank order; for slq the density's quantile curve."""
         if self.density is not None:
@@ -66,13 +99,17 @@ class JacobianSpectrum(Result):
         return np.arange(1, len(self.values) + 1), self.values
 
     def plot(self, ax=None, *, label: str | None = None, color: str = style.TRAINED, floor: bool = True):
-        """Singular values on a log scale against their index, with the noise floor drawn."""
+        """Singular values on a log scale against their index, with the float64 floor and float32 threshold."""
         ax = style.axes(ax)
         index, sigma = self.curve()
         shown = np.maximum(sigma, self.noise_floor * 1e-3)  # exact zeros would vanish from a log axis
-        ax.plot(index, shown, color=color, lw=1.2, label=label or f"{self.method} ({self.n_out}×{self.n_in})")
+        ax.plot(index, shown, color=color, lw=1.2,
+                label=label or f"{self.method} ({self.n_out}×{self.n_in}), rank {self.rank_text}")
         if floor:
             ax.axhline(self.noise_floor, color=style.NULL, ls="--", lw=1, label=f"noise floor ({self.floor_rule})")
+            if np.isfinite(self.float32_floor):
+                ax.axhline(self.float32_floor, color=style.NULL, ls=":", lw=1,
+                           label=f"float32 threshold ({self.float32_floor_rule})")
         ax.set_yscale("log")
         ax.set_xlabel("index i")
         ax.set_ylabel("singular value σᵢ")
@@ -80,30 +117,23 @@ class JacobianSpectrum(Result):
         return ax
 
 
-def noise_floor(sigma_max: float, n_in: int, n_out: int, floor: float | None = None) -> tuple[float, str]:
-    """The σ below which a direction is numerically zero, and the rule that set it.
-
-    Default: ``max(n_in, n_out) · eps_float64 · σ₁``, the rank tolerance of ``numpy.linalg.matrix_rank`` (Golub &
-    Van Loan §2.4.8; Press et al., Numerical Recipes §2.6): rounding in a float64 evaluation of J and its SVD moves
-    singular values by about that much. A user ``floor`` (absolute, in σ units) replaces it.
-    """
-    if floor is not None:
-        if floor < 0:
-            raise ModscopeError(f"floor must be ≥ 0 (an absolute singular value), got {floor}")
-        return float(floor), "user floor"
-    return max(n_in, n_out) * EPS64 * float(sigma_max), "max(n_in, n_out)·eps64·σ₁"
-
-
 def spectrum_from_values(
     values: np.ndarray, method: str, n_in: int, n_out: int, *, floor: float | None = None,
-    complete: bool = True, right_vectors: np.ndarray | None = None,
+    complete: bool = True, right_vectors: np.ndarray | None = None, width: int | None = None,
 ) -> JacobianSpectrum:
-    """Wrap known singular values: sort them, set the floor from σ₁ and count the rank against it."""
+    """Wrap known singular values: sort them, set the floors from σ₁ and count the ranks against them.
+
+    ``complete``: every singular value is in ``values`` (else they are the top k). ``width``: d of the float32
+    threshold (default n_in, the sum length of a fully mixing map)."""
     values = np.sort(np.asarray(values, dtype=np.float64))[::-1].copy()
-    level, rule = noise_floor(values[0] if len(values) else 0.0, n_in, n_out, floor)
-    rank = int((values > level).sum())
-    kind = "exact" if complete or rank < len(values) else "lower bound"
-    return JacobianSpectrum(values, method, n_in, n_out, level, rule, rank, kind, None, right_vectors)
+    sigma_max = values[0] if len(values) else 0.0
+    level, rule = noise_floor(sigma_max, n_in, n_out, floor)
+    rank, kind = count_above(values, level, complete)
+    level32, rule32 = float32_floor(sigma_max, width or n_in)
+    rank32, kind32 = count_above(values, level32, complete)
+    gap = gap_at(values, rank) if kind == "exact" else float("nan")
+    return JacobianSpectrum(values, method, n_in, n_out, level, rule, rank, kind, None, gap, level32, rule32,
+                            rank32, kind32, right_vectors)
 
 
 def choose_method(n_in: int, n_out: int, k: int | None) -> str:
@@ -138,6 +168,7 @@ def singular_values(
         raise ModscopeError(f"unknown method '{method}'; use one of {', '.join(METHODS)}")
     x0 = as_input(x, dtype)
     n_in, n_out = x0.numel(), int(np.prod(output_shape(fn, x0)))
+    width = int(x0.shape[-1]) if x0.ndim else 1
     n = min(n_in, n_out)
     if k is not None and not 1 <= k <= n:
         raise ModscopeError(f"k must be between 1 and min(n_in, n_out) = {n}, got {k}")
@@ -152,7 +183,8 @@ def singular_values(
             right = vh[:k].numpy()
         else:
             sigma, right = torch.linalg.svdvals(jac), None
-        full = spectrum_from_values(sigma.numpy(), "exact", n_in, n_out, floor=floor, right_vectors=right)
+        full = spectrum_from_values(sigma.numpy(), "exact", n_in, n_out, floor=floor, right_vectors=right,
+                                    width=width)
         return full if k is None else truncate(full, k)
     op = operator(fn, x0, dtype=dtype)
     if method == "lanczos":
@@ -161,32 +193,41 @@ def singular_values(
         sigma, right = (result[1], result[2]) if vectors else (result, None)
         order = np.argsort(-sigma)
         right = right[order] if right is not None else None
-        return spectrum_from_values(sigma, "lanczos", n_in, n_out, floor=floor, complete=False, right_vectors=right)
+        return spectrum_from_values(sigma, "lanczos", n_in, n_out, floor=floor, complete=False, right_vectors=right,
+                                    width=width)
     density = slq_density(op, probes=probes, steps=steps, seed=seed)
     nodes = np.sort(density.nodes)[::-1].copy()
     level, rule = noise_floor(nodes[0], n_in, n_out, floor)
     rank = int(round(density.fraction_above(level) * density.n))
-    return JacobianSpectrum(nodes, "slq", n_in, n_out, level, rule, rank, "estimate", density)
+    level32, rule32 = float32_floor(nodes[0], width)
+    rank32 = int(round(density.fraction_above(level32) * density.n))
+    return JacobianSpectrum(nodes, "slq", n_in, n_out, level, rule, rank, "estimate", density,
+                            float32_floor=level32, float32_floor_rule=rule32, float32_rank=rank32,
+                            float32_rank_kind="estimate")
 
 
 def truncate(spectrum: JacobianSpectrum, k: int) -> JacobianSpectrum:
-    """Keep the top k values; rank and floor stay those of the full spectrum."""
-    return JacobianSpectrum(spectrum.values[:k].copy(), spectrum.method, spectrum.n_in, spectrum.n_out,
-                            spectrum.noise_floor, spectrum.floor_rule, spectrum.rank, spectrum.rank_kind,
-                            spectrum.density, spectrum.right_vectors)
+    """Keep the top k values; ranks, floors and gap stay those of the full spectrum."""
+    return replace(spectrum, values=spectrum.values[:k].copy())
 
 
 @dataclass(frozen=True)
 class TokenwiseSpectrum(JacobianSpectrum):
-    """The exact spectrum of a token-wise (block-diagonal) Jacobian, with each token's share.
+    """The exact spectrum of a token-wise (block-diagonal) Jacobian, each token counted against its own floor.
 
     Attributes (beyond JacobianSpectrum):
-        token_ranks: rank of each token's block against the same floor [tokens].
+        token_ranks: rank of each token's block against that block's floor [tokens].
         token_sigma_max: σ₁ of each token's block [tokens].
+        token_floors: each block's floor, ``max(d_in, d_out)·eps64·σ₁(J_t)`` (or the user floor) [tokens].
+        token_float32_ranks: each block's count above √d·eps32·σ₁(J_t) [tokens].
+        token_gaps: each block's σ_r/σ_{r+1} at its rank (nan at full rank) [tokens].
     """
 
     token_ranks: np.ndarray | None = None
     token_sigma_max: np.ndarray | None = None
+    token_floors: np.ndarray | None = None
+    token_float32_ranks: np.ndarray | None = None
+    token_gaps: np.ndarray | None = None
 
 
 def tokenwise_singular_values(
@@ -196,21 +237,32 @@ def tokenwise_singular_values(
     """The exact full spectrum of a map acting on each token alone, from T small blocks instead of one big J.
 
     ``J = diag(J_1, …, J_T)`` so ``σ(J) = ∪_t σ(J_t)``: T batched d×d SVDs (O(T d³)) replace one (Td)×(Td) SVD
-    (O(T³ d³)). The floor is the one of the full J (``max(n_in, n_out)·eps64·σ₁`` with n = T·d), so
-    ``rank = Σ_t token_ranks[t]``.
+    (O(T³ d³)). Each block is its own d×d problem, so each token is counted against its own floor
+    ``max(d_in, d_out)·eps64·σ₁(J_t)``: a token's rank does not depend on which other tokens are in the run, and
+    ``rank = Σ_t token_ranks[t]`` (likewise the float32 counts; ``rank_gap`` is the smallest token gap).
 
     Args:
         token_fn: the per-token map [d_in] -> [d_out]. x: tokens [T, d_in]. dtype: computation dtype.
-        floor: an absolute floor replacing the default.
+        floor: an absolute floor replacing the default (for every token).
 
     Returns:
         A TokenwiseSpectrum (method ``tokenwise``).
     """
     blocks = tokenwise_jacobians(token_fn, x, dtype=dtype)
     # LAPACK gesdd per block through numpy: torch's batched CPU svdvals is many times slower on d×d stacks
-    per_token = np.linalg.svd(blocks.numpy(), compute_uv=False)  # [T, min(d_out, d_in)]
+    per_token = np.linalg.svd(blocks.numpy(), compute_uv=False)  # [T, min(d_out, d_in)], each row descending
     tokens, d_out, d_in = blocks.shape
-    full = spectrum_from_values(per_token.reshape(-1), "tokenwise", tokens * d_in, tokens * d_out, floor=floor)
-    token_ranks = (per_token > full.noise_floor).sum(axis=1)
-    return TokenwiseSpectrum(full.values, "tokenwise", full.n_in, full.n_out, full.noise_floor, full.floor_rule,
-                             full.rank, "exact", None, None, token_ranks, per_token[:, 0].copy())
+    each = [spectrum_from_values(values, "tokenwise", d_in, d_out, floor=floor, width=d_in) for values in per_token]
+    token_ranks = np.array([s.rank for s in each])
+    token_float32_ranks = np.array([s.float32_rank for s in each])
+    token_floors = np.array([s.noise_floor for s in each])
+    token_gaps = np.array([s.rank_gap for s in each])
+    known = token_gaps[~np.isnan(token_gaps)]
+    gap = float(known.min()) if len(known) else float("nan")
+    rule = each[0].floor_rule if floor is not None else "per token: max(d_in, d_out)·eps64·σ₁(token block)"
+    rule32 = f"per token: √d·eps32·σ₁(token block), d = {d_in}"
+    values = np.sort(per_token.reshape(-1))[::-1].copy()
+    return TokenwiseSpectrum(
+        values, "tokenwise", tokens * d_in, tokens * d_out, float(token_floors.max()), rule, int(token_ranks.sum()),
+        "exact", None, gap, float(max(s.float32_floor for s in each)), rule32, int(token_float32_ranks.sum()),
+        "exact", None, token_ranks, per_token[:, 0].copy(), token_floors, token_float32_ranks, token_gaps)

@@ -69,3 +69,20 @@ class Number:
 
         return jsonable({"label": self.label, "value": self.value, "unit": self.unit, "null": self.null,
                          "null_sd": self.null_sd, "null_name": self.null_name, "z": self.z, "digits": self.digits})
+
+
+def plural(count: int | float, noun: str, plural_form: str | None = None, *, digits: int | None = None) -> str:
+    """``count`` and ``noun`` agreeing in number: "1 direction", "0 directions", "2 single dimensions".
+
+    Args:
+        count: how many. noun: the singular ("direction", "single dimension"; only the last word is inflected).
+        plural_form: an irregular plural ("matrices") replacing the default ``noun + "s"`` / ``"es"``.
+        digits: significant digits for a non-integer count (default: printed as an integer with thousands commas).
+    """
+    one = count == 1
+    if plural_form is None:
+        plural_form = noun + ("es" if noun.endswith(("s", "x", "z", "ch", "sh")) else "s")
+    number = f"{count:,}" if digits is None and float(count).is_integer() else fmt(float(count), digits or 3)
+    if isinstance(count, float) and float(count).is_integer() and digits is None:
+        number = f"{int(count):,}"
+    return f"{number} {noun if one else plural_form}"

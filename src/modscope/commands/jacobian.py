@@ -273,14 +273,23 @@ def write_report(out: Path | None, found: dict, figures_of, headline_of, title: 
 
 
 def run_demo(ctx: DemoContext, out_dir: Path) -> None:
-    """Layer-1 MLP and attention spectra at 2 and 34 tokens, MLP rank per layer, and seed 000's path question."""
+    """Layer-1 MLP and attention spectra at 2 and 34 tokens (attention at 34: a top-k lower bound), the exact
+    attention rank at the most tokens the size affords, MLP rank per layer, and seed 000's path question."""
     text = default_text()
     models = [ctx.trained(), ctx.twin()]
     found = block_report(models, text, layer=1, parts=["mlp", "attn"], tokens=ctx.pick([2, 8], [2, 34], [2, 34, 128]),
                          k=ctx.pick(32, 64, 64), method="auto", floor=None, residual=False, ranks=True,
                          rank_tokens=ctx.pick(2, 4, 34), rank_parts=["mlp"])
+    # the exact attention spectrum costs a dense (T·d)² SVD: ~25 s at 4 tokens, ~3 min at 10 on 2 cores (SmolLM2)
+    exact_tokens = ctx.pick(None, 4, 10)
+    if exact_tokens:
+        exact = block_report(models, text, layer=1, parts=["attn"], tokens=[exact_tokens], k=None, method="exact",
+                             floor=None, residual=False, ranks=False, rank_tokens=exact_tokens)
+        found["spectra"] = found["spectra"] + exact["spectra"]
+        found["comparisons"] = twin_comparisons(found["spectra"])
     write_report(out_dir / "jacobian_blocks", found, block_figures, block_headline,
-                 "Sublayer Jacobians: where is the tight pass?", {"layer": 1, "size": ctx.size})
+                 "Sublayer Jacobians: where is the tight pass?",
+                 {"layer": 1, "size": ctx.size, "exact_attention_tokens": exact_tokens})
     last = ctx.trained().n_layers - 1
     src_pos = ctx.pick(8, 64, 100)
     paths = path_report(models, text, src="resid_pre.0", dst=f"resid_post.{last}", src_pos=src_pos,

@@ -33,7 +33,7 @@ class Sizes:
     widths: tuple[int, ...]
 
 
-QUICK = Sizes(d=8, n=300, reps=60, permutations=39, curve_d=8, curve_n=2000, separation_n=40, widths=(12, 12, 12))
+QUICK = Sizes(d=8, n=300, reps=100, permutations=39, curve_d=8, curve_n=2000, separation_n=40, widths=(8, 8, 8))
 DEFAULT = Sizes(d=32, n=1000, reps=200, permutations=99, curve_d=32, curve_n=20000, separation_n=80,
                 widths=(24, 24, 24))
 

@@ -1,4 +1,12 @@
-"""Covariance eigenvalue spectrum: how many channels carry the variance, against two nulls of no correlation."""
+"""Covariance eigenvalue spectrum: how many channels carry the variance, against nulls of no correlation.
+
+"Directions above the null" is Horn's parallel analysis (Horn 1965) with a sign-flip null: the centred entries
+are multiplied by independent random signs, which keeps every |x_ij| (so every column's variance and every
+row's norm, including heavy-tailed token norms) and destroys every correlation; rank k is above the null when
+its eigenvalue beats the same rank of the null spectra at level α (a per-rank p-value from ``n_shuffles``
+shuffles; counting stops at the first rank that does not). The Marchenko–Pastur edge is applied to the
+correlation matrix (σ² = 1), since one σ² for columns of unequal variance puts the edge in the wrong place.
+"""
 
 from __future__ import annotations
 
@@ -31,12 +39,24 @@ class SpectrumResult(Result):
         n: rows the covariance came from (None if unknown). d: dimension. standardized: correlation matrix.
         mp_lower, mp_upper: Marchenko–Pastur bulk edges σ²(1 ∓ sqrt(d/n))² for i.i.d. noise with the same
             mean variance σ² = Σλ/d (Marchenko & Pastur 1967); None when n is unknown.
-        n_above_mp: eigenvalues above ``mp_upper``.
-        shuffle_eigenvalues: spectrum after shuffling each column independently (keeps every marginal,
-            destroys all correlations); None when only a covariance was given.
-        n_above_shuffle: eigenvalues above the largest shuffled eigenvalue, i.e. directions stronger than
-            any direction of the no-correlation null (a conservative form of Horn's parallel analysis, 1965).
-        shuffle_participation_ratio: participation ratio of the shuffled spectrum.
+        mp_on: "correlation" (edges (1 ∓ sqrt(d/n))² applied to the correlation eigenvalues) or "covariance"
+            (one σ² = Σλ/d; only when no correlation spectrum was available — wrong for unequal variances).
+        n_above_mp: eigenvalues above ``mp_upper`` (of the matrix named by ``mp_on``). Shown for reference: under
+            heavy-tailed rows it fires on independent data (see ``modscope calibrate``), so no verdict uses it.
+        shuffle_eigenvalues: a null spectrum (the per-rank median of the null spectra when there are several;
+            for a single column shuffle, that shuffle); None when only a covariance was given.
+        n_above_shuffle: eigenvalues above the largest eigenvalue of ``shuffle_eigenvalues`` (one shuffle; kept
+            for reference — it is not a calibrated test, use ``n_above_null``).
+        shuffle_participation_ratio: participation ratio of ``shuffle_eigenvalues``.
+        null_name: what the null spectra are ("sign-flip (Horn, 19 shuffles)", ...); "" when there is none.
+        null_eigenvalues_95: per-rank 95th percentile of the null spectra (Horn's threshold), or None.
+        n_above_null: leading ranks of the correlation spectrum (of λ when no correlation spectrum was given)
+            whose eigenvalue beats the same rank of the null spectra with a per-rank
+            permutation p ≤ 0.05 (counting stops at the first that does not); None without null spectra.
+        correlation_participation_ratio: participation ratio of the correlation matrix's spectrum: the number of
+            channels once no coordinate can dominate by its variance alone; None when unknown.
+        correlation_top1_share: top-1 share of the correlation spectrum; None when unknown.
+        massive: massive activations of the rows (``modscope.stats.massive``), or None when not scanned.
     """
 
     eigenvalues: np.ndarray
@@ -57,6 +77,13 @@ class SpectrumResult(Result):
     shuffle_eigenvalues: np.ndarray | None
     n_above_shuffle: int | None
     shuffle_participation_ratio: float | None
+    mp_on: str = "covariance"
+    null_name: str = ""
+    null_eigenvalues_95: np.ndarray | None = None
+    n_above_null: int | None = None
+    correlation_participation_ratio: float | None = None
+    correlation_top1_share: float | None = None
+    massive: Any = None
 
     _json_exclude = ("explained",)
 
@@ -71,7 +98,7 @@ class SpectrumResult(Result):
         if self.shuffle_eigenvalues is not None:
             sh = self.shuffle_eigenvalues
             ax.loglog(rank[sh > 0], sh[sh > 0], color=color or style.NULL, lw=0.9, ls=":",
-                      label=None if label else "column-shuffled null")
+                      label=None if label else (self.null_name or "shuffled null"))
         if self.mp_upper is not None:
             ax.axhline(self.mp_upper, color=style.NULL, ls="--", lw=0.8, label=None if label else "MP edge")
         ax.set(xlabel="rank i", ylabel="correlation eigenvalue" if self.standardized else "eigenvalue λ_i")
@@ -79,10 +106,38 @@ class SpectrumResult(Result):
         return ax
 
 
+def horn_count(eigenvalues: np.ndarray, null: np.ndarray, alpha: float = 0.05) -> int:
+    """Leading ranks above Horn's null: p_k = (1 + #{null_k ≥ λ_k}) / (1 + S) ≤ α, stopping at the first miss.
+
+    Args:
+        eigenvalues: λ descending [d]. null: null spectra [S, d], each descending. alpha: per-rank level.
+    """
+    p = (1.0 + np.sum(null >= eigenvalues[None, :], axis=0)) / (1.0 + null.shape[0])
+    misses = np.flatnonzero(p > alpha)
+    return int(misses[0]) if misses.size else int(eigenvalues.size)
+
+
+def mp_edges(n: int, d: int, sigma2: float) -> tuple[float, float]:
+    """Marchenko–Pastur bulk edges σ²(1 ∓ sqrt(d/(n − 1)))² (Marchenko & Pastur 1967)."""
+    ratio = d / (n - 1)
+    return sigma2 * (1 - math.sqrt(ratio)) ** 2, sigma2 * (1 + math.sqrt(ratio)) ** 2
+
+
 def spectrum_of_eigenvalues(eigenvalues: np.ndarray, *, n: int | None = None, standardized: bool = False,
                             top_k: int = 10, tail: tuple[float, float] = (0.05, 0.5),
-                            shuffle_eigenvalues: np.ndarray | None = None) -> SpectrumResult:
-    """Summaries of a spectrum λ (any order); see ``SpectrumResult`` for each number."""
+                            shuffle_eigenvalues: np.ndarray | None = None, null_eigenvalues: np.ndarray | None = None,
+                            null_name: str = "", correlation_eigenvalues: np.ndarray | None = None,
+                            massive: Any = None, alpha: float = 0.05) -> SpectrumResult:
+    """Summaries of a spectrum λ (any order); see ``SpectrumResult`` for each number.
+
+    Args:
+        shuffle_eigenvalues: one null spectrum (legacy single column shuffle).
+        null_eigenvalues: [S, d] null spectra for Horn's test (``n_above_null``), of the correlation matrix when
+            ``correlation_eigenvalues`` is given (or ``standardized``), else of the same matrix as λ. Their
+            per-rank median becomes ``shuffle_eigenvalues`` when it is on λ's scale. null_name: what they are.
+        correlation_eigenvalues: the correlation matrix's spectrum (when λ is a covariance spectrum), for the
+            MP edge and the correlation participation ratio. massive: a ``MassiveActivations`` to attach.
+    """
     lam = np.clip(np.sort(np.asarray(eigenvalues, dtype=np.float64))[::-1], 0.0, None)
     d = lam.size
     total = lam.sum()
@@ -98,12 +153,25 @@ def spectrum_of_eigenvalues(eigenvalues: np.ndarray, *, n: int | None = None, st
         exponent = float(-slope)
     else:
         exponent = float("nan")
+    corr = lam if standardized else correlation_eigenvalues
+    corr_pr = corr_top1 = None
+    if corr is not None:
+        corr = np.clip(np.sort(np.asarray(corr, dtype=np.float64))[::-1], 0.0, None)
+        corr_pr, corr_top1 = float(corr.sum() ** 2 / np.sum(corr**2)), float(corr[0] / corr.sum())
     mp_lower = mp_upper = n_above_mp = None
+    mp_on = "correlation" if corr is not None else "covariance"
     if n is not None and n > 1:
-        sigma2 = total / d
-        ratio = d / (n - 1)
-        mp_lower, mp_upper = sigma2 * (1 - math.sqrt(ratio)) ** 2, sigma2 * (1 + math.sqrt(ratio)) ** 2
-        n_above_mp = int(np.sum(lam > mp_upper))
+        sigma2 = 1.0 if corr is not None else total / d
+        mp_lower, mp_upper = mp_edges(n, d, sigma2)
+        n_above_mp = int(np.sum((corr if corr is not None else lam) > mp_upper))
+    n_above_null = q95 = None
+    if null_eigenvalues is not None:
+        null = -np.sort(-np.atleast_2d(np.asarray(null_eigenvalues, dtype=np.float64)), axis=1)
+        base = corr if corr is not None else lam  # the null spectra are of the correlation matrix when known
+        n_above_null = horn_count(base, null, alpha)
+        q95 = np.quantile(null, 1.0 - alpha, axis=0)
+        if shuffle_eigenvalues is None and (standardized or corr is None):
+            shuffle_eigenvalues = np.median(null, axis=0)
     n_above_shuffle = shuffle_pr = None
     if shuffle_eigenvalues is not None:
         sh = np.sort(np.asarray(shuffle_eigenvalues, dtype=np.float64))[::-1]
@@ -117,7 +185,10 @@ def spectrum_of_eigenvalues(eigenvalues: np.ndarray, *, n: int | None = None, st
         topk_share=float(p[:k].sum()), top_k=k, tail_exponent=exponent, tail_ranks=(lo, hi), n=n, d=d,
         standardized=standardized, mp_lower=mp_lower, mp_upper=mp_upper, n_above_mp=n_above_mp,
         shuffle_eigenvalues=shuffle_eigenvalues, n_above_shuffle=n_above_shuffle,
-        shuffle_participation_ratio=shuffle_pr)
+        shuffle_participation_ratio=shuffle_pr, mp_on=mp_on, null_name=null_name if null_eigenvalues is not None
+        else ("column shuffle (one)" if shuffle_eigenvalues is not None else ""), null_eigenvalues_95=q95,
+        n_above_null=n_above_null, correlation_participation_ratio=corr_pr, correlation_top1_share=corr_top1,
+        massive=massive)
 
 
 def eigenvalues_of(acc: Covariance, standardize: bool) -> np.ndarray:
@@ -125,34 +196,72 @@ def eigenvalues_of(acc: Covariance, standardize: bool) -> np.ndarray:
     return np.linalg.eigvalsh(matrix)
 
 
-def spectrum(X_or_cov: Any, *, standardize: bool = False, shuffle: bool = True, seed: int = 0, top_k: int = 10,
-             tail: tuple[float, float] = (0.05, 0.5), engine: str = "local", client: Any = None,
-             scheduler: str | None = None) -> SpectrumResult:
-    """Eigenvalue spectrum of the covariance of X, with Marchenko–Pastur and column-shuffle nulls.
+def sign_flip_spectra(rows: np.ndarray, *, standardize: bool, n_shuffles: int, seed: int) -> np.ndarray:
+    """[n_shuffles, d] spectra of the centred rows with every entry multiplied by an independent random sign.
+
+    Flipping signs keeps each |x_ij| — each column's variance, each row's norm — and makes every pair of
+    columns uncorrelated; for rows x_i = s_i·g_i with symmetric g (heavy-tailed token norms included) the
+    flipped data has exactly the distribution of the data under "no correlation", so Horn's test is exact there.
+    """
+    x = as_rows(rows).astype(np.float64)
+    x = x - x.mean(axis=0)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_shuffles, x.shape[1]))
+    scale = np.sqrt(np.einsum("ij,ij->j", x, x))
+    scale = np.where(scale > 0, scale, 1.0)
+    for s in range(n_shuffles):
+        y = x * (rng.integers(0, 2, size=x.shape, dtype=np.int8) * 2 - 1)
+        # not re-centred: the flipped scatter keeps the data's diagonal exactly (re-centring would shrink it
+        # by (n − 1)/n, which alone beats the null's tiny spread when column variances differ by decades)
+        matrix = y.T @ y / (y.shape[0] - 1) if not standardize else (y / scale).T @ (y / scale)
+        out[s] = np.sort(np.linalg.eigvalsh(matrix))[::-1]
+    return out
+
+
+def spectrum(X_or_cov: Any, *, standardize: bool = False, shuffle: bool = True, n_shuffles: int = 19, seed: int = 0,
+             top_k: int = 10, tail: tuple[float, float] = (0.05, 0.5), massive: bool = True, engine: str = "local",
+             client: Any = None, scheduler: str | None = None) -> SpectrumResult:
+    """Eigenvalue spectrum of the covariance of X, with Horn's sign-flip null, the MP edge and massive activations.
 
     Args:
         X_or_cov: rows [n, d] (numpy, Zarr or ``(store, site)``), or a ``Covariance`` accumulator
-            (then there is no shuffle null, which needs the rows).
+            (then there is no null, which needs the rows, and no massive-activation scan).
         standardize: use the correlation matrix (each column scaled to unit variance).
-        shuffle: compute the column-shuffled null (rows in memory only).
-        seed: seed of the shuffle.
+        shuffle: compute Horn's null (rows in memory only). n_shuffles: its null spectra (19 is the fewest
+            for which a per-rank p ≤ 0.05 is possible).
+        seed: seed of the sign flips.
         top_k: k of ``topk_share``. tail: (first, last) fractions of the rank over which the power law is fit.
+        massive: scan the rows for massive activations (one extra pass over an on-disk array).
         engine, client, scheduler: where the covariance is streamed (see ``covariance``).
 
     Returns:
         SpectrumResult.
     """
+    from modscope.stats.covariance import iter_joint_batches, resolve
+    from modscope.stats.massive import find_massive, find_massive_streaming
+
     if isinstance(X_or_cov, Covariance):
-        acc, rows = X_or_cov, None
+        acc, rows, source = X_or_cov, None, None
     else:
         acc = covariance(X_or_cov, engine=engine, client=client, scheduler=scheduler)
         rows = X_or_cov if isinstance(X_or_cov, np.ndarray) else None
+        source = X_or_cov
     if acc.n < 2:
         raise ModscopeError(f"a spectrum needs at least 2 rows, got {acc.n}")
     require_finite_moments(acc, "the rows (or covariance) given to spectrum")
-    shuffled = None
+    null = shuffled = None
     if shuffle and rows is not None:
+        # the single column shuffle (kept for the plot and ``n_above_shuffle``; not a calibrated test)
         rng = np.random.default_rng(seed)
         shuffled = eigenvalues_of(covariance(rng.permuted(as_rows(rows), axis=0)), standardize)
+        if n_shuffles > 0:
+            null = sign_flip_spectra(rows, standardize=True, n_shuffles=n_shuffles, seed=seed + 1)
+    found = None
+    if massive and source is not None:
+        found = (find_massive(as_rows(rows)) if rows is not None
+                 else find_massive_streaming(b for b in iter_joint_batches([resolve(source)])))
     return spectrum_of_eigenvalues(eigenvalues_of(acc, standardize), n=acc.n, standardized=standardize,
-                                   top_k=top_k, tail=tail, shuffle_eigenvalues=shuffled)
+                                   top_k=top_k, tail=tail, shuffle_eigenvalues=shuffled, null_eigenvalues=null,
+                                   null_name=f"sign-flip of the correlation matrix (Horn, {n_shuffles} shuffles)",
+                                   correlation_eigenvalues=None if standardize else eigenvalues_of(acc, True),
+                                   massive=found)

@@ -149,15 +149,33 @@ def gradient_spectrum(
         from modscope.distributed.gradients import gradient_gram
 
         gg = gradient_gram(store, params=params, steps=steps, engine="dask", client=client, scheduler=scheduler)
+        _require_finite(store, gg)
         return spectrum_from_gram(gg if per_param else dataclasses.replace(gg, per_param={}), center=center,
                                   method=method)
     if method == "gram":
         gg = compute_gram(store, params=params, steps=steps, per_param=per_param)
+        _require_finite(store, gg)
         return spectrum_from_gram(gg, center=center, method=method)
     if method == "randomized":
+        _require_finite(store)
         return randomized_spectrum(store, params=params, steps=steps, center=center, rank=rank,
                                    power_iters=power_iters, seed=seed)
     raise ModscopeError(f"unknown method '{method}'; use auto, gram, randomized or dask")
+
+
+def _require_finite(store: GradientStore, gg: GradGram | None = None) -> None:
+    """NaN or inf gradients are an error naming the first bad step, not NaN singular values and zero counts.
+
+    With a Gram the check is free: ``G_ii = ||row i||^2`` (float64) is finite exactly when row i is.
+    """
+    if gg is not None:
+        bad = np.flatnonzero(~np.isfinite(np.diag(gg.gram)))
+        step = int(np.asarray(gg.steps)[bad[0]]) if bad.size else None
+    else:
+        step = store.first_nonfinite_step()
+    if step is not None:
+        raise ModscopeError(f"the gradient matrix holds NaN or inf values from step {step} on (the first bad step); "
+                            "record the run again with a lower learning rate, or pass steps= before it")
 
 
 def randomized_spectrum(store: GradientStore, *, params=None, steps=None, center: bool = False,

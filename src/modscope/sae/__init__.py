@@ -11,7 +11,9 @@ from modscope.sae.sources import ActivationSource, ArraySource, ModelSource, Sto
 from modscope.sae.topk import TopKSAE
 from modscope.sae.trainer import train
 
+load = load_sae  # ``modscope.sae.load(dir)``: either modscope's format or an SAE saved by SAELens
+
 __all__ = [
     "SAE", "ActivationSource", "ArraySource", "DensityHistory", "ModelSource", "ReluSAE", "SAEConfig", "StoreSource",
-    "TopKSAE", "TrainingLog", "density_history", "feature_firing_counts", "load_sae", "make_sae", "train",
+    "TopKSAE", "TrainingLog", "density_history", "feature_firing_counts", "load", "load_sae", "make_sae", "train",
 ]

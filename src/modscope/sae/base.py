@@ -24,6 +24,8 @@ class TrainStep(NamedTuple):
     mse: torch.Tensor  # sum over d_in of the squared error, mean over tokens
     sparsity: torch.Tensor  # the L1 penalty before its coefficient (0 for TopK)
     l0: torch.Tensor  # active latents per token
+    fired: torch.Tensor | None = None  # [n_latents] bool: latents active on at least one token of the batch
+    aux: torch.Tensor | None = None  # normalised auxiliary-K loss before its coefficient (TopK, dead latents)
 
 
 def register(name: str):
@@ -90,7 +92,8 @@ class SAE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
-    def training_step(self, x: torch.Tensor) -> TrainStep:  # pragma: no cover - every subclass overrides
+    def training_step(self, x: torch.Tensor, dead: torch.Tensor | None = None) -> TrainStep:  # pragma: no cover
+        """The loss on batch ``x``; ``dead`` [n_latents] bool marks latents that have not fired for a while."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -127,10 +130,23 @@ class SAE(nn.Module):
         self.b_enc *= scale
         self.meta["input_scale"] = float(scale)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``sae.safetensors`` (the four tensors) and ``sae.json`` (config, meta, training log)."""
+    def save(self, directory: str | Path, format: str = "modscope") -> Path:  # noqa: A002 - the natural name
+        """Write the SAE into ``directory``.
+
+        Args:
+            directory: created if needed.
+            format: ``"modscope"``: ``sae.safetensors`` (the four tensors) and ``sae.json`` (config, meta, training
+                log); ``"saelens"``: ``sae_weights.safetensors`` + ``cfg.json`` as SAELens 6.x writes them
+                (``SAE.load_from_disk(directory)`` reads it; see ``modscope.sae.saelens``).
+        """
         from safetensors.torch import save_file
 
+        if format == "saelens":
+            from modscope.sae.saelens import save_saelens
+
+            return save_saelens(self, directory)
+        if format != "modscope":
+            raise ModscopeError(f"unknown SAE file format '{format}'; use 'modscope' or 'saelens'")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {name: p.detach().contiguous().cpu() for name, p in self.named_parameters()}
@@ -147,15 +163,21 @@ def make_sae(cfg: SAEConfig, meta: dict[str, Any] | None = None) -> SAE:
 
 
 def load_sae(directory: str | Path) -> SAE:
-    """Load an SAE written by ``SAE.save`` (weights, config, meta and, if present, its training log)."""
+    """Load an SAE written by ``SAE.save`` in either format, or by SAELens' ``save_model`` (``standard``/``topk``).
+
+    The modscope format brings back weights, config, meta and, if present, the training log.
+    """
     from safetensors.torch import load_file
 
     from modscope.sae.log import TrainingLog
+    from modscope.sae.saelens import is_saelens_dir, load_saelens
 
     directory = Path(directory)
     if not (directory / CONFIG_FILE).exists() or not (directory / WEIGHTS_FILE).exists():
-        raise ModscopeError(f"{directory} holds no SAE ({CONFIG_FILE} + {WEIGHTS_FILE}); train one with "
-                            "`modscope sae train ... --out DIR`")
+        if is_saelens_dir(directory):
+            return load_saelens(directory)
+        raise ModscopeError(f"{directory} holds no SAE ({CONFIG_FILE} + {WEIGHTS_FILE}, or SAELens' cfg.json + "
+                            "sae_weights.safetensors); train one with `modscope sae train ... --out DIR`")
     payload = json.loads((directory / CONFIG_FILE).read_text())
     cfg = SAEConfig.from_dict(payload["config"])
     sae = make_sae(cfg, payload.get("meta"))

@@ -36,6 +36,17 @@ class SAEConfig:
         checkpoints: number of density checkpoints (evenly spaced in tokens, the last at the end of training).
         heldout_tokens: held-out tokens (never trained on) on which density is measured at each checkpoint.
         ultra_rare_threshold: density below which a feature that fires at all counts as ultra-rare.
+        d_sae: number of latents when it is not a multiple of ``d_in`` (SAELens' name; ``None``: ``expansion *
+            d_in``).
+        aux_k_coefficient: weight of the auxiliary-K loss of a TopK SAE (Gao et al. 2024, sec. A.2; their 1/32);
+            0 switches it off.
+        aux_k: dead latents used by that loss per token (``None``: ``d_in // 2``, as in Gao et al.).
+        resample_dead: a ReLU SAE re-initialises its dead latents from badly reconstructed inputs (Bricken et al.
+            2023, "Towards Monosemanticity", resampling) every ``dead_after_tokens`` until the learning-rate decay.
+        dead_after_tokens: a latent that has not fired on this many consecutive training tokens is dead (for the
+            aux-K loss and resampling; ``None``: ``min(10_000_000, max(batch_size, tokens // 10))``; Gao et al.
+            use 10M).
+        dense_threshold: density above which a latent counts as dense in the evaluation.
     """
 
     d_in: int | None = None
@@ -54,6 +65,12 @@ class SAEConfig:
     checkpoints: int = 10
     heldout_tokens: int = 16384
     ultra_rare_threshold: float = 1e-5
+    d_sae: int | None = None
+    aux_k_coefficient: float = 1 / 32
+    aux_k: int | None = None
+    resample_dead: bool = False
+    dead_after_tokens: int | None = None
+    dense_threshold: float = 0.1
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -69,6 +86,13 @@ class SAEConfig:
                 raise ModscopeError(f"SAEConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.d_in is not None and self.d_in <= 0:
             raise ModscopeError(f"SAEConfig.d_in must be > 0, got {self.d_in}")
+        for name in ("d_sae", "aux_k", "dead_after_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ModscopeError(f"SAEConfig.{name} must be > 0 (or None for the default), got "
+                                    f"{getattr(self, name)}")
+        if self.aux_k_coefficient < 0 or not 0 < self.dense_threshold <= 1:
+            raise ModscopeError("aux_k_coefficient must be >= 0 and dense_threshold in (0, 1], got "
+                                f"{self.aux_k_coefficient} and {self.dense_threshold}")
         if self.lr <= 0 or self.l1_coefficient < 0:
             raise ModscopeError(f"lr must be > 0 and l1_coefficient >= 0, got {self.lr} and {self.l1_coefficient}")
         if self.architecture == "topk" and self.d_in is not None and not 0 < self.k <= self.n_latents:
@@ -80,7 +104,19 @@ class SAEConfig:
     def n_latents(self) -> int:
         if self.d_in is None:
             raise ModscopeError("SAEConfig.d_in is not set yet: give d_in or let train() take it from the source")
-        return self.expansion * self.d_in
+        return self.d_sae if self.d_sae is not None else self.expansion * self.d_in
+
+    @property
+    def aux_k_latents(self) -> int:
+        """Dead latents per token in the auxiliary-K loss (``aux_k``, else ``d_in // 2``, at least 1)."""
+        return self.aux_k if self.aux_k is not None else max(1, (self.d_in or 2) // 2)
+
+    @property
+    def dead_window_tokens(self) -> int:
+        """Consecutive training tokens without firing after which a latent counts as dead."""
+        if self.dead_after_tokens is not None:
+            return self.dead_after_tokens
+        return min(10_000_000, max(self.batch_size, self.tokens // 10))
 
     @property
     def steps(self) -> int:

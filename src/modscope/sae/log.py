@@ -17,6 +17,10 @@ class TrainingLog:
     Attributes:
         steps / tokens / loss / mse / l0: the loss curve, one entry per logged step (``mse`` summed over d_in,
             in the normalised training units; ``l0`` active latents per token).
+        dead: latents that have fired on none of the last ``cfg.dead_window_tokens`` training tokens, per logged
+            step (the set the aux-K loss / resampling acts on; 0 until one window has passed).
+        aux_loss: the auxiliary-K loss (before its coefficient) per logged step; 0 when no latent is dead.
+        resampled: ``[step, latents resampled]`` for every resampling of a ReLU SAE.
         checkpoint_tokens: training tokens consumed at each density checkpoint.
         checkpoint_counts: held-out tokens on which each latent fired, per checkpoint [n_checkpoints][n_latents].
         checkpoint_fve: fraction of held-out variance explained at each checkpoint.
@@ -29,6 +33,9 @@ class TrainingLog:
     loss: list[float] = field(default_factory=list)
     mse: list[float] = field(default_factory=list)
     l0: list[float] = field(default_factory=list)
+    dead: list[int] = field(default_factory=list)
+    aux_loss: list[float] = field(default_factory=list)
+    resampled: list[list[int]] = field(default_factory=list)
     checkpoint_tokens: list[int] = field(default_factory=list)
     checkpoint_counts: list[list[int]] = field(default_factory=list)
     checkpoint_fve: list[float] = field(default_factory=list)

@@ -19,10 +19,12 @@ class ReluSAE(SAE):
         """Dense codes [..., n_latents] (non-negative)."""
         return torch.relu(self.pre_acts(x))
 
-    def training_step(self, x: torch.Tensor) -> TrainStep:
+    def training_step(self, x: torch.Tensor, dead: torch.Tensor | None = None) -> TrainStep:
+        """Reconstruction + L1 loss of ``x``; ``dead`` is unused (dead ReLU latents are resampled by the trainer,
+        see ``modscope.sae.dead.resample_dead_latents``)."""
         z = self.encode(x)
         x_hat = self.decode(z)
         mse = (x_hat - x).pow(2).sum(dim=-1).mean()
         sparsity = (z * self.W_dec.norm(dim=1)).sum(dim=-1).mean()
         l0 = (z > 0).sum(dim=-1).float().mean()
-        return TrainStep(mse + self.cfg.l1_coefficient * sparsity, mse, sparsity, l0)
+        return TrainStep(mse + self.cfg.l1_coefficient * sparsity, mse, sparsity, l0, (z > 0).any(dim=0).detach())

@@ -4,6 +4,17 @@ Only the encoder's forward product is dense. Everything after the TopK touches `
 decoder is an ``embedding_bag`` over the chosen rows, and the encoder's backward pass updates only the chosen
 rows of ``W_enc`` (``_SelectedPreActs``), so a step costs one dense [batch, d_in] x [d_in, n_latents] product
 instead of the four of a dense implementation.
+
+Dead latents are revived by the auxiliary-K loss of Gao et al. (2024, sec. A.2, and their reference code):
+with the main residual ``e = x - x_hat`` (detached) and ``e_hat = sum_{i in TopK_aux(pre over dead latents)}
+relu(pre_i) d_i``, the paper's loss ``nmse(x_hat, x) + aux_k_coefficient * nmse(e_hat, e)`` with
+``nmse(a, b) = sum ||a - b||^2 / sum ||b - mean b||^2`` over the batch. Our main loss is the unnormalised
+``||x - x_hat||^2``, so the auxiliary term is multiplied by the batch's variance of ``x`` (a constant): the
+ratio of the two terms is the paper's. Only dead latents receive this gradient; it pulls them towards what the
+live latents fail to reconstruct. ``k_aux = d_in // 2`` and coefficient 1/32 by default, as in the paper; it is
+computed sparsely too (one more selection of ``k_aux`` rows). The pre-activations are rectified as in the
+paper's code: unrectified (SAELens' variant) a dead latent can fit the residual with a negative code and an
+inverted decoder row, which keeps it dead.
 """
 
 from __future__ import annotations
@@ -35,7 +46,8 @@ class _SelectedPreActs(torch.autograd.Function):
             weight = w_enc.detach().requires_grad_()
             dx = F.embedding_bag(idx, weight, per_sample_weights=grad, mode="sum")
             (dw,) = torch.autograd.grad(dx, weight, grad_outputs=x)
-        db = torch.zeros(ctx.n_latents, dtype=grad.dtype).index_add_(0, idx.reshape(-1), grad.reshape(-1))
+        db = torch.zeros(ctx.n_latents, dtype=grad.dtype, device=grad.device).index_add_(0, idx.reshape(-1),
+                                                                                          grad.reshape(-1))
         return dx.detach(), dw, db, None, None
 
 
@@ -54,15 +66,39 @@ class TopKSAE(SAE):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Dense codes [..., n_latents] with at most ``k`` non-zeros per token."""
         values, idx = self.encode_sparse(x)
-        return torch.zeros(*x.shape[:-1], self.n_latents, dtype=values.dtype).scatter_(-1, idx, values)
+        zeros = torch.zeros(*x.shape[:-1], self.n_latents, dtype=values.dtype, device=values.device)
+        return zeros.scatter_(-1, idx, values)
 
-    def training_step(self, x: torch.Tensor) -> TrainStep:
+    def training_step(self, x: torch.Tensor, dead: torch.Tensor | None = None) -> TrainStep:
+        """Reconstruction loss of batch ``x`` [batch, d_in], plus the auxiliary-K loss when ``dead`` marks any
+        latent as dead ([n_latents] bool)."""
         centred = x - self.b_dec
         with torch.no_grad():
-            values, idx = (centred @ self.W_enc.T + self.b_enc).topk(self.cfg.k, dim=-1)
+            pre = centred @ self.W_enc.T + self.b_enc
+            values, idx = pre.topk(self.cfg.k, dim=-1)
         selected = _SelectedPreActs.apply(centred, self.W_enc, self.b_enc, idx, values)
         acts = torch.relu(selected)
         x_hat = F.embedding_bag(idx, self.W_dec, per_sample_weights=acts, mode="sum") + self.b_dec
         mse = (x_hat - x).pow(2).sum(dim=-1).mean()
         l0 = (acts > 0).sum(dim=-1).float().mean()
-        return TrainStep(mse, mse, torch.zeros(()), l0)
+        with torch.no_grad():
+            fired = torch.zeros(self.n_latents, dtype=torch.bool, device=x.device)
+            fired[idx[acts > 0]] = True
+        loss, aux = mse, None
+        n_dead = int(dead.sum()) if dead is not None and self.cfg.aux_k_coefficient > 0 else 0
+        if n_dead:
+            aux = self._aux_k_loss(centred, pre, dead, min(self.cfg.aux_k_latents, n_dead), (x - x_hat).detach())
+            x_variance = (x - x.mean(dim=0)).pow(2).sum(dim=-1).mean().detach()
+            loss = mse + self.cfg.aux_k_coefficient * x_variance * aux
+        return TrainStep(loss, mse, torch.zeros((), device=x.device), l0, fired, aux)
+
+    def _aux_k_loss(self, centred: torch.Tensor, pre: torch.Tensor, dead: torch.Tensor, k_aux: int,
+                    residual: torch.Tensor) -> torch.Tensor:
+        """``sum ||e - e_hat||^2 / sum ||e - mean e||^2`` over the batch, ``e_hat`` decoded (no bias) from the
+        rectified ``k_aux`` largest pre-activations among the dead latents (Gao et al. 2024, sec. A.2)."""
+        with torch.no_grad():
+            values, idx = pre.masked_fill(~dead, float("-inf")).topk(k_aux, dim=-1)
+        selected = _SelectedPreActs.apply(centred, self.W_enc, self.b_enc, idx, values)
+        e_hat = F.embedding_bag(idx, self.W_dec, per_sample_weights=torch.relu(selected), mode="sum")
+        spread = (residual - residual.mean(dim=0)).pow(2).sum().clamp_min(1e-12)
+        return (e_hat - residual).pow(2).sum() / spread

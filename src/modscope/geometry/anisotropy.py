@@ -26,6 +26,8 @@ class AnisotropyStudy(Result):
             offset (seed 003), not similarity of meaning.
         weights: name -> {"raw": HistogramResult, "centred": HistogramResult} for W_E (and W_U when untied).
         hidden: site -> the same, for hidden states.
+        total_rows: name -> rows the weight matrix has (its vocabulary); a weight record measured fewer
+            (``n_rows`` < this) is a seeded sample of them, and its pairs are all pairs of that sample only.
     """
 
     model: str
@@ -34,6 +36,16 @@ class AnisotropyStudy(Result):
     rows: list[dict]
     weights: dict = field(repr=False)
     hidden: dict = field(repr=False)
+    total_rows: dict = field(default_factory=dict)
+
+    def rows_measured(self, name: str) -> str:
+        """Which rows of weight matrix ``name`` its pairs cover, e.g. "all pairs of a seeded sample of 12,288 of
+        49,152 rows (a subset)" or "all pairs of all 49,152 rows"."""
+        n_rows = self.weights[name]["raw"].n_rows
+        total = self.total_rows.get(name, n_rows)
+        if n_rows < total:
+            return f"all pairs of a seeded sample of {n_rows:,} of {total:,} rows (a subset)"
+        return f"all pairs of all {n_rows:,} rows"
 
     _json_exclude = ("hidden",)
 
@@ -72,13 +84,14 @@ def record(name: str, histograms: dict[str, HistogramResult]) -> dict:
 
 def anisotropy_study(weights: dict[str, np.ndarray], gathered: Gathered | None, *, model: str, tied: bool,
                      bins: int = 200, block: int = 2048, engine: str = "local",
-                     scheduler: str | None = None) -> AnisotropyStudy:
+                     scheduler: str | None = None, total_rows: dict[str, int] | None = None) -> AnisotropyStudy:
     """Exact all-pairs cosine histograms (``cosine_histogram``) of each weight matrix's rows and each site's states.
 
     Args:
         weights: name -> [rows, d] (``W_E``: one row per token; ``W_U``: pass W_U^T so rows are tokens).
         gathered: hidden states per site (or None). model, tied: for the record. bins, block: histogram settings.
         engine, scheduler: where the block products run (``cosine_histogram``'s engines).
+        total_rows: name -> rows of the whole matrix when ``weights`` holds a sample of them (default: all rows).
 
     Returns:
         AnisotropyStudy.
@@ -96,8 +109,19 @@ def anisotropy_study(weights: dict[str, np.ndarray], gathered: Gathered | None, 
         row["depth"] = float("nan")
     rows += [record(site, h) for site, h in hidden.items()]
     d_model = next(iter(weights.values())).shape[1] if weights else next(iter(gathered.arrays.values())).shape[1]
+    totals = {name: int((total_rows or {}).get(name, len(array))) for name, array in weights.items()}
+    for row in rows:
+        row["n_rows_total"] = totals.get(row["name"], row["n_rows"])
     return AnisotropyStudy(model=model, tied=tied, d_model=int(d_model), rows=rows, weights=weight_hist,
-                           hidden=hidden)
+                           hidden=hidden, total_rows=totals)
+
+
+def weight_rows(model) -> dict[str, int]:
+    """Rows (tokens) of W_E, and of W_U^T when untied: the totals a ``vocab_rows`` sample is drawn from."""
+    rows = {"W_E": int(model.W_E.shape[0])}
+    if not model.tied_embeddings:
+        rows["W_U"] = int(model.W_U.T.shape[0])
+    return rows
 
 
 def model_weights(model, *, vocab_rows: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:

@@ -10,11 +10,12 @@ import pandas as pd
 
 from modscope.errors import ModscopeError
 from modscope.geometry import figures
-from modscope.geometry.anisotropy import anisotropy_study, model_weights
+from modscope.geometry.anisotropy import anisotropy_study, model_weights, weight_rows
 from modscope.geometry.gather import gather
 from modscope.geometry.similarity import KINDS
 from modscope.geometry.streams import rank_stream_dimensions
 from modscope.geometry.study import cka_between, pca_by_site, similarity_study
+from modscope.report.numbers import plural
 
 
 def to_payload(value):
@@ -78,14 +79,19 @@ def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[s
         headline.append(
             f"{study.model}: best {kind} separation at {best['site']}, within − between = {best['difference']:.3f} "
             f"(z = {best['z']:.1f} vs a null of {study.n_permutations} document permutations, p = {best['p']:.3g}); "
-            f"{significant}/{len(study.sites)} sites with p < 0.05.")
+            f"{significant}/{plural(len(study.sites), 'site')} with p < 0.05.")
     trained = studies[0].best(kind)
     if len(studies) > 1:
         twin = studies[1].best(kind)
         verdict = (f"Categories separate {'more' if trained['z'] > twin['z'] else 'no more'} in {studies[0].model} "
-                   f"(max z {trained['z']:.1f}) than in its twin (max z {twin['z']:.1f}).")
+                   f"(max z {trained['z']:.1f}) than in its twin (max z {twin['z']:.1f})")
     else:
-        verdict = f"Max separation z {trained['z']:.1f} at {trained['site']} ({kind} similarity)."
+        verdict = f"Max separation z {trained['z']:.1f} at {trained['site']} ({kind} similarity)"
+    first = studies[0]
+    verdict += (f"; z against {first.n_permutations} document permutations, max over "
+                f"{plural(len(first.sites), 'site')}, on {first.n_samples:,} rows from "
+                f"{plural(len(first.categories), 'category', 'categories')} × {per_category} texts, positions "
+                f"{positions}.")
     tables = {f"sites_{s.model}": s.table().round(4) for s in studies}
     return finish(out, probe="similarity", title="Similarity matrices by category",
                   question="Do texts of the same category have more similar hidden states than texts of different "
@@ -111,9 +117,14 @@ def streams_report(model, corpus, *, sites: str = "resid_post.*", dims: Sequence
     headline = [f"dimension {best}: mean ANOVA F {ranking.score[best]:.1f} across {len(gathered.sites)} sites "
                 f"(family-wise p = {ranking.p_fwer[best]:.3g}; 95% of max-over-dimensions null below "
                 f"{ranking.null_max_95:.1f}).",
-                f"{n_sig} of {values.shape[2]} dimensions separate categories at family-wise p < 0.05."]
-    verdict = (f"{n_sig} single dimensions carry category streams beyond chance." if n_sig
-               else "No single dimension separates categories beyond chance once every dimension is accounted for.")
+                f"{n_sig} of {plural(values.shape[2], 'dimension')} "
+                f"{'separates' if n_sig == 1 else 'separate'} categories at family-wise p < 0.05."]
+    null = (f"family-wise p < 0.05 against {ranking.n_permutations} label permutations of the maximum over all "
+            f"{values.shape[2]} dimensions; {ranking.n_samples} samples, {plural(len(gathered.sites), 'site')}")
+    verdict = (f"{plural(n_sig, 'single dimension')} {'carries' if n_sig == 1 else 'carry'} category streams beyond "
+               f"chance ({null})." if n_sig else
+               f"No single dimension separates categories beyond chance once every dimension is accounted for "
+               f"({null}).")
     table = pd.DataFrame([{"dim": j, "mean_F": ranking.score[j], "p": ranking.p[j], "p_fwer": ranking.p_fwer[j]}
                           for j in ranking.top])
     return finish(out, probe="streams", title="Stream diagrams of hidden dimensions",
@@ -147,6 +158,10 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
                         f"{matched.max():.3f} (mean {matched.mean():.3f}).")
         verdict = (f"Matched sites of {model.name} and {other.name} have mean CKA {matched.mean():.2f}; "
                    f"adjacent sites within {model.name} {np.nanmean(np.diag(within.matrix, 1)):.2f}.")
+    rows = len(first.labels)
+    verdict += (f" Debiased CKA is ≈ 0 for unrelated representations (the null); over {rows:,} token rows"
+                f" ({per_category} texts per category, positions {positions}) at "
+                f"{plural(len(first.sites), 'site')}.")
     pcas = pca_by_site(first, k=pca_k)
     figs["pca"] = figures.pca_grid(pcas)
     result["pca"] = {site: p for site, p in pcas.items()}
@@ -170,23 +185,28 @@ def anisotropy_report(models: Sequence, corpus, *, sites: str = "embed,resid_pos
                     if sites else None)
         studies.append(anisotropy_study(model_weights(model, vocab_rows=vocab_rows, seed=seed), gathered,
                                         model=model.name, tied=model.tied_embeddings, bins=bins, engine=engine,
-                                        scheduler=scheduler))
+                                        scheduler=scheduler, total_rows=weight_rows(model)))
     headline = []
     for study in studies:
         we = study.weights["W_E"]
         headline.append(f"{study.model}: W_E mean pairwise cosine {we['raw'].mean:.3f} raw, {we['centred'].mean:.3f} "
                         f"centred (isotropic reference 0 ± {1 / np.sqrt(study.d_model):.3f}), exact over "
-                        f"{we['raw'].n_pairs:,} pairs; embeddings {'tied' if study.tied else 'untied'}.")
+                        f"{study.rows_measured('W_E')} ({we['raw'].n_pairs:,} pairs); "
+                        f"embeddings {'tied' if study.tied else 'untied'}.")
         hidden = study.table().dropna(subset=["depth"])
         if len(hidden):
             top = hidden.loc[hidden["mean_raw"].idxmax()]
-            headline.append(f"{study.model}: hidden states most anisotropic at {top['name']} (mean cosine "
-                            f"{top['mean_raw']:.3f} raw, {top['mean_centred']:.3f} centred).")
+            headline.append(f"{study.model}: of {plural(len(hidden), 'site')} measured, hidden states are most "
+                            f"anisotropic at {top['name']} (mean cosine {top['mean_raw']:.3f} raw, "
+                            f"{top['mean_centred']:.3f} centred, over all pairs of {int(top['n_rows']):,} token rows "
+                            f"gathered from the corpus sample).")
     first = studies[0].table()
     gap = float((first["mean_raw"] - first["mean_centred"]).abs().max())
-    verdict = (f"Centring changes the mean cosine by up to {gap:.2f} in {studies[0].model}: "
-               + ("a shared offset dominates raw cosines, so compare centred ones." if gap > 0.2
-                  else "raw cosines are not dominated by a shared offset."))
+    verdict = (f"Centring changes the mean cosine by up to {gap:.2f} in {studies[0].model} (over the "
+               f"{plural(len(first), 'matrix or site', 'matrices and sites')} measured; an isotropic cloud has mean "
+               f"0 ± {1 / np.sqrt(studies[0].d_model):.3f}): "
+               + ("a shared offset dominates raw cosines (> 0.2), so compare centred ones." if gap > 0.2
+                  else "raw cosines are not dominated by a shared offset (≤ 0.2)."))
     figs = {"histograms": figures.histogram_grid(studies), "mean_cosine_vs_depth": figures.mean_cosine_curves(studies)}
     return finish(out, probe="anisotropy", title="Anisotropy of embeddings and hidden states",
                   question="Is the high cosine similarity of embeddings and hidden states meaning, or a shared "

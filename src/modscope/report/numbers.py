@@ -82,7 +82,6 @@ def plural(count: int | float, noun: str, plural_form: str | None = None, *, dig
     one = count == 1
     if plural_form is None:
         plural_form = noun + ("es" if noun.endswith(("s", "x", "z", "ch", "sh")) else "s")
-    number = f"{count:,}" if digits is None and float(count).is_integer() else fmt(float(count), digits or 3)
-    if isinstance(count, float) and float(count).is_integer() and digits is None:
-        number = f"{int(count):,}"
+    whole = digits is None and float(count).is_integer()
+    number = f"{int(count):,}" if whole else fmt(float(count), digits or 3)
     return f"{number} {noun if one else plural_form}"

@@ -136,3 +136,25 @@ def test_a_step_that_died_after_writing_some_results_is_redone(tmp_path):
     calls = []
     record = run_demo(tmp_path, size="quick", model="tiny-gpt2", steps=[probe_step("two", calls)], display=terminal())
     assert calls == ["two"] and record["steps"][0]["status"] == "done"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork and SIGKILL")
+def test_a_demo_sigkilled_inside_a_step_redoes_that_step_and_its_lock_dies_with_it(tmp_path):
+    import multiprocessing
+    import os
+    import signal
+
+    def killed(ctx, out):  # part of the step's results, then the process is killed (no exception, no cleanup)
+        write_probe(out / "first", probe="first", title="first half", question="q?", result={})
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    child = multiprocessing.get_context("fork").Process(target=run_demo, args=(tmp_path,), kwargs=dict(
+        size="quick", model="tiny-gpt2", steps=[probe_step("a", []), DemoStep("two", "killed", killed)],
+        display=terminal()))
+    child.start()
+    child.join(120)
+    assert child.exitcode == -signal.SIGKILL
+    calls = []
+    record = run_demo(tmp_path, size="quick", model="tiny-gpt2",
+                      steps=[probe_step("a", calls), probe_step("two", calls)], display=terminal())
+    assert calls == ["two"] and [s["status"] for s in record["steps"]] == ["kept", "done"]

@@ -91,8 +91,11 @@ def network_units(
         weights = mnist_mlp_weights(epochs=epochs, seed=seed)
         units = mlp_units(weights.trained if name == "mnist-mlp" else weights.init)
         if layers is not None:
-            units = {"all": units["all"]} | {f"layer.{i}": units[f"layer.{i}"] for i in layers
-                                             if f"layer.{i}" in units}
+            n_layers = sum(key.startswith("layer.") for key in units)
+            bad = [layer for layer in layers if f"layer.{layer}" not in units]
+            if bad:
+                raise ModscopeError(f"layers {bad} out of range: {name} has layers 0..{n_layers - 1}")
+            units = {"all": units["all"]} | {f"layer.{i}": units[f"layer.{i}"] for i in layers}
         sizes = "-".join(str(w.shape[0]) for w in weights.trained) + f"-{weights.trained[-1].shape[1]}"
         state = f"trained {epochs} epoch(s), test accuracy {weights.test_accuracy:.3f}" \
             if name == "mnist-mlp" else "initial weights of the same run"

@@ -43,7 +43,7 @@ class ModelMIResult(Result):
                          "mi_bits": r.mi_bits, "mi_corrected": r.mi_corrected, "null_mean": r.null_mean,
                          "null_sd": r.null_sd, "z": r.z, "mi_inf": c.mi_inf if c else np.nan,
                          "mi_inf_se": c.mi_inf_se if c else np.nan,
-                         "perm_p": r.perm_p if r.perm_p is not None else np.nan})
+                         "perm_p": r.perm_p if r.perm_p is not None else np.nan, "p": r.p, "null": r.null})
         return pd.DataFrame(rows)
 
     def plot(self, ax=None):
@@ -84,12 +84,15 @@ class ModelMIResult(Result):
 
     def verdict(self) -> str:
         """One line from the numbers: how many pairs stay above their null, and the extremes."""
-        above = [r.z > 3 for r in self.results]
+        above = [r.p is not None and r.p < 0.05 for r in self.results]
         best = int(np.argmax([r.mi_corrected for r in self.results]))
         r = self.results[best]
-        head = f"{sum(above)}/{len(above)} pairs have MI above the independence null (z > 3)"
+        nulls = sorted({x.null for x in self.results})
+        head = f"{sum(above)}/{len(above)} pairs have MI above the {' / '.join(nulls)} null (p < 0.05)"
+        if any(x.null.startswith("exact") for x in self.results):
+            head += " — the exact Gaussian null is too narrow on heavy-tailed rows; use --permutations for a test"
         tail = (f"; largest at {self.labels[best]}: {r.mi:.3g} nats plug-in, {r.mi_corrected:.3g} corrected, "
-                f"null {r.null_mean:.3g} ± {r.null_sd:.2g}")
+                f"null {r.null_mean:.3g} ± {r.null_sd:.2g} (p = {r.p:.3g})")
         curve = self.curves[best]
         return head + tail + (f"; {curve.verdict}" if curve is not None else "")
 
@@ -146,7 +149,9 @@ def mi_of_stores(store_x: Any, store_y: Any | None, sites: list[str], *, pair: s
     results, curves = [], []
     for site_x, site_y in pairs:
         X, Y = store_x[site_x], other[site_y]  # on-disk arrays: every pass below reads them batch by batch
-        result = gaussian_mi(X, Y, permutations=permutations, seed=seed, engine=engine, scheduler=scheduler)
+        groups = store_x.meta["doc"].to_numpy() if permutations else None  # documents are exchanged whole
+        result = gaussian_mi(X, Y, permutations=permutations, seed=seed, groups=groups, engine=engine,
+                             scheduler=scheduler)
         if pair == "twin" and not allow_identical and result.canonical_correlations.min() > 1 - 1e-6:
             raise ModscopeError(f"{site_x} of the two stores is the same up to a linear map: the twin has the same "
                                 "weights as the model; use --twin random or another --twin-seed")

@@ -141,7 +141,8 @@ def numbers_table(numbers: list[dict]) -> str:
         digits = n.get("digits", 3)
 
         def cell(key: str, d: int = digits, n: dict = n) -> str:
-            return f"<td data-key='{key}' data-value='{html.escape(json.dumps(n.get(key)))}'>{fmt(n.get(key), d)}</td>"
+            value = html.escape(json.dumps(n.get(key)))
+            return f"<td data-key='{key}' data-value='{value}'>{html.escape(fmt(n.get(key), d))}</td>"
 
         rows.append(f"<tr><td>{html.escape(n['label'])}</td>{cell('value')}<td>{html.escape(n.get('unit', ''))}</td>"
                     f"<td>{html.escape(n.get('null_name', 'null'))}</td>{cell('null')}{cell('null_sd')}"

@@ -58,7 +58,8 @@ def img_tag(png: bytes, alt: str) -> str:
 
 
 def table_html(df: pd.DataFrame, *, floatfmt: str = "{:.4g}") -> str:
-    return df.to_html(index=False, float_format=lambda x: floatfmt.format(x), border=0)
+    # escape=True: cells may hold user text (document contexts, category folder names)
+    return df.to_html(index=False, float_format=lambda x: floatfmt.format(x), border=0, escape=True)
 
 
 def write_probe(

@@ -126,3 +126,22 @@ def test_top_contexts_mark_the_top_token_and_are_sorted(tiny_llama):
         acts = [e["activation"] for e in examples]
         assert acts == sorted(acts, reverse=True)
         assert all("[[" in e["context"] for e in examples)
+
+
+def test_mean_ablation_lies_between_clean_and_zero_and_scores_follow_saelens_units(tiny_llama):
+    """Replacing a site by its mean over the tokens can only be compared to the other nulls, so check the identities:
+    an identity splice recovers 1 against both nulls, and each score is (ablated - spliced) / (ablated - clean)."""
+    result = spliced_loss(tiny_llama, _Identity("mlp_out.1"), ids(tiny_llama))
+    assert result.mean_ablated != pytest.approx(result.clean, abs=1e-5)
+    assert result.loss_recovered_mean == pytest.approx(1.0, abs=1e-4)
+
+    class _Mean(torch.nn.Module):  # an 'SAE' that always outputs zero: spliced == zero-ablated
+        meta = {"site": "mlp_out.1", "logit_space": False}
+
+        def forward(self, x):
+            return torch.zeros_like(x)
+
+    zero = spliced_loss(tiny_llama, _Mean(), ids(tiny_llama))
+    assert zero.loss_recovered == pytest.approx(0.0, abs=1e-6)
+    assert zero.loss_recovered_mean == pytest.approx(
+        (zero.mean_ablated - zero.zero_ablated) / (zero.mean_ablated - zero.clean), rel=1e-9)

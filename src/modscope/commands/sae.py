@@ -55,6 +55,15 @@ def register(app: typer.Typer) -> None:
                                     "the first pass (default: keep it if it fits in 2 GiB)."),
         features: int = typer.Option(12, "--features", help="Features shown on the page."),
         seed: int = typer.Option(0, "--seed", help="Seed of initialisation and shuffling."),
+        aux_k_coefficient: float = typer.Option(1 / 32, "--aux-k-coefficient", help="Weight of the auxiliary-K "
+                                                "loss that revives dead TopK latents (Gao et al. 2024); 0: off."),
+        resample_dead: bool = typer.Option(False, "--resample-dead/--no-resample-dead", help="ReLU: resample dead "
+                                           "latents (Bricken et al. 2023)."),
+        dead_after: str = typer.Option(None, "--dead-after-tokens", help="Tokens without firing after which a "
+                                       "latent is dead (default: min(1e7, tokens/10))."),
+        device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
+        file_format: str = typer.Option("modscope", "--format", help="modscope or saelens (sae_weights.safetensors "
+                                        "+ cfg.json, loadable by SAELens' SAE.load_from_disk)."),
         out: Path = typer.Option(..., "--out", help="Directory for the SAE (safetensors + JSON) and its page."),
         as_json: bool = JSON_OPTION,
     ) -> None:
@@ -62,30 +71,36 @@ def register(app: typer.Typer) -> None:
         from modscope.sae.config import SAEConfig
         from modscope.sae.page import write_report
         from modscope.sae.run import report_for, train_on_model, train_on_store
+        from modscope.sae.trainer import resolve_device
 
+        if file_format not in ("modscope", "saelens"):
+            raise ModscopeError(f"--format must be modscope or saelens, got '{file_format}'")
+        target = resolve_device(device)
         cfg = SAEConfig(expansion=expansion, architecture=arch, k=k, l1_coefficient=l1, lr=lr, batch_size=batch_size,
                         tokens=parse_tokens(tokens), seed=seed, checkpoints=checkpoints, heldout_tokens=heldout,
-                        ultra_rare_threshold=threshold)
+                        ultra_rare_threshold=threshold, aux_k_coefficient=aux_k_coefficient,
+                        resample_dead=resample_dead,
+                        dead_after_tokens=parse_tokens(dead_after) if dead_after is not None else None)
 
         def progress(step: int, steps: int, log) -> None:
             if step % 100 == 1 or step == steps:
                 console.print(f"step {step}/{steps}  mse {log.mse[-1]:.4g}  L0 {log.l0[-1]:.1f}")
 
         settings = {"model": model, "site": site, "logit_space": logit_space, "corpus": corpus, "ctx": ctx,
-                    "store": str(store) if store else None, **cfg.to_dict()}
+                    "store": str(store) if store else None, "device": str(target), **cfg.to_dict()}
         if store is not None:
             from modscope.capture import ActivationStore
 
             if logit_space:
                 raise ModscopeError("--logit-space needs the model's forward pass; drop --store")
-            sae, held = train_on_store(ActivationStore.open(store), site, cfg, progress=progress)
-            sae.save(out)
+            sae, held = train_on_store(ActivationStore.open(store), site, cfg, progress=progress, device=target)
+            sae.save(out, format=file_format)
             report = report_for(sae, heldout=held, n_features=features)
         else:
             trained = cached_model(model)
             sae, windows = train_on_model(trained, site, load_texts(corpus), cfg, ctx=ctx, logit_space=logit_space,
-                                          stream=stream, progress=progress)
-            sae.save(out)
+                                          stream=stream, progress=progress, device=target)
+            sae.save(out, format=file_format)
             report = report_for(sae, trained, windows, n_features=features)
         write_report(out, report, settings)
         emit(out, report.to_json(), as_json)

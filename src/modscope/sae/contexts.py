@@ -95,7 +95,8 @@ def top_contexts(model, sae, windows: torch.Tensor, *, features=None, n_top: int
 
     def chunks():
         for i in range(0, len(windows), batch):
-            yield sae.encode(site_activations(model, site, windows[i:i + batch], lmap, batch=batch))[:, features]
+            acts = site_activations(model, site, windows[i:i + batch], lmap, batch=batch).to(sae.W_dec.device)
+            yield sae.encode(acts)[:, features].cpu()
 
     values, rows = top_activations(chunks(), n_top)
     ctx = windows.shape[1]

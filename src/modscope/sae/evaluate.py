@@ -22,6 +22,10 @@ class Reconstruction(Result):
         l0: mean active latents per token.
         dead_fraction: fraction of latents that fire on none of these tokens.
         n_tokens: held-out tokens evaluated.
+        dead: number of such latents. dense: latents firing on more than ``dense_threshold`` of the tokens;
+            dense_fraction: their fraction.
+        fve_zero_ablation: the FVE of predicting every token by 0, ``1 - sum ||x||^2 / sum ||x - mean(x)||^2``
+            (the mean-ablation baseline is 0 by definition).
     """
 
     mse: float
@@ -30,6 +34,11 @@ class Reconstruction(Result):
     l0: float
     dead_fraction: float
     n_tokens: int
+    dead: int = 0
+    dense: int = 0
+    dense_fraction: float = 0.0
+    dense_threshold: float = 0.1
+    fve_zero_ablation: float = float("nan")
 
     def plot(self, ax=None):
         from modscope.report.style import TRAINED, axes
@@ -41,7 +50,8 @@ class Reconstruction(Result):
         return ax
 
 
-def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray, codes: np.ndarray) -> Reconstruction:
+def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray, codes: np.ndarray,
+                           dense_threshold: float = 0.1) -> Reconstruction:
     """Reconstruction metrics from activations ``x``, reconstructions ``x_hat`` [tokens, d_in], codes [tokens, n].
 
     Sums are accumulated in float64.
@@ -52,25 +62,31 @@ def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray, codes: np.ndarray) 
     norms = np.linalg.norm(x, axis=1) * np.linalg.norm(x_hat, axis=1)
     cosine = float(np.mean((x * x_hat).sum(axis=1) / np.maximum(norms, 1e-30)))
     active = np.asarray(codes) > 0
+    density = active.mean(axis=0)
+    dead, dense = int((density == 0).sum()), int((density > dense_threshold).sum())
     return Reconstruction(
         mse=float(err.mean() / x.shape[1]), fve=float(1 - err.sum() / total) if total > 0 else float("nan"),
-        cosine=cosine, l0=float(active.sum(axis=1).mean()), dead_fraction=float((~active.any(axis=0)).mean()),
-        n_tokens=int(len(x)),
+        cosine=cosine, l0=float(active.sum(axis=1).mean()), dead_fraction=dead / active.shape[1],
+        n_tokens=int(len(x)), dead=dead, dense=dense, dense_fraction=dense / active.shape[1],
+        dense_threshold=dense_threshold,
+        fve_zero_ablation=float(1 - (x**2).sum() / total) if total > 0 else float("nan"),
     )
 
 
 @torch.no_grad()
 def evaluate_reconstruction(sae, x: np.ndarray | torch.Tensor, chunk: int = 2048) -> Reconstruction:
-    """The metrics of ``reconstruction_metrics`` for ``x`` [tokens, d_in], accumulated chunk by chunk (float64),
-    so that the dense codes [tokens, n_latents] are never held at once."""
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    """The metrics of ``reconstruction_metrics`` for ``x`` [tokens, d_in], accumulated chunk by chunk (float64)
+    on the SAE's device, so that the dense codes [tokens, n_latents] are never held at once."""
+    device = sae.W_dec.device
+    x = x.detach().float() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
     n, d = x.shape
     sq_err = cosine = l0 = 0.0
-    alive = torch.zeros(sae.n_latents, dtype=torch.bool)
+    fired = torch.zeros(sae.n_latents, dtype=torch.long, device=device)
     mean = x.double().mean(dim=0)
     total = float((x.double() - mean).pow(2).sum())
+    sq_norm = float(x.double().pow(2).sum())
     for start in range(0, n, chunk):
-        xs = x[start:start + chunk]
+        xs = x[start:start + chunk].to(device)
         z = sae.encode(xs)
         x_hat = sae.decode(z).double()
         xd = xs.double()
@@ -79,8 +95,12 @@ def evaluate_reconstruction(sae, x: np.ndarray | torch.Tensor, chunk: int = 2048
         cosine += float(((xd * x_hat).sum(dim=1) / norms).sum())
         active = z > 0
         l0 += float(active.sum())
-        alive |= active.any(dim=0)
+        fired += active.sum(dim=0)
+    threshold = float(getattr(sae.cfg, "dense_threshold", 0.1))
+    dead, dense = int((fired == 0).sum()), int((fired > threshold * n).sum())
     return Reconstruction(
         mse=sq_err / n / d, fve=1 - sq_err / total if total > 0 else float("nan"), cosine=cosine / n, l0=l0 / n,
-        dead_fraction=float((~alive).float().mean()), n_tokens=int(n),
+        dead_fraction=dead / sae.n_latents, n_tokens=int(n), dead=dead, dense=dense,
+        dense_fraction=dense / sae.n_latents, dense_threshold=threshold,
+        fve_zero_ablation=1 - sq_norm / total if total > 0 else float("nan"),
     )

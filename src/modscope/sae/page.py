@@ -105,7 +105,9 @@ def build_report(sae, model=None, windows: torch.Tensor | None = None, heldout: 
             spliced = spliced_loss(model, sae, windows).to_json()
             found = top_contexts(model, sae, windows, features=shown, n_top=n_contexts)
             contexts = [{"feature": int(f), "examples": ex} for f, ex in zip(found.features, found.examples)]
-    curve = {"tokens": log.tokens, "mse": log.mse, "l0": log.l0} if log is not None else {}
+    curve = ({"tokens": log.tokens, "mse": log.mse, "l0": log.l0, "dead": getattr(log, "dead", []),
+              "aux_loss": getattr(log, "aux_loss", []), "resampled": getattr(log, "resampled", [])}
+             if log is not None else {})
     return SAEReport(
         config=sae.cfg.to_dict(), meta=dict(sae.meta), reconstruction=recon, spliced=spliced,
         density=history.to_json() if history is not None else {}, features=features, contexts=contexts,
@@ -119,12 +121,16 @@ def headline(report: SAEReport) -> tuple[list[str], str]:
     lines = []
     r = report.reconstruction
     if r:
-        lines.append(f"Held-out FVE {r['fve']:.3f} (null: the mean activation, FVE 0) at L0 {r['l0']:.1f} "
-                     f"latents/token; {r['dead_fraction']:.1%} of latents never fire on these tokens.")
+        lines.append(f"Held-out FVE {r['fve']:.3f} (nulls: mean ablation 0, zero ablation "
+                     f"{r.get('fve_zero_ablation', float('nan')):.3f}) at L0 {r['l0']:.1f} latents/token; "
+                     f"{r.get('dead', 0)} latents ({r['dead_fraction']:.1%}) never fire on these tokens, "
+                     f"{r.get('dense', 0)} are dense (fire on > {r.get('dense_threshold', 0.1):.0%} of them).")
     s = report.spliced
     if s:
-        lines.append(f"Loss with the SAE spliced in {s['spliced']:.3f} nats/token vs clean {s['clean']:.3f} and "
-                     f"zero-ablated {s['zero_ablated']:.3f} (null): {s['loss_recovered']:.1%} of the loss recovered.")
+        lines.append(f"Loss with the SAE spliced in {s['spliced']:.3f} nats/token vs clean {s['clean']:.3f}, "
+                     f"zero-ablated {s['zero_ablated']:.3f} and mean-ablated {s.get('mean_ablated', float('nan')):.3f} "
+                     f"(nulls): {s['loss_recovered']:.1%} of the loss recovered against zero ablation (SAELens' "
+                     f"ce_loss_score), {s.get('loss_recovered_mean', float('nan')):.1%} against mean ablation.")
     d = report.density
     if d:
         lines.append(f"At the last checkpoint {d['dead'][-1]} features are dead and {d['ultra_rare'][-1]} ultra-rare "

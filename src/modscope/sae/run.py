@@ -19,7 +19,8 @@ REPORT_WINDOWS = 24
 
 
 def train_on_model(model, site: str, texts: list[str], cfg: SAEConfig, *, ctx: int = 128,
-                   logit_space: bool = False, stream: bool | None = None, progress=None) -> tuple[SAE, torch.Tensor]:
+                   logit_space: bool = False, stream: bool | None = None, progress=None,
+                   device: str | torch.device = "auto") -> tuple[SAE, torch.Tensor]:
     """Train an SAE on ``site`` of ``model`` over token windows of ``texts``; returns it and held-out windows.
 
     ``stream=None`` keeps the first pass in memory when the activations fit in ``IN_MEMORY_LIMIT_BYTES``, and
@@ -29,15 +30,16 @@ def train_on_model(model, site: str, texts: list[str], cfg: SAEConfig, *, ctx: i
     if stream is None:
         stream = source.windows.numel() * source.d_in * 4 > IN_MEMORY_LIMIT_BYTES
     source.keep_in_memory = not stream
-    sae = train(source, cfg, progress=progress)
+    sae = train(source, cfg, progress=progress, device=device)
     return sae, source.heldout_windows[:REPORT_WINDOWS]
 
 
-def train_on_store(store, site: str, cfg: SAEConfig, *, progress=None) -> tuple[SAE, torch.Tensor]:
+def train_on_store(store, site: str, cfg: SAEConfig, *, progress=None,
+                   device: str | torch.device = "auto") -> tuple[SAE, torch.Tensor]:
     """Train an SAE on one site of a capture store (read in chunks, never whole); returns it and the held-out
     activations (the store's last rows, never trained on)."""
     source = StoreSource(store, site, heldout_tokens=cfg.heldout_tokens)
-    return train(source, cfg, progress=progress), source.heldout()
+    return train(source, cfg, progress=progress, device=device), source.heldout()
 
 
 def report_for(sae: SAE, model=None, windows: torch.Tensor | None = None, *, heldout: torch.Tensor | None = None,
@@ -47,6 +49,10 @@ def report_for(sae: SAE, model=None, windows: torch.Tensor | None = None, *, hel
     if model is not None and sae.meta.get("fingerprint") not in (None, model.fingerprint):
         raise ModscopeError(f"this SAE was trained on another model ({sae.meta.get('model')}); inspect it with "
                             "that model (--model)")
+    if model is not None:  # the feature tables read the decoder through the model's unembedding, on its device
+        from modscope.sae.splice import model_device
+
+        sae = sae.to(model_device(model))
     return build_report(sae, model, windows, heldout, n_features=n_features)
 
 

@@ -72,14 +72,16 @@ def splice_logit_update(model, lmap, replace: Callable[[torch.Tensor], torch.Ten
 
 @dataclass(frozen=True)
 class SplicedLoss(Result):
-    """Next-token loss with the SAE spliced in, against the clean and the zero-ablated model.
+    """Next-token loss with the SAE spliced in, against the clean, the zero-ablated and the mean-ablated model.
 
     Attributes:
-        clean: mean cross-entropy of the unmodified model (nats/token).
-        spliced: with the site replaced by the SAE's reconstruction (nats/token).
-        zero_ablated: with the site replaced by zeros (nats/token); the null an SAE must beat.
-        loss_recovered: ``(zero_ablated - spliced) / (zero_ablated - clean)``; 1 = as good as the clean model,
-            0 = no better than deleting the site.
+        clean: mean cross-entropy of the unmodified model (nats/token; SAELens' ``ce_loss_without_sae``).
+        spliced: with the site replaced by the SAE's reconstruction (``ce_loss_with_sae``).
+        zero_ablated: with the site replaced by zeros (``ce_loss_with_ablation``); the null an SAE must beat.
+        mean_ablated: with the site replaced by its mean over these tokens (a stronger null than zeros).
+        loss_recovered: ``(zero_ablated - spliced) / (zero_ablated - clean)``, SAELens' ``ce_loss_score``;
+            1 = as good as the clean model, 0 = no better than deleting the site.
+        loss_recovered_mean: the same against mean ablation, ``(mean_ablated - spliced) / (mean_ablated - clean)``.
         delta: ``spliced - clean`` (nats/token).
         n_tokens: predicted tokens the means are over.
     """
@@ -90,20 +92,23 @@ class SplicedLoss(Result):
     loss_recovered: float
     delta: float
     n_tokens: int
+    mean_ablated: float = float("nan")
+    loss_recovered_mean: float = float("nan")
 
     def plot(self, ax=None):
         from modscope.report.style import NULL, TRAINED, TWIN, axes
 
         ax = axes(ax, figsize=(4.5, 3.0))
-        ax.bar(["clean", "SAE spliced", "zero-ablated"], [self.clean, self.spliced, self.zero_ablated],
-               color=[TRAINED, TWIN, NULL])
+        ax.bar(["clean", "SAE spliced", "mean-ablated", "zero-ablated"],
+               [self.clean, self.spliced, self.mean_ablated, self.zero_ablated], color=[TRAINED, TWIN, NULL, NULL])
         ax.set_ylabel("cross-entropy (nats/token)")
-        ax.set_title(f"loss recovered {self.loss_recovered:.1%}")
+        ax.set_title(f"loss recovered {self.loss_recovered:.1%} (vs zero), {self.loss_recovered_mean:.1%} (vs mean)")
         return ax
 
 
 def fraction_recovered(clean: float, spliced: float, zero_ablated: float) -> float:
-    """``(zero_ablated - spliced) / (zero_ablated - clean)`` (nan when ablation does not change the loss)."""
+    """``(ablated - spliced) / (ablated - clean)`` (nan when ablation does not change the loss); with zero
+    ablation this is SAELens' ``ce_loss_score``."""
     gap = zero_ablated - clean
     return (zero_ablated - spliced) / gap if abs(gap) > 1e-12 else float("nan")
 
@@ -120,7 +125,10 @@ def _mean_loss(model, windows: torch.Tensor, batch: int) -> float:
 
 
 def spliced_loss(model, sae, windows: torch.Tensor | Sequence[Sequence[int]], *, batch: int = 8) -> SplicedLoss:
-    """Clean, SAE-spliced and zero-ablated loss of ``model`` on token ``windows`` [n, ctx].
+    """Clean, SAE-spliced, zero-ablated and mean-ablated loss of ``model`` on token ``windows`` [n, ctx].
+
+    The mean used for mean ablation is the site's mean activation over the same windows (recorded during the
+    clean pass), so it is the best constant replacement for these tokens.
 
     Args:
         model: the model the SAE was trained on (``sae.meta['site']`` names the site).
@@ -136,7 +144,20 @@ def spliced_loss(model, sae, windows: torch.Tensor | Sequence[Sequence[int]], *,
         raise ModscopeError("this SAE does not record its site (meta['site']); train it from a model or a store")
 
     def reconstruct(x: torch.Tensor) -> torch.Tensor:
-        return sae(x.float()).to(x.dtype)
+        weight = next(sae.parameters(), None)  # the SAE may live on another device than the model
+        return sae(x.float().to(weight.device if weight is not None else x.device)).to(device=x.device,
+                                                                                      dtype=x.dtype)
+
+    totals: dict[str, torch.Tensor | int] = {"sum": 0, "count": 0}
+
+    def record_mean(x: torch.Tensor) -> torch.Tensor:
+        flat = x.detach().double().reshape(-1, x.shape[-1])
+        totals["sum"] = totals["sum"] + flat.sum(dim=0)
+        totals["count"] = int(totals["count"]) + len(flat)
+        return x
+
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return (totals["sum"] / totals["count"]).to(device=x.device, dtype=x.dtype).expand_as(x)
 
     def zeros(x: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x)
@@ -150,10 +171,20 @@ def spliced_loss(model, sae, windows: torch.Tensor | Sequence[Sequence[int]], *,
         def splice(fn):
             return splice_site(model, site, fn)
 
-    clean = _mean_loss(model, windows, batch)
+    windows = windows.to(model_device(model))
+    with splice(record_mean):  # the identity: a clean pass that also accumulates the site's mean
+        clean = _mean_loss(model, windows, batch)
     with splice(reconstruct):
         spliced = _mean_loss(model, windows, batch)
     with splice(zeros):
         zero = _mean_loss(model, windows, batch)
+    with splice(mean):
+        mean_ablated = _mean_loss(model, windows, batch)
     return SplicedLoss(clean, spliced, zero, fraction_recovered(clean, spliced, zero), spliced - clean,
-                       int(windows.shape[0] * (windows.shape[1] - 1)))
+                       int(windows.shape[0] * (windows.shape[1] - 1)), mean_ablated,
+                       fraction_recovered(clean, spliced, mean_ablated))
+
+
+def model_device(model) -> torch.device:
+    """The device of the model's weights (where token ids must go)."""
+    return next(model.hf.parameters()).device

@@ -1,0 +1,78 @@
+"""Dead latents: the window tracker, the auxiliary-K loss (Gao et al. 2024) and ReLU resampling (Bricken 2023)."""
+
+from __future__ import annotations
+
+import torch
+
+from modscope.sae import SAEConfig, make_sae
+from modscope.sae.dead import DeadLatentTracker, resample_dead_latents
+
+
+def _sae_and_batch(architecture: str = "topk", seed: int = 0):
+    sae = make_sae(SAEConfig(d_in=8, d_sae=24, architecture=architecture, k=2, aux_k=4, seed=seed))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        sae.b_enc.copy_(0.2 * torch.randn(24, generator=gen))
+        sae.b_dec.copy_(torch.randn(8, generator=gen))
+    return sae, torch.randn(64, 8, generator=gen)
+
+
+def test_aux_k_loss_equals_the_dense_formula():
+    sae, x = _sae_and_batch()
+    dead = torch.arange(24) % 3 == 0
+    out = sae.training_step(x, dead)
+    with torch.no_grad():
+        x_hat = sae(x)
+        e = x - x_hat
+        pre = sae.pre_acts(x).masked_fill(~dead, float("-inf"))
+        values, idx = pre.topk(4, dim=-1)
+        codes = torch.zeros(64, 24).scatter_(-1, idx, torch.relu(values))
+        e_hat = codes @ sae.W_dec
+        expected = (e - e_hat).pow(2).sum() / (e - e.mean(0)).pow(2).sum()
+        variance = (x - x.mean(0)).pow(2).sum(-1).mean()
+    assert torch.allclose(out.aux, expected, rtol=1e-5)
+    assert torch.allclose(out.loss, out.mse + variance * out.aux / 32, rtol=1e-5)
+
+
+def test_aux_k_gradient_reaches_only_dead_latents():
+    sae, x = _sae_and_batch()
+    dead = torch.arange(24) >= 12
+    sae.training_step(x, dead).aux.backward()
+    row_grad = sae.W_dec.grad.abs().sum(dim=1) + sae.W_enc.grad.abs().sum(dim=1)
+    assert (row_grad[~dead] == 0).all()
+    assert (row_grad[dead] > 0).sum() >= 4
+
+
+def test_no_dead_latent_means_no_aux_term():
+    sae, x = _sae_and_batch()
+    out = sae.training_step(x, torch.zeros(24, dtype=torch.bool))
+    assert out.aux is None and torch.equal(out.loss, out.mse)
+    assert out.fired.sum() >= 2
+
+
+def test_tracker_marks_latents_silent_for_a_whole_window():
+    tracker = DeadLatentTracker(3, window_tokens=100)
+    for _ in range(3):
+        tracker.update(torch.tensor([True, False, False]), 40)
+    assert tracker.dead().tolist() == [False, True, True]  # 120 tokens silent >= 100
+    tracker.update(torch.tensor([False, True, False]), 40)
+    assert tracker.dead().tolist() == [False, False, True]
+    tracker.reset(torch.tensor([False, False, True]))
+    assert not tracker.dead().any()
+
+
+def test_resampling_points_dead_relu_latents_at_badly_reconstructed_inputs():
+    sae, x = _sae_and_batch("relu")
+    dead = torch.zeros(24, dtype=torch.bool)
+    dead[:5] = True
+    optimiser = torch.optim.Adam(sae.parameters(), lr=1e-3)
+    sae.training_step(x).loss.backward()
+    optimiser.step()
+    assert resample_dead_latents(sae, x, dead, optimiser, torch.Generator().manual_seed(0)) == 5
+    with torch.no_grad():
+        directions = (x - sae.b_dec) / (x - sae.b_dec).norm(dim=1, keepdim=True)
+        best = (sae.W_dec[:5] @ directions.T).max(dim=1).values
+    assert torch.allclose(best, torch.ones(5), atol=1e-5)  # each new row is one of the inputs' directions
+    assert (sae.b_enc[:5] == 0).all()
+    assert (optimiser.state[sae.W_dec]["exp_avg_sq"][:5] == 0).all()
+    assert (optimiser.state[sae.W_dec]["exp_avg_sq"][5:] > 0).any()

@@ -51,3 +51,54 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, argv, message):
     assert proc.stderr.strip().startswith("modscope: error:") and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()  # nothing half-written
+
+
+def _commands(group, path=()):
+    """Every (path, command) of the click tree behind ``app``."""
+    for name, command in getattr(group, "commands", {}).items():
+        yield (*path, name), command
+        yield from _commands(command, (*path, name))
+
+
+def test_help_prints_what_the_user_types_no_emoji_or_markup_substitutions():
+    import typer
+
+    root = typer.main.get_command(app)
+    checked = 0
+    for path, command in _commands(root):
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "1000"})
+        assert result.exit_code == 0, (path, result.output)
+        source = " ".join([command.help or "", *(getattr(p, "help", "") or "" for p in command.params),
+                           *(c.help or "" for c in getattr(command, "commands", {}).values())])
+        added = {ch for ch in result.output if not ch.isascii()} - set(source)
+        assert not added, (path, added)  # no emoji or symbol the source text does not contain
+        for param in command.params:
+            text = "".join((param.help or "").split())  # compared without whitespace: help text is re-wrapped
+            if text:  # each option's help appears as written (no ':A:' -> emoji, no [markup] dropped)
+                assert text in "".join(result.output.split()), (path, param.name, text)
+                checked += 1
+    assert checked > 50
+    capture_help = runner.invoke(app, ["capture", "--help"], env={"COLUMNS": "1000"}).output
+    assert "range:A:B" in capture_help and "\U0001f170" not in capture_help
+
+
+def test_usage_errors_and_ctrl_c_are_one_line_whatever_click_typer_ships(monkeypatch, capsys):
+    import modscope.cli as cli
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    for argv, code, line in [(["modscope", "sites", "tiny-gpt2", "--bogus"], 2,
+                              "modscope: error: No such option: --bogus (see 'modscope sites --help')"),
+                             (["modscope", "capture", "--model", "tiny-gpt2", "--ctx", "x", "--out", "o"], 2,
+                              "modscope: error: Invalid value for '--ctx'")]:
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == code and len(err) == 1 and err[0].startswith(line), err
+    monkeypatch.setattr(cli, "app", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 130 and err == [cli.INTERRUPTED]

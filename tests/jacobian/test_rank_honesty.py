@@ -132,4 +132,7 @@ def test_block_verdict_calls_a_tight_pass_only_against_the_twin():
     spectra[1] = BlockSpectrum("twin", 1, "attn", False, 2, bands(6, 4), 0.0)
     found = {"spectra": spectra, "ranks": [], "comparisons": twin_comparisons(spectra)}
     _, verdict = block_headline(found)
-    assert "not a tight pass" in verdict and "structural" in verdict
+    assert "not a tight pass" in verdict and "overlap within the float32 band" in verdict
+    spectra[1] = BlockSpectrum("twin", 1, "attn", False, 2, bands(5, 5), 0.0)
+    _, verdict = block_headline({"spectra": spectra, "ranks": [], "comparisons": twin_comparisons(spectra)})
+    assert "same rank (5–5)" in verdict and "structural" in verdict and "loses 5 directions" in verdict

@@ -17,6 +17,7 @@ def test_smollm2_layer1_parts_and_path_reproduce_the_model():
     assert 2 * (model.d_model - 1) <= mlp.spectrum.rank <= 2 * model.d_model
     attn = block_spectrum(model, TEXT, layer=1, part="attn", tokens=2, k=4, method="lanczos")
     assert attn.reproduction_error < 1e-5 and attn.spectrum.rank_kind == "lower bound"
+    assert attn.spectrum.rank_text == "≥ 4" and attn.spectrum.to_json()["rank_lower_bound"] == 4
     path = path_spectrum(model, TEXT, src="resid_pre.0", dst="resid_post.3", src_pos=4, dst_pos=6)
     assert path.reproduction_error < 1e-5
     assert 0 < path.spectrum.rank <= model.d_model

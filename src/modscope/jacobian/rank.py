@@ -112,7 +112,10 @@ def compare_ranks(label: str, trained, twin) -> RankComparison:
                                "even at the float32 threshold")
     elif w_high < t_low:
         tight, reason = False, f"the twin is narrower ({w_low}–{w_high}) than the trained map ({t_low}–{t_high})"
+    elif (t_low, t_high) == (w_low, w_high):
+        tight, reason = False, (f"trained and twin have the same rank ({t_low}–{t_high}): the deficiency is "
+                                "structural (the architecture), not learned")
     else:
         tight, reason = False, (f"trained {t_low}–{t_high} and twin {w_low}–{w_high} overlap within the float32 "
-                                "band: the deficiency is structural, not learned")
+                                "band: no difference beyond what float32 rounding could hide")
     return RankComparison(label, trained.full_size, t_high, t_low, w_high, w_low, exact, tight, reason)

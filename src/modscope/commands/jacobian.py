@@ -280,7 +280,8 @@ def run_demo(ctx: DemoContext, out_dir: Path) -> None:
     found = block_report(models, text, layer=1, parts=["mlp", "attn"], tokens=ctx.pick([2, 8], [2, 34], [2, 34, 128]),
                          k=ctx.pick(32, 64, 64), method="auto", floor=None, residual=False, ranks=True,
                          rank_tokens=ctx.pick(2, 4, 34), rank_parts=["mlp"])
-    # the exact attention spectrum costs a dense (T·d)² SVD: ~25 s at 4 tokens, ~3 min at 10 on 2 cores (SmolLM2)
+    # the exact attention spectrum is a dense (T·d)² SVD, O(T³): SmolLM2 took 184 s at 10 tokens (one model), and
+    # 163 s for trained + twin at 4 tokens on 2 cores shared with other jobs (~12 s each when idle, by T³)
     exact_tokens = ctx.pick(None, 4, 10)
     if exact_tokens:
         exact = block_report(models, text, layer=1, parts=["attn"], tokens=[exact_tokens], k=None, method="exact",

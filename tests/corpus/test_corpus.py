@@ -51,3 +51,22 @@ def test_bad_corpora_are_clear_errors(tmp_path):
         corpus.load(tmp_path / "bad.jsonl")
     with pytest.raises(ModscopeError, match="not found"):
         corpus.load(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"text": "fine"}\n{"text": "caf\xe9"}\n', r"c.jsonl:2 is not valid UTF-8"),
+    (b'{"text": null}\n', r"c.jsonl:1: 'text' must be a string, got null"),
+    (b'{"text": 42}\n', r"c.jsonl:1: 'text' must be a string, got 42"),
+    (b'{"text": ["a"]}\n', r"c.jsonl:1: 'text' must be a string"),
+])
+def test_jsonl_that_is_not_utf8_or_has_non_string_text_is_refused_naming_the_line(tmp_path, content, message):
+    (tmp_path / "c.jsonl").write_bytes(content)
+    with pytest.raises(ModscopeError, match=message):
+        corpus.load(tmp_path / "c.jsonl")
+
+
+def test_a_directory_file_that_is_not_utf8_is_refused_not_garbled(tmp_path):
+    (tmp_path / "news").mkdir()
+    (tmp_path / "news" / "a.txt").write_bytes(b"caf\xe9")
+    with pytest.raises(ModscopeError, match=r"a.txt is not valid UTF-8"):
+        corpus.load(tmp_path)

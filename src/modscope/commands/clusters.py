@@ -1,0 +1,54 @@
+"""``modscope clusters``: clusters in the residual stream and cosines after cluster-wise centring (seed 003)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from modscope.commands.common import JSON_OPTION, OUT_OPTION, DemoContext, DemoStep, emit, positive
+from modscope.commands.geometry import (
+    CORPUS_OPTION,
+    MODEL_OPTION,
+    SEED_OPTION,
+    TWIN_OPTION,
+    load_corpus,
+    models_with_twin,
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("clusters")
+    def clusters_cmd(
+        model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION,
+        per_category: int = typer.Option(2, "--per-category", help="Documents per category."),
+        positions: str = typer.Option("all", "--positions", help="Token positions per document (all keeps the "
+                                      "first token, which often forms its own cluster)."),
+        ctx: int = typer.Option(128, "--ctx", help="Tokens per document."),
+        sites: str = typer.Option("embed,resid_post.*", "--sites", help="Sites, comma-separated patterns."),
+        max_k: int = typer.Option(6, "--max-k", help="Largest k tried (k = 1 is always allowed)."),
+        twin: str = TWIN_OPTION, seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Clusters of hidden states per site (k by silhouette, null: one Gaussian), mean cosine raw / globally
+        centred / cluster-wise centred, and Cai et al.'s inter-/intra-type cosines, trained vs twin."""
+        from modscope.geometry.cluster_report import clusters_report
+
+        positive(per_category, "--per-category")
+        positive(ctx, "--ctx")
+        payload = clusters_report(models_with_twin(model, twin), load_corpus(corpus), sites=sites,
+                                  per_category=per_category, positions=positions, ctx=ctx, max_k=max_k, seed=seed,
+                                  out=out)
+        emit(out, payload, as_json)
+
+
+def demo_clusters(ctx: DemoContext, out: Path) -> None:
+    from modscope.geometry.cluster_report import clusters_report
+
+    clusters_report([ctx.trained(), ctx.twin()], load_corpus("bundled"),
+                    sites=ctx.pick("embed,resid_post.-1", "embed,resid_post.*", "embed,resid_post.*"),
+                    per_category=ctx.pick(1, 1, 3), ctx=ctx.pick(64, 96, 256), out=out)
+
+
+def demo_steps() -> list:
+    """Clusters in the residual stream (trained vs twin)."""
+    return [DemoStep("clusters", "Clusters in the residual stream", demo_clusters)]

@@ -1,0 +1,316 @@
+"""Clusters in the residual stream (Cai et al. 2021): k by silhouette, and cosines raw, globally and cluster-centred."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from modscope.errors import ModscopeError
+from modscope.report.style import CATEGORY_CMAP, NULL, axes
+from modscope.results import Result
+
+SILHOUETTE_FLOOR = 0.25  # Kaufman & Rousseeuw (1990): below 0.25 "no substantial structure has been found"
+NULL_MARGIN = 0.05  # and clusters must beat one elongated Gaussian blob of the same covariance by this much
+
+
+def sq_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """[n, k] squared Euclidean distances ||x_i - c_j||^2 (clipped at 0)."""
+    return np.maximum((points ** 2).sum(1)[:, None] - 2 * points @ centres.T + (centres ** 2).sum(1)[None], 0.0)
+
+
+def kmeans(points: np.ndarray, k: int, *, seed: int = 0, restarts: int = 4, iterations: int = 100
+           ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Lloyd's k-means with k-means++ seeding, best of ``restarts`` by inertia.
+
+    Args:
+        points: float64 [n, d]. k: clusters (1 <= k <= n).
+
+    Returns:
+        (assignment int [n], centres [k, d], inertia = sum_i ||x_i - c_{a(i)}||^2).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(points)
+    best = None
+    for _ in range(restarts):
+        centres = [points[rng.integers(n)]]
+        for _ in range(1, k):
+            d2 = sq_distances(points, np.asarray(centres)).min(1)
+            total = d2.sum()
+            centres.append(points[rng.choice(n, p=d2 / total)] if total > 0 else points[rng.integers(n)])
+        centres = np.asarray(centres)
+        assign = np.zeros(n, dtype=int)
+        for step in range(iterations):
+            d2 = sq_distances(points, centres)
+            new = d2.argmin(1)
+            if step and np.array_equal(new, assign):
+                break
+            assign = new
+            for c in range(k):
+                members = points[assign == c]
+                # an emptied cluster restarts at the point worst served by the others
+                centres[c] = members.mean(0) if len(members) else points[d2.min(1).argmax()]
+        inertia = float(((points - centres[assign]) ** 2).sum())
+        if best is None or inertia < best[2]:
+            best = (assign.copy(), centres.copy(), inertia)
+    return best
+
+
+def silhouette(points: np.ndarray, assign: np.ndarray) -> float:
+    """Mean silhouette s_i = (b_i - a_i) / max(a_i, b_i) (Rousseeuw 1987), Euclidean; 0 for singletons' rows."""
+    labels = np.unique(assign)
+    if len(labels) < 2:
+        return 0.0
+    sq = (points ** 2).sum(1)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * points @ points.T, 0.0))
+    mean_to = np.stack([dist[:, assign == c].sum(1) for c in labels], 1)
+    sizes = np.array([(assign == c).sum() for c in labels], dtype=float)
+    own = np.searchsorted(labels, assign)
+    rows = np.arange(len(points))
+    own_size = sizes[own]
+    a = np.where(own_size > 1, mean_to[rows, own] / np.maximum(own_size - 1, 1), 0.0)
+    others = mean_to / sizes[None]
+    others[rows, own] = np.inf
+    b = others.min(1)
+    s = np.where(own_size > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-300), 0.0)
+    return float(s.mean())
+
+
+def pairwise_mean_cosine(vectors: np.ndarray, pairs: np.ndarray | None = None) -> float:
+    """Mean cosine over all pairs i != j: (||sum_i u_i||^2 - n) / (n (n - 1)) with u_i = x_i / ||x_i||.
+
+    ``pairs`` (int [n]) restricts to pairs in the same group: the pair-weighted mean over groups.
+    """
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    units = vectors / np.maximum(norms, 1e-300)
+    groups = np.zeros(len(units), dtype=int) if pairs is None else np.asarray(pairs)
+    total, count = 0.0, 0
+    for g in np.unique(groups):
+        part = units[groups == g]
+        m = len(part)
+        if m > 1:
+            total += float(np.sum(part.sum(0) ** 2) - m)
+            count += m * (m - 1)
+    return total / count if count else float("nan")
+
+
+def type_cosines(vectors: np.ndarray, tokens: np.ndarray, docs: np.ndarray) -> tuple[float, float]:
+    """Cai et al. (2021, sec. 3) type similarities, mean cosine over pairs of token occurrences:
+
+    inter-type: pairs of *different* tokens in the *same* input; intra-type: pairs of the *same* token in
+    *different* inputs (averaged per token type first, over types seen in two or more inputs).
+    """
+    units = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-300)
+    inter_sum, inter_n = 0.0, 0
+    for d in np.unique(docs):
+        idx = np.flatnonzero(docs == d)
+        sims = units[idx] @ units[idx].T
+        different = tokens[idx][:, None] != tokens[idx][None]
+        inter_sum += float(sims[different].sum())
+        inter_n += int(different.sum())
+    per_type = []
+    for t in np.unique(tokens):
+        idx = np.flatnonzero(tokens == t)
+        if len(np.unique(docs[idx])) < 2:
+            continue
+        sims = units[idx] @ units[idx].T
+        across = docs[idx][:, None] != docs[idx][None]
+        per_type.append(float(sims[across].mean()))
+    return (inter_sum / inter_n if inter_n else float("nan"), float(np.mean(per_type)) if per_type else float("nan"))
+
+
+@dataclass(frozen=True)
+class SiteClusters(Result):
+    """Clusters of one site's hidden states and the cosines before and after centring.
+
+    Fields:
+        site: name. n_rows, d: the sample. k: clusters chosen (1 = no cluster structure).
+        silhouettes: k -> mean silhouette of k-means on the PCA projection (k >= 2; dimensionless, -1..1).
+        null_silhouette: best silhouette of the same k-means on a Gaussian with the projection's covariance.
+        clusters: per cluster: size, share, first_token_share (rows at position 0), top_tokens (id, count),
+            top_category and its share.
+        mean_cosine_raw / _global / _clusterwise: mean cosine over all pairs of rows after no centring,
+            subtracting the global mean, subtracting each row's cluster mean.
+        within_cosine_global / _clusterwise: the same over pairs in the same cluster only.
+        inter_type / intra_type (raw) and inter_type_clusterwise / intra_type_clusterwise: Cai et al.'s cosines.
+    """
+
+    site: str
+    n_rows: int
+    d: int
+    k: int
+    silhouettes: dict
+    null_silhouette: float
+    clusters: list
+    mean_cosine_raw: float
+    mean_cosine_global: float
+    mean_cosine_clusterwise: float
+    within_cosine_global: float
+    within_cosine_clusterwise: float
+    inter_type: float
+    intra_type: float
+    inter_type_clusterwise: float
+    intra_type_clusterwise: float
+    assignment: np.ndarray = field(repr=False)
+
+    _json_exclude = ("assignment",)
+
+    def plot(self, ax=None):
+        """Mean silhouette against k, with the one-Gaussian null and the 0.25 floor."""
+        ax = axes(ax)
+        ks = sorted(self.silhouettes)
+        ax.plot(ks, [self.silhouettes[k] for k in ks], "-o", ms=3, label=f"{self.site} (k = {self.k})")
+        ax.axhline(self.null_silhouette, color=NULL, ls="--", label="one Gaussian (null)")
+        ax.axhline(SILHOUETTE_FLOOR, color=NULL, ls=":", label="floor 0.25")
+        ax.set_xlabel("clusters k")
+        ax.set_ylabel("mean silhouette")
+        ax.legend(fontsize=6)
+        return ax
+
+
+def choose_k(projected: np.ndarray, *, max_k: int, seed: int, floor: float = SILHOUETTE_FLOOR
+             ) -> tuple[int, dict, np.ndarray]:
+    """k = argmax_k silhouette(k-means_k) over 2..max_k, or 1 when the best is below ``floor``."""
+    silhouettes, assigns = {}, {1: np.zeros(len(projected), dtype=int)}
+    for k in range(2, min(max_k, len(projected) - 1) + 1):
+        assigns[k] = kmeans(projected, k, seed=seed)[0]
+        silhouettes[k] = silhouette(projected, assigns[k])
+    best = max(silhouettes, key=silhouettes.get) if silhouettes else 1
+    k = best if silhouettes and silhouettes[best] >= floor else 1
+    return k, silhouettes, assigns[k]
+
+
+def site_clusters(states: np.ndarray, *, site: str = "site", positions: np.ndarray | None = None,
+                  tokens: np.ndarray | None = None, docs: np.ndarray | None = None,
+                  categories: np.ndarray | None = None, max_k: int = 6, pca_dims: int = 10,
+                  max_rows: int = 1000, seed: int = 0) -> SiteClusters:
+    """Cluster one site's states and measure cosines raw, globally centred and cluster-wise centred.
+
+    Criterion: k-means (k-means++, 4 restarts) on the top ``pca_dims`` principal components of the centred
+    states, k = argmax mean silhouette over 2..max_k; k = 1 when that silhouette is below 0.25 (Kaufman &
+    Rousseeuw) or below the null + 0.05. The null is the best silhouette of the same k-means on a Gaussian sample
+    with the projection's covariance (one blob, as elongated as the data).
+    Silhouettes use a seeded subsample of ``max_rows`` rows; cosines use all rows.
+
+    Args:
+        states: [n, d] hidden states. positions, tokens, docs, categories: per-row metadata (optional;
+            tokens and docs are needed for the type cosines).
+
+    Returns:
+        SiteClusters.
+    """
+    x = np.asarray(states, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 4:
+        raise ModscopeError(f"{site}: clustering needs an [n, d] array with n >= 4 rows, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ModscopeError(f"{site}: hidden states contain NaN or inf; recapture the store")
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred[rng.choice(n, min(n, 4 * max_rows), replace=False)], full_matrices=False)
+    projected = centred @ vt[:pca_dims].T
+    sub = np.sort(rng.choice(n, min(n, max_rows), replace=False))
+    gauss = rng.multivariate_normal(np.zeros(projected.shape[1]), np.cov(projected[sub].T), size=len(sub))
+    null_ks = range(2, max(2, min(max_k, len(sub) - 1)) + 1)
+    null = max(silhouette(gauss, kmeans(gauss, j, seed=seed)[0]) for j in null_ks)
+    k, silhouettes, sub_assign = choose_k(projected[sub], max_k=max_k, seed=seed,
+                                          floor=max(SILHOUETTE_FLOOR, null + NULL_MARGIN))
+    # every row joins the nearest centre of the subsample's clusters
+    centres = np.stack([projected[sub][sub_assign == c].mean(0) for c in range(k)])
+    assign = sq_distances(projected, centres).argmin(1)
+    means = np.stack([x[assign == c].mean(0) if (assign == c).any() else x.mean(0) for c in range(k)])
+    clusterwise = x - means[assign]
+    described = describe(assign, k, positions, tokens, categories)
+    if tokens is not None and docs is not None:
+        tokens, docs = np.asarray(tokens), np.asarray(docs)
+        inter, intra = type_cosines(x, tokens, docs)
+        inter_c, intra_c = type_cosines(clusterwise, tokens, docs)
+    else:
+        inter = intra = inter_c = intra_c = float("nan")
+    return SiteClusters(site=site, n_rows=n, d=x.shape[1], k=k, silhouettes=silhouettes, null_silhouette=float(null),
+                        clusters=described, mean_cosine_raw=pairwise_mean_cosine(x),
+                        mean_cosine_global=pairwise_mean_cosine(centred),
+                        mean_cosine_clusterwise=pairwise_mean_cosine(clusterwise),
+                        within_cosine_global=pairwise_mean_cosine(centred, assign),
+                        within_cosine_clusterwise=pairwise_mean_cosine(clusterwise, assign),
+                        inter_type=inter, intra_type=intra, inter_type_clusterwise=inter_c,
+                        intra_type_clusterwise=intra_c, assignment=assign)
+
+
+def describe(assign: np.ndarray, k: int, positions, tokens, categories, top: int = 5) -> list[dict]:
+    """What each cluster is: its size, its share of first-token rows, its commonest tokens and category."""
+    out = []
+    for c in range(k):
+        members = assign == c
+        row = {"cluster": c, "size": int(members.sum()), "share": float(members.mean())}
+        if positions is not None:
+            row["first_token_share"] = float((np.asarray(positions)[members] == 0).mean()) if members.any() else 0.0
+        if tokens is not None and members.any():
+            ids, counts = np.unique(np.asarray(tokens)[members], return_counts=True)
+            order = np.argsort(-counts, kind="stable")[:top]
+            row["top_tokens"] = [[int(ids[j]), int(counts[j])] for j in order]
+        if categories is not None and members.any():
+            names, counts = np.unique(np.asarray(categories)[members], return_counts=True)
+            row["top_category"] = str(names[counts.argmax()])
+            row["top_category_share"] = float(counts.max() / counts.sum())
+        out.append(row)
+    return out
+
+
+@dataclass(frozen=True)
+class ClusterStudy:
+    """Clusters of every site of one model. Fields: model, sites (site -> SiteClusters), settings."""
+
+    model: str
+    sites: dict
+    settings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        from modscope.results import jsonable
+
+        return {"model": self.model, "settings": jsonable(self.settings),
+                "sites": {s: r.to_json() for s, r in self.sites.items()}}
+
+    def table(self) -> pd.DataFrame:
+        cols = ("site", "n_rows", "k", "null_silhouette", "mean_cosine_raw", "mean_cosine_global",
+                "mean_cosine_clusterwise", "within_cosine_global", "within_cosine_clusterwise", "inter_type",
+                "intra_type", "inter_type_clusterwise", "intra_type_clusterwise")
+        rows = []
+        for r in self.sites.values():
+            row = {c: getattr(r, c) for c in cols}
+            row["best_silhouette"] = max(r.silhouettes.values()) if r.silhouettes else float("nan")
+            row["largest_cluster_share"] = max(c["share"] for c in r.clusters)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def plot(self, ax=None):
+        """Mean cosine per site: raw, globally centred, cluster-wise centred (and within-cluster, global)."""
+        from modscope.report.style import model_colour
+
+        ax = axes(ax)
+        frame = self.table()
+        x = np.arange(len(frame))
+        colour = model_colour(self.model)
+        ax.plot(x, frame["mean_cosine_raw"], "-o", ms=3, color=colour, label=f"{self.model} raw")
+        ax.plot(x, frame["within_cosine_global"], "--", color=colour, label="within-cluster, global centring")
+        ax.plot(x, frame["mean_cosine_clusterwise"], ":", color=colour, label="cluster-wise centring")
+        ax.axhline(0, color=NULL, lw=1)
+        ax.set_xticks(x, frame["site"], rotation=90, fontsize=6)
+        ax.set_ylabel("mean pairwise cosine")
+        ax.legend(fontsize=6)
+        return ax
+
+
+def scatter(states: np.ndarray, assign: np.ndarray, ax=None, *, title: str = ""):
+    """The states on their first two principal components, coloured by cluster."""
+    ax = axes(ax)
+    x = np.asarray(states, dtype=np.float64)
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    pcs = centred @ vt[:2].T
+    ax.scatter(pcs[:, 0], pcs[:, 1], c=assign, cmap=CATEGORY_CMAP, s=4, vmin=0, vmax=9)
+    ax.set_xlabel("PC1")
+    ax.set_ylabel("PC2")
+    ax.set_title(title, fontsize=7)
+    return ax

@@ -76,11 +76,13 @@ def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.
             f"{study.model}: {len(clustered)} of {len(frame)} sites split into clusters (silhouette >= 0.25 and > "
             f"one-Gaussian null + 0.05); mean cosine raw {frame['mean_cosine_raw'].mean():.3f}, globally centred "
             f"{frame['mean_cosine_global'].mean():.3f}, cluster-wise centred "
-            f"{frame['mean_cosine_clusterwise'].mean():.3f} (averaged over sites; isotropic reference 0); within-cluster cosine after global centring "
+            f"{frame['mean_cosine_clusterwise'].mean():.3f} (averaged over sites; isotropic reference 0); "
+            f"within-cluster cosine after global centring "
             f"{frame['within_cosine_global'].mean():.3f} vs after cluster-wise centring "
             f"{frame['within_cosine_clusterwise'].mean():.3f}.")
         headline.append(f"{study.model}: inter-type cosine (different tokens, same input) "
-                        f"{frame['inter_type'].mean():.3f}, intra-type (same token, different inputs) {frame['intra_type'].mean():.3f} raw; "
+                        f"{frame['inter_type'].mean():.3f}, intra-type (same token, different inputs) "
+                        f"{frame['intra_type'].mean():.3f} raw; "
                         f"{frame['inter_type_clusterwise'].mean():.3f} / {frame['intra_type_clusterwise'].mean():.3f} "
                         f"after cluster-wise centring (averaged over sites).")
         for site, result in study.sites.items():

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from modscope.capture import positions as pos
+from modscope.capture.sampling import SAMPLES, balanced_rows
 from modscope.capture.store import (
     FORMAT,
     FORMAT_VERSION,
@@ -48,6 +49,8 @@ def capture(
     batch_size: int | None = None,
     out: str | Path | None = None,
     progress: bool = True,
+    sample: str = "balanced",
+    seed: int = 0,
 ) -> ActivationStore:
     """Run ``model`` over ``source`` and keep ``sites`` at the chosen token positions.
 
@@ -57,18 +60,24 @@ def capture(
         sites: site names or patterns (``'resid_post.*'``), see ``Model.select_sites``.
         positions: which positions of each document become rows: ``None``/``'all'``, ``'last:K'``, ``'first:K'``,
             ``'range:A:B'``, an int or a list of ints (negative counts from the end).
-        max_tokens: stop after this many rows (positions) in total.
+        max_tokens: keep this many rows (positions) in total; when the source holds more, ``sample`` chooses them.
         ctx: documents are cut to their first ``ctx`` tokens.
         batch_size: documents per forward pass (default: about 4096 tokens per batch).
         out: a directory for a Zarr store (resumable, bounded memory; locked while the capture runs, so a second
             capture into it is refused naming this one); None keeps the store in RAM.
         progress: show a progress bar with tokens/s.
+        sample: how ``max_tokens`` rows are chosen when the source holds more: ``'balanced'`` (a seeded sample of
+            documents drawn round-robin over the categories, see ``capture.sampling.balanced_rows``; with
+            ``positions='all'`` the rows are spread over each document, otherwise the given positions are kept) or
+            ``'first'`` (the first documents in source order). Recorded in the store's settings with ``seed``.
+        seed: seeds the balanced sample's choice of documents.
 
     Returns:
-        An ``ActivationStore`` whose rows follow document order, then position order.
+        An ``ActivationStore`` whose rows follow the planned document order (source order, or the balanced
+        sample's round-robin order), then position order.
     """
     site_names, docs, manifest = plan_capture(model, source, sites, positions=positions, max_tokens=max_tokens,
-                                              ctx=ctx)
+                                              ctx=ctx, sample=sample, seed=seed)
     batch_size = check_batch_size(batch_size) or max(1, TOKENS_PER_BATCH // ctx)
     if out is None:
         return _run(model, docs, site_names, RamWriter(manifest), batch_size, progress)
@@ -104,8 +113,8 @@ def _run(model: Model, docs: list[_Doc], site_names: list[str], writer: RamWrite
     return writer.finish()
 
 
-def plan_capture(model: Model, source, sites, *, positions: pos.PositionSpec, max_tokens: int | None, ctx: int
-                 ) -> tuple[list[str], list[_Doc], dict]:
+def plan_capture(model: Model, source, sites, *, positions: pos.PositionSpec, max_tokens: int | None, ctx: int,
+                 sample: str = "balanced", seed: int = 0) -> tuple[list[str], list[_Doc], dict]:
     """Check the arguments, tokenise and choose rows; returns (site names, documents, a fresh manifest).
 
     Shared by ``capture`` and the sharded capture, so both plan (and fingerprint) a capture identically.
@@ -115,12 +124,17 @@ def plan_capture(model: Model, source, sites, *, positions: pos.PositionSpec, ma
         raise ModscopeError(f"max_tokens must be > 0, got {max_tokens}")
     if ctx <= 0 or ctx > model.n_ctx:
         raise ModscopeError(f"ctx must be in 1..{model.n_ctx} for {model.name}, got {ctx}")
+    if sample not in SAMPLES:
+        raise ModscopeError(f"sample must be one of {', '.join(SAMPLES)}, got '{sample}'")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ModscopeError(f"the sample seed must be an integer, got {seed!r}")
     spec = pos.normalise(positions)
-    docs = _plan(model, source, spec, ctx, max_tokens)
+    docs = _plan(model, source, spec, ctx, max_tokens, sample, int(seed))
     if not docs:
         raise ModscopeError("nothing to capture: the source is empty or no document has the requested positions")
     shapes = model.sites()
-    settings = {"positions": spec, "ctx": ctx, "max_tokens": max_tokens, "source_hash": _source_hash(docs)}
+    settings = {"positions": spec, "ctx": ctx, "max_tokens": max_tokens, "sample": sample, "seed": int(seed),
+                "source_hash": _source_hash(docs)}
     rows = sum(len(d.rows) for d in docs)
     if max_tokens is not None and rows < max_tokens:
         # the source ran out first: say so (and keep it in the store) rather than capture fewer rows silently
@@ -135,7 +149,8 @@ def plan_capture(model: Model, source, sites, *, positions: pos.PositionSpec, ma
     return site_names, docs, manifest
 
 
-def _plan(model: Model, source, spec: str, ctx: int, max_tokens: int | None) -> list[_Doc]:
+def _plan(model: Model, source, spec: str, ctx: int, max_tokens: int | None, sample: str = "first", seed: int = 0
+          ) -> list[_Doc]:
     if isinstance(source, (str, Path)):
         raise ModscopeError("source must be a Corpus, a list of texts or a list of token-id lists, not one string; "
                             "load a corpus with modscope.corpus.load(...)")
@@ -149,20 +164,29 @@ def _plan(model: Model, source, spec: str, ctx: int, max_tokens: int | None) -> 
         corpus = source if isinstance(source, Corpus) else from_texts(items)
         token_lists = [np.asarray(ids, dtype=np.int64) for ids in model.tokenize(corpus.texts, max_tokens=ctx)]
         named = [(d.id, d.category) for d in corpus.docs]
-    docs, total = [], 0
-    for (doc_id, category), ids in zip(named, token_lists):
+    available = [pos.select(spec, len(ids)) for ids in token_lists]
+    if sample == "balanced" and max_tokens is not None and sum(len(a) for a in available) > max_tokens:
+        # explicit positions (last:K, a list, ...) are the user's choice: keep them, only choose the documents
+        chosen = balanced_rows([category for _, category in named], available, max_tokens, seed=seed,
+                               spread=spec == "all")
+    else:
+        chosen, total = [], 0
+        for index, rows in enumerate(available):
+            if max_tokens is not None:
+                rows = rows[: max_tokens - total]
+            if len(rows):
+                chosen.append((index, rows))
+                total += len(rows)
+            if max_tokens is not None and total >= max_tokens:
+                break
+    docs = []
+    for index, rows in chosen:
+        (doc_id, category), ids = named[index], token_lists[index]
         if len(ids) and ids.max() >= model.vocab_size:
             raise ModscopeError(f"token id {int(ids.max())} in {doc_id} is outside {model.name}'s vocabulary "
                                 f"({model.vocab_size})")
-        rows = pos.select(spec, len(ids))
-        if max_tokens is not None:
-            rows = rows[: max_tokens - total]
-        if len(rows):
-            # positions after the last captured row cannot influence it (causal): don't compute them
-            docs.append(_Doc(doc_id, category, ids[: rows[-1] + 1], rows))
-            total += len(rows)
-        if max_tokens is not None and total >= max_tokens:
-            break
+        # positions after the last captured row cannot influence it (causal): don't compute them
+        docs.append(_Doc(doc_id, category, ids[: rows[-1] + 1], np.asarray(rows, dtype=np.int64)))
     return docs
 
 
@@ -187,10 +211,21 @@ def _resumable(path: Path, manifest: dict, model: Model, *, sharded: bool = Fals
     if existing["model"]["fingerprint"] != manifest["model"]["fingerprint"]:
         raise ModscopeError(f"{path} was captured from model '{existing['model']['name']}', not '{model.name}': "
                             "use another --out to capture a different model")
-    if existing["sites"] != manifest["sites"] or existing["settings"] != manifest["settings"]:
+    if existing["sites"] != manifest["sites"] or not _same_settings(existing["settings"], manifest["settings"]):
+        hint = ("; it was made by an earlier modscope, which took the first documents: resume it with "
+                "--sample first (sample='first')" if "sample" not in existing["settings"] else "")
         raise ModscopeError(f"{path} holds a capture with other sites or settings "
-                            f"({', '.join(existing['sites'])}; {existing['settings']}): use another --out")
+                            f"({', '.join(existing['sites'])}; {existing['settings']}): use another --out{hint}")
     return existing
+
+
+def _same_settings(existing: dict, planned: dict) -> bool:
+    """Equal capture settings. Stores made before sampling existed record no ``sample``/``seed``: they took the
+    first documents, and resume when the planned rows are the same (``source_hash`` covers every token and position).
+    """
+    if "sample" not in existing:
+        planned = {k: v for k, v in planned.items() if k not in ("sample", "seed")}
+    return existing == planned
 
 
 def _chunk_rows(manifest: dict) -> int:

@@ -71,6 +71,30 @@ def describe_rows(categories: Sequence[str], n_rows: int) -> str:
     return f"{n_rows:,} token{'s' * (n_rows != 1)} from {docs:,} document{'s' * (docs != 1)} ({per})"
 
 
+def rows_summary(categories: Sequence[str], n_rows: int, *, sample: str | None = None, seed: int | None = None
+                 ) -> dict:
+    """What a set of rows is, for ``result.json`` and pages: counts, the sample that chose them and one sentence.
+
+    Args:
+        categories: the category of each document that contributed rows (one entry per document).
+        n_rows: the number of rows. sample, seed: how they were chosen (``'balanced'``/``'first'``), if known.
+
+    Returns:
+        ``{"n_rows", "n_documents", "per_category": {category: documents}, "sample", "seed", "sentence"}``.
+    """
+    return {"n_rows": int(n_rows), "n_documents": len(categories),
+            "per_category": dict(sorted(Counter(categories).items())), "sample": sample, "seed": seed,
+            "sentence": describe_rows(categories, n_rows)}
+
+
+def rows_note(rows: dict | None) -> str:
+    """The sentence a verdict ends with: ``"Rows: 4,000 tokens from 40 documents (code 8, ...)."`` ('' if unknown)."""
+    if not rows or not rows.get("sentence"):
+        return ""
+    how = {"balanced": f", a balanced sample (seed {rows.get('seed')})", "first": ", the first documents"}
+    return f"Rows: {rows['sentence']}{how.get(rows.get('sample'), '')}."
+
+
 def _round_robin(categories: Sequence[str], sizes: np.ndarray, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     pools = {}

@@ -86,13 +86,15 @@ def capture_sharded(
     client: Any = None,
     scheduler: str | None = None,
     start_method: str = "spawn",
+    sample: str = "balanced",
+    seed: int = 0,
 ) -> ActivationStore:
     """``capture(..., out=out)`` spread over ``shards`` workers; the store equals a single-process capture row for row.
 
     Args:
         model: a loaded ``Model`` or a model name. Worker processes reload it by name and seed and check its
             fingerprint; Dask workers receive the loaded model (scattered once).
-        source, sites, positions, max_tokens, ctx, batch_size: as ``capture``.
+        source, sites, positions, max_tokens, ctx, batch_size, sample, seed: as ``capture``.
         out: the Zarr directory (required). Re-running with the same arguments resumes unfinished shards. This
             process (not the workers, which write disjoint regions of it) holds its lock for the whole capture.
         shards: number of disjoint document ranges (each a whole number of batches).
@@ -113,7 +115,7 @@ def capture_sharded(
     model = model if isinstance(model, Model) else load_model(str(model))
     path = Path(out)
     site_names, docs, manifest = plan_capture(model, source, sites, positions=positions, max_tokens=max_tokens,
-                                              ctx=ctx)
+                                              ctx=ctx, sample=sample, seed=seed)
     batch_size = check_batch_size(batch_size) or max(1, TOKENS_PER_BATCH // ctx)
     with directory_lock(path):
         remove_orphans(path)  # before any worker starts: what is there now was left by a killed run

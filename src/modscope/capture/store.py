@@ -79,6 +79,19 @@ class ActivationStore:
         frame.insert(2, "category", self.docs["category"].to_numpy()[frame["doc"]])
         return frame
 
+    def rows_description(self) -> dict:
+        """What the rows are: counts per category of the documents that contributed rows, how they were sampled,
+        and one sentence (see ``capture.sampling.rows_summary``). Stores from before sampling report ``'first'``
+        when they were cut by ``max_tokens``."""
+        from modscope.capture.sampling import rows_summary
+
+        used = np.unique(np.asarray(self._meta["doc"][: self.n_rows]))
+        categories = self.docs["category"].to_numpy()[used].tolist()
+        settings = self.settings
+        whole = settings.get("max_tokens") is None or "max_tokens_capped_to" in settings  # nothing was left out
+        return rows_summary(categories, self.n_rows, sample="all" if whole else settings.get("sample", "first"),
+                            seed=settings.get("seed"))
+
     def iter_batches(self, site: str, rows: int = 8192, *, start: int = 0, stop: int | None = None
                      ) -> Iterator[np.ndarray]:
         """Yield float32 numpy blocks of ``site`` of at most ``rows`` rows, reading one block at a time.

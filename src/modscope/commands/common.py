@@ -98,7 +98,12 @@ def engine_kwargs(engine: str, scheduler: str | None) -> dict[str, Any]:
 CAPTURE_CORPUS = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt, or a .jsonl.")
 CAPTURE_SITES = typer.Option("resid_post.*", "--sites", help="Site names or patterns, comma-separated.")
 CAPTURE_POSITIONS = typer.Option("all", "--positions", help="all | last:K | first:K | range:A:B | i,j,k")
-CAPTURE_MAX_TOKENS = typer.Option(None, "--max-tokens", help="Stop after this many captured positions.")
+CAPTURE_MAX_TOKENS = typer.Option(None, "--max-tokens", help="Capture this many positions in all (see --sample).")
+CAPTURE_SAMPLE = typer.Option("balanced", "--sample",
+                              help="How --max-tokens rows are chosen when the corpus holds more: 'balanced' (seeded "
+                                   "documents round-robin over categories, positions spread unless --positions "
+                                   "names them) or 'first' (the first documents).")
+CAPTURE_SAMPLE_SEED = typer.Option(0, "--sample-seed", help="Seed of the balanced sample's choice of documents.")
 CAPTURE_CTX = typer.Option(512, "--ctx", help="Tokens per document (longer documents are cut).")
 CAPTURE_BATCH_SIZE = typer.Option(None, "--batch-size", help="Documents per forward pass.")
 CAPTURE_OUT = typer.Option(..., "--out", help="Zarr store directory (re-run the same command to resume).",

@@ -14,6 +14,8 @@ from modscope.commands.common import (
     CAPTURE_MAX_TOKENS,
     CAPTURE_OUT,
     CAPTURE_POSITIONS,
+    CAPTURE_SAMPLE,
+    CAPTURE_SAMPLE_SEED,
     CAPTURE_SITES,
     JSON_OPTION,
     OUT_OPTION,
@@ -50,6 +52,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model", help="Model name (every worker loads it by this name)."),
         corpus: str = CAPTURE_CORPUS, sites: str = CAPTURE_SITES, positions: str = CAPTURE_POSITIONS,
         max_tokens: int = CAPTURE_MAX_TOKENS, ctx: int = CAPTURE_CTX, batch_size: int = CAPTURE_BATCH_SIZE,
+        sample: str = CAPTURE_SAMPLE, sample_seed: int = CAPTURE_SAMPLE_SEED,
         shards: int = typer.Option(2, "--shards", help="Disjoint document ranges captured in parallel."),
         engine: str = typer.Option("processes", "--engine", help="processes | dask | serial"),
         scheduler: str = SCHEDULER_OPTION,
@@ -64,7 +67,7 @@ def register(app: typer.Typer) -> None:
             raise ModscopeError(f"--max-tokens must be > 0, got {max_tokens}")
         store = capture_sharded(cached_model(model), corpus_mod.load(corpus), sites, out=out, shards=shards,
                                 positions=positions, max_tokens=max_tokens, ctx=ctx, batch_size=batch_size,
-                                engine=engine, scheduler=scheduler)
+                                engine=engine, scheduler=scheduler, sample=sample, seed=sample_seed)
         summary = {"store": str(out), "rows": store.n_rows, "sites": store.shapes, "shards": shards}
         if as_json:
             typer.echo(json.dumps(summary, indent=2))

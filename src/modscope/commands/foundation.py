@@ -16,6 +16,8 @@ from modscope.commands.common import (
     CAPTURE_MAX_TOKENS,
     CAPTURE_OUT,
     CAPTURE_POSITIONS,
+    CAPTURE_SAMPLE,
+    CAPTURE_SAMPLE_SEED,
     CAPTURE_SITES,
     JSON_OPTION,
     cached_model,
@@ -83,6 +85,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model", help="Model name."),
         corpus: str = CAPTURE_CORPUS, sites: str = CAPTURE_SITES, positions: str = CAPTURE_POSITIONS,
         max_tokens: int = CAPTURE_MAX_TOKENS, ctx: int = CAPTURE_CTX, batch_size: int = CAPTURE_BATCH_SIZE,
+        sample: str = CAPTURE_SAMPLE, sample_seed: int = CAPTURE_SAMPLE_SEED,
         per_category: int = typer.Option(None, "--per-category", help="Use this many documents per category."),
         out: Path = CAPTURE_OUT,
         as_json: bool = JSON_OPTION,
@@ -97,7 +100,7 @@ def register(app: typer.Typer) -> None:
         if per_category:
             texts = texts.sample(per_category)
         store = capture(cached_model(model), texts, sites, positions=positions, max_tokens=max_tokens, ctx=ctx,
-                        batch_size=batch_size, out=out)
+                        batch_size=batch_size, out=out, sample=sample, seed=sample_seed)
         summary = {"store": str(out), "rows": store.n_rows, "sites": store.shapes, "model": store.model_info["name"]}
         if as_json:
             typer.echo(json.dumps(summary, indent=2))

@@ -35,6 +35,14 @@ GRAD_STEPS = 64
 
 
 def rss_mib() -> float:
+    """Peak RSS of this process so far (MiB): VmHWM, which starts afresh at exec, unlike ru_maxrss, which keeps
+    the high-water mark of the parent that forked it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
@@ -247,7 +255,7 @@ def main() -> None:
                "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores (shared)",
                "python": platform.python_version(), "numpy": np.__version__,
                "zarr": zarr.__version__, "torch": torch.__version__, "quick": args.quick,
-               "note": "peak_mib = ru_maxrss of a fresh child process; base_mib = its RSS after imports",
+               "note": "peak_mib = VmHWM of a fresh child process; base_mib = its RSS after imports",
                "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(payload, indent=2))

@@ -45,7 +45,7 @@ def mi_rules(s: Sizes) -> list[Rule]:
     effect = f"{MI_CHANNELS} channels of ρ = {MI_RHO} ({sim.planted_mi(MI_CHANNELS, MI_RHO):.3f} nats in the core)"
     return [
         Rule("mi_p", "MI p < 0.05 (the z / p of gaussian_mi)", ALPHA,
-             lambda g, r: p_of(mi(g, r, 0)) < ALPHA, lambda g, r: p_of(mi(g, r, MI_CHANNELS)) < ALPHA, effect),
+             lambda g, r: p_of(mi(g, r, 0)) <= ALPHA, lambda g, r: p_of(mi(g, r, MI_CHANNELS)) <= ALPHA, effect),
         Rule("mi_z3", "MI z > 3 read as a normal tail (withdrawn: the verdict uses p)", ALPHA_VERDICT,
              lambda g, r: mi(g, r, 0).z > Z_VERDICT, lambda g, r: mi(g, r, MI_CHANNELS).z > Z_VERDICT, effect,
              in_verdicts=False),
@@ -82,16 +82,18 @@ def spectrum_rules(s: Sizes) -> list[Rule]:
 
 def block_rules(s: Sizes) -> list[Rule]:
     from modscope.stats.block_structure import blocks
+    from modscope.stats.covariance import Covariance
 
-    def z(regime, rng, loading) -> float:
+    def p(regime, rng, loading, with_rows) -> float:
         x = sim.block_rows(regime, s.n, s.d, rng, loading=loading)
-        shuffles = min(s.permutations, 19 if s.reps > 100 else 9)
-        return blocks(np.cov(x, rowvar=False), n_shuffles=shuffles, seed=seed_of(rng)).z
+        source = Covariance.from_batch(x)
+        return blocks(source, rows=x if with_rows else None, n_shuffles=19, seed=seed_of(rng)).p
 
-    zcut = float(norm.isf(ALPHA))
-    return [Rule("block_modularity", "block modularity z > 1.645 (p < 0.05 from z)", ALPHA,
-                 lambda g, r: z(g, r, 0.0) > zcut, lambda g, r: z(g, r, 0.7) > zcut,
-                 "2 blocks, one factor each, loading 0.7 (within-block correlation 0.33)")]
+    effect = "2 blocks, one factor each, loading 0.7 (within-block correlation 0.33)"
+    return [Rule("block_modularity", "block modularity p < 0.05, covariance only (Wishart null)", ALPHA,
+                 lambda g, r: p(g, r, 0.0, False) <= ALPHA, lambda g, r: p(g, r, 0.7, False) <= ALPHA, effect),
+            Rule("block_modularity_rows", "block modularity p < 0.05, rows given (sign-flip null)", ALPHA,
+                 lambda g, r: p(g, r, 0.0, True) <= ALPHA, lambda g, r: p(g, r, 0.7, True) <= ALPHA, effect)]
 
 
 def geometry_rules(s: Sizes) -> list[Rule]:
@@ -113,10 +115,10 @@ def geometry_rules(s: Sizes) -> list[Rule]:
 
     return [
         Rule("separation", "similarity separation p < 0.05 (label permutation)", ALPHA,
-             lambda g, r: sep(g, r, 0.0) < ALPHA, lambda g, r: sep(g, r, 1.0) < ALPHA,
+             lambda g, r: sep(g, r, 0.0) <= ALPHA, lambda g, r: sep(g, r, 1.0) <= ALPHA,
              "category mean shifted by 1 sd along one coordinate"),
         Rule("stream_dimension", "stream dimension min p_fwer < 0.05", ALPHA,
-             lambda g, r: streams(g, r, 0.0) < ALPHA, lambda g, r: streams(g, r, 1.5) < ALPHA,
+             lambda g, r: streams(g, r, 0.0) <= ALPHA, lambda g, r: streams(g, r, 1.5) <= ALPHA,
              "one dimension of one layer shifted by 1.5 sd between categories"),
     ]
 
@@ -129,7 +131,7 @@ def weight_rules(s: Sizes) -> list[Rule]:
         return clusterability(layers, k=2, n_shuffles=min(s.permutations, 39), seed=seed_of(rng)).p_value
 
     return [Rule("clusterability", "clusterability p < 0.05 (weights shuffled within layers)", ALPHA,
-                 lambda g, r: p(g, r, 1.0) < ALPHA, lambda g, r: p(g, r, 4.0) < ALPHA,
+                 lambda g, r: p(g, r, 1.0) <= ALPHA, lambda g, r: p(g, r, 4.0) <= ALPHA,
                  "2 diagonal modules with weights ×4")]
 
 

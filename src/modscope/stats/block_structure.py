@@ -1,4 +1,4 @@
-"""Block structure of a correlation matrix: spectral ordering, eigengap block count, modularity vs a shuffle null."""
+"""Block structure of a correlation matrix: spectral ordering, eigengap block count, modularity vs a null."""
 
 from __future__ import annotations
 
@@ -29,10 +29,16 @@ class BlockResult(Result):
         modularity: Newman's weighted modularity Q = (1/2m) Σ_ij (A_ij − k_i k_j / 2m) δ(c_i, c_j) of the
             partition, A = |corr| off the diagonal (Newman 2006, PNAS 103:8577). A rank-one "one big
             channel" matrix has Q ≈ 0 for every partition.
-        null_mean, null_sd: modularity of the same procedure on matrices whose off-diagonal entries were
-            shuffled (same weights, no structure).
+        null_mean, null_sd: modularity of the same procedure on null matrices (see ``null``).
         z: (modularity − null_mean) / null_sd.
-        n_shuffles: shuffles in the null.
+        p: (1 + #{null ≥ modularity}) / (1 + n_shuffles), the one-sided permutation p-value (what a verdict
+            should use: the null of a maximised modularity is skewed, so z is not a normal deviate).
+        null: which null: "sign-flip (rows)" — the centred rows with every entry's sign flipped at random, which
+            keeps every |x_ij| (heavy-tailed token norms included) and removes all correlation; "Wishart (n rows)"
+            — correlation matrices of n independent Gaussian rows, exact for Gaussian data; or "shuffled entries"
+            — the off-diagonal |corr| entries placed at random (used only when neither rows nor n are known;
+            calibration finds it too liberal when n is close to d).
+        n_shuffles: null matrices drawn.
         permuted: |corr| with rows and columns in ``order`` (for the heat map; not in JSON).
     """
 
@@ -48,6 +54,8 @@ class BlockResult(Result):
     z: float
     n_shuffles: int
     permuted: np.ndarray
+    p: float = float("nan")
+    null: str = "shuffled entries"
 
     _json_exclude = ("permuted",)
 
@@ -125,18 +133,46 @@ def shuffled_affinity(A: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out + out.T
 
 
-def blocks(cov_or_corr: Any, *, n_shuffles: int = 20, max_blocks: int | None = None, seed: int = 0) -> BlockResult:
-    """Find a block-revealing permutation of a covariance/correlation matrix and test it against a shuffle null.
+def null_affinities(kind: str, A: np.ndarray, rng: np.random.Generator, *, rows: np.ndarray | None, n: int | None):
+    """One null affinity |corr| (zero diagonal) of the kind named (see ``BlockResult.null``)."""
+    if kind == "sign-flip (rows)":
+        x = rows * (rng.integers(0, 2, size=rows.shape, dtype=np.int8) * 2 - 1)
+        C = x.T @ x  # not re-centred: the flipped rows keep the data's diagonal (see stats.spectra)
+    elif kind == "Wishart (n rows)":
+        from scipy.stats import wishart
+
+        d = A.shape[0]
+        if n - 1 >= d:  # Bartlett's construction, O(d³) whatever n
+            C = np.atleast_2d(wishart.rvs(df=n - 1, scale=np.eye(d), random_state=rng))
+        else:
+            g = rng.standard_normal((n - 1, d))
+            C = g.T @ g
+    else:
+        return shuffled_affinity(A, rng)
+    out = np.abs(correlation_of(C))
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def blocks(cov_or_corr: Any, *, n_shuffles: int = 20, max_blocks: int | None = None, seed: int = 0,
+           rows: Any = None, n: int | None = None) -> BlockResult:
+    """Find a block-revealing permutation of a covariance/correlation matrix and test it against a null.
 
     Args:
-        cov_or_corr: [d, d] covariance or correlation matrix, or a ``Covariance`` accumulator.
-        n_shuffles: shuffled matrices in the modularity null.
+        cov_or_corr: [d, d] covariance or correlation matrix, or a ``Covariance`` accumulator (its n is used).
+        n_shuffles: null matrices (19 or more for a p-value that can reach 0.05).
         max_blocks: largest block count considered (default min(20, d // 2)).
-        seed: seed of k-means and of the shuffles.
+        seed: seed of k-means and of the null.
+        rows: the rows [n, d] in memory, for the sign-flip null. n: rows behind the matrix, for the Wishart null
+            (taken from an accumulator). With neither, the shuffled-entries null (see ``BlockResult.null``).
 
     Returns:
         BlockResult.
     """
+    from modscope.stats.covariance import as_rows
+
+    if n is None and isinstance(cov_or_corr, Covariance):
+        n = cov_or_corr.n
     corr = correlation_of(cov_or_corr)
     d = corr.shape[0]
     if d < 4:
@@ -144,13 +180,20 @@ def blocks(cov_or_corr: Any, *, n_shuffles: int = 20, max_blocks: int | None = N
     max_blocks = min(max_blocks or 20, d // 2)
     if max_blocks < 2:
         raise ModscopeError(f"max_blocks must be at least 2, got {max_blocks}")
+    centred = None
+    if rows is not None:
+        centred = as_rows(np.asarray(rows)).astype(np.float64)
+        if centred.shape[1] != d:
+            raise ModscopeError(f"rows have {centred.shape[1]} columns for a {d}x{d} matrix; pass the same rows")
+        centred = centred - centred.mean(axis=0)
+    kind = "sign-flip (rows)" if centred is not None else ("Wishart (n rows)" if n and n > 2 else "shuffled entries")
     A = np.abs(corr)
     np.fill_diagonal(A, 0.0)
     labels, fiedler, k, gap, top = partition(A, max_blocks, seed)
     q = modularity(A, labels)
     rng = np.random.default_rng(seed)
     null = np.array([modularity(S, partition(S, max_blocks, seed)[0])
-                     for S in (shuffled_affinity(A, rng) for _ in range(n_shuffles))])
+                     for S in (null_affinities(kind, A, rng, rows=centred, n=n) for _ in range(n_shuffles))])
     block_rank = np.argsort([fiedler[labels == b].mean() if np.any(labels == b) else np.inf for b in range(k)])
     relabel = np.empty(k, dtype=int)
     relabel[block_rank] = np.arange(k)
@@ -160,7 +203,8 @@ def blocks(cov_or_corr: Any, *, n_shuffles: int = 20, max_blocks: int | None = N
     null_mean = float(null.mean()) if n_shuffles else float("nan")
     null_sd = float(null.std(ddof=1)) if n_shuffles > 1 else float("nan")
     z = (q - null_mean) / null_sd if n_shuffles > 1 and null_sd > 0 else float("nan")
+    p = (1.0 + float(np.sum(null >= q))) / (1.0 + n_shuffles)
     permuted = np.abs(corr)[np.ix_(order, order)]
     return BlockResult(order=order, labels=labels, n_blocks=len(sizes), block_sizes=sizes, eigengap=gap,
                        affinity_eigenvalues=top, modularity=q, null_mean=null_mean, null_sd=null_sd, z=z,
-                       n_shuffles=n_shuffles, permuted=permuted)
+                       n_shuffles=n_shuffles, permuted=permuted, p=p, null=kind)

@@ -84,11 +84,11 @@ class ModelMIResult(Result):
 
     def verdict(self) -> str:
         """One line from the numbers: how many pairs stay above their null, and the extremes."""
-        above = [r.p is not None and r.p < 0.05 for r in self.results]
+        above = [r.p is not None and r.p <= 0.05 for r in self.results]
         best = int(np.argmax([r.mi_corrected for r in self.results]))
         r = self.results[best]
         nulls = sorted({x.null for x in self.results})
-        head = f"{sum(above)}/{len(above)} pairs have MI above the {' / '.join(nulls)} null (p < 0.05)"
+        head = f"{sum(above)}/{len(above)} pairs have MI above the {' / '.join(nulls)} null (p ≤ 0.05)"
         if any(x.null.startswith("exact") for x in self.results):
             head += " — the exact Gaussian null is too narrow on heavy-tailed rows; use --permutations for a test"
         tail = (f"; largest at {self.labels[best]}: {r.mi:.3g} nats plug-in, {r.mi_corrected:.3g} corrected, "

@@ -154,7 +154,7 @@ def spectra_of_stores(store: Any, twin_store: Any | None, sites: list[str], *, b
             shuffled = shuffled_eigenvalues(st[site], standardize=standardize, seed=seed, max_rows=shuffle_rows)
             spectra.append(spectrum_of_eigenvalues(eigenvalues_of(acc, standardize), n=acc.n,
                                                    standardized=standardize, shuffle_eigenvalues=shuffled))
-        found = [blocks((accs.get(s) or covariance(st[s])).cov, n_shuffles=n_shuffles, seed=seed) for s in block_sites]
+        found = [blocks(accs.get(s) or covariance(st[s]), n_shuffles=n_shuffles, seed=seed) for s in block_sites]
         return spectra, found
 
     trained, trained_blocks = analyse(store)

@@ -162,7 +162,7 @@ def path_report(models: list, text: str, *, src: str, dst: str | None, src_pos: 
     if covariance:
         from modscope.corpus import load as load_corpus
 
-        source = load_corpus("bundled").texts
+        source = load_corpus("bundled")  # a Corpus: max_rows are drawn balanced over its categories
         alignments = [path_vs_covariance(m, text, source, src=src, dst=dst, src_pos=src_pos, dst_pos=dst_pos[0],
                                          k=cov_k, max_rows=max_rows) for m in models]
     return {"paths": paths, "alignments": alignments}
@@ -268,6 +268,9 @@ def write_report(out: Path | None, found: dict, figures_of, headline_of, title: 
     from modscope.report import write_probe
 
     headline, verdict = headline_of(found)
+    samples = [a.sample for a in found.get("alignments", []) if getattr(a, "sample", None)]
+    if samples:  # the covariance rows: what they are goes into the settings and so into the verdict
+        settings = {**settings, "rows": samples[0]}
     write_probe(out, probe="jacobian", title=title, question=QUESTION, result=to_json(found), headline=headline,
                 verdict=verdict, figures=figures_of(found), settings=settings)
 

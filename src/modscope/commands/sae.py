@@ -93,7 +93,9 @@ def register(app: typer.Typer) -> None:
 
             if logit_space:
                 raise ModscopeError("--logit-space needs the model's forward pass; drop --store")
-            sae, held = train_on_store(ActivationStore.open(store), site, cfg, progress=progress, device=target)
+            opened = ActivationStore.open(store)
+            settings["rows"] = opened.rows_description()
+            sae, held = train_on_store(opened, site, cfg, progress=progress, device=target)
             sae.save(out, format=file_format)
             report = report_for(sae, heldout=held, n_features=features)
         else:

@@ -168,7 +168,8 @@ def register(app: typer.Typer) -> None:
                               seed=seed, **engines)
         settings = {"model": model, "twin": twin, "twin_seed": twin_seed, "sites": names, "pair": pair,
                     "corpus": corpus, "max_tokens": max_tokens, "ctx": ctx, **store_settings(store, twin_store),
-                    "curve_points": curve_points, "permutations": permutations, "seed": seed}
+                    "curve_points": curve_points, "permutations": permutations, "seed": seed,
+                    "rows": main.rows_description()}
         write_mi(out, result, settings)
         emit(out, {"settings": settings, "result": result.to_json(), "verdict": result.verdict()}, as_json)
         if not as_json and out is None:
@@ -201,7 +202,8 @@ def register(app: typer.Typer) -> None:
                                    n_shuffles=n_shuffles, seed=seed, **engines)
         settings = {"model": model, "twin": twin, "sites": names, "corpus": corpus, "max_tokens": max_tokens,
                     "ctx": ctx, **store_settings(store, twin_store), "blocks": parse_csv(block_sites),
-                    "standardize": standardize, "shuffles": n_shuffles, "seed": seed}
+                    "standardize": standardize, "shuffles": n_shuffles, "seed": seed,
+                    "rows": main.rows_description()}
         write_spectrum(out, result, settings)
         emit(out, {"settings": settings, "result": result.to_json()}, as_json)
         if not as_json and out is None:
@@ -220,29 +222,36 @@ def demo_steps() -> list[DemoStep]:
     def sizes(ctx: DemoContext) -> tuple[int, int]:
         return ctx.pick((1300, 2), (4000, 5), (20000, 12))
 
-    def run_mi(ctx: DemoContext, out_dir: Path) -> None:
+    def demo_stores(ctx: DemoContext, sites: str, tokens: int):
+        """The trained model's and its twin's rows on the same balanced sample of the bundled corpus."""
+        from modscope.capture import capture
         from modscope.corpus import load as load_corpus
-        from modscope.stats.model_mi import model_mi
+
+        corpus, trained = load_corpus("bundled"), ctx.trained()
+        names = trained.select_sites(sites)
+        return (capture(trained, corpus, names, max_tokens=tokens, progress=False),
+                capture(ctx.twin(), corpus, names, max_tokens=tokens, progress=False), names)
+
+    def run_mi(ctx: DemoContext, out_dir: Path) -> None:
+        from modscope.stats.model_mi import mi_of_stores
 
         tokens, layers = sizes(ctx)
-        trained = ctx.trained()
-        sites = spread_sites(trained.n_layers, layers)
-        result = model_mi(trained, ctx.twin(), load_corpus("bundled"), sites, max_tokens=tokens,
-                          curve_points=ctx.pick(4, 6, 8), allow_identical=True)
-        write_mi(out_dir, result, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens})
+        sites = spread_sites(ctx.trained().n_layers, layers)
+        main, twin, names = demo_stores(ctx, sites, tokens)
+        result = mi_of_stores(main, twin, names, curve_points=ctx.pick(4, 6, 8), allow_identical=True)
+        write_mi(out_dir, result, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens,
+                                   "rows": main.rows_description()})
 
     def run_spectrum(ctx: DemoContext, out_dir: Path) -> None:
-        from modscope.corpus import load as load_corpus
-        from modscope.stats.model_spectra import model_spectra
+        from modscope.stats.model_spectra import spectra_of_stores
 
         tokens, layers = sizes(ctx)
-        trained = ctx.trained()
-        sites = spread_sites(trained.n_layers, layers)
+        sites = spread_sites(ctx.trained().n_layers, layers)
         deepest = sites.split(",")[-1]
-        result = model_spectra(trained, ctx.twin(), load_corpus("bundled"), sites, block_sites=[deepest],
-                               max_tokens=tokens, n_shuffles=ctx.pick(5, 10, 20))
+        main, twin, names = demo_stores(ctx, sites, tokens)
+        result = spectra_of_stores(main, twin, names, block_sites=[deepest], n_shuffles=ctx.pick(5, 10, 20))
         write_spectrum(out_dir, result, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens,
-                                         "blocks": [deepest]})
+                                         "blocks": [deepest], "rows": main.rows_description()})
 
     return [DemoStep("mi", "Gaussian MI: trained vs random-init twin", run_mi),
             DemoStep("spectrum", "Covariance spectra and block structure", run_spectrum)]

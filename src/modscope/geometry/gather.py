@@ -36,6 +36,15 @@ class Gathered:
     def categories(self) -> list[str]:
         return list(dict.fromkeys(self.labels))
 
+    def rows_description(self) -> dict:
+        """What the rows are (``capture.sampling.rows_summary``): documents per category, and one sentence."""
+        from modscope.capture.sampling import rows_summary
+
+        if "rows" in self.settings:
+            return self.settings["rows"]
+        category_of = dict(zip(self.groups, self.labels))
+        return rows_summary(list(category_of.values()), len(self.labels))
+
 
 def site_depth(name: str) -> tuple[str, float]:
     """(family, depth) of a site name: ``resid_post.3`` -> (resid_post, 3); ``head_out.3.2`` -> (head_out.h2, 3);
@@ -85,7 +94,11 @@ def gather(model, corpus, sites: str | Sequence[str], *, per_category: int = 3, 
     store = capture(model, sample, sites, positions=positions, ctx=ctx, progress=progress)
     meta = store.meta
     arrays = {site: np.asarray(store[site], dtype=np.float32) for site in store.sites}
+    from modscope.capture.sampling import rows_summary
+
+    category_of = dict(zip(meta["doc_id"], meta["category"]))
     settings = {"per_category": per_category, "positions": positions, "ctx": ctx, "seed": seed,
-                "corpus": getattr(corpus, "name", ""), "n_docs": len(sample)}
+                "corpus": getattr(corpus, "name", ""), "n_docs": len(sample),
+                "rows": rows_summary(list(category_of.values()), store.n_rows, sample="per_category", seed=seed)}
     return from_arrays(arrays, meta["category"].tolist(), groups=meta["doc_id"].tolist(),
                        positions=meta["position"].tolist(), model=model.name, settings=settings)

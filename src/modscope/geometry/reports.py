@@ -98,7 +98,8 @@ def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[s
                            "categories, layer by layer, beyond chance and beyond a random-init twin?",
                   result={s.model: s for s in studies}, headline=headline, verdict=verdict, figures_=figs,
                   tables=tables, settings={"sites": sites, "kinds": list(kinds), "per_category": per_category,
-                                           "positions": positions, "n_permutations": n_permutations, "seed": seed})
+                                           "positions": positions, "n_permutations": n_permutations, "seed": seed,
+                                           "rows": gathered.rows_description()})
 
 
 def streams_report(model, corpus, *, sites: str = "resid_post.*", dims: Sequence[int] | None = None, top: int = 6,
@@ -132,7 +133,8 @@ def streams_report(model, corpus, *, sites: str = "resid_post.*", dims: Sequence
                   result={"streams": ranking}, headline=headline, verdict=verdict,
                   figures_={"streams": figures.stream_grid(ranking)}, tables={"top_dimensions": table},
                   settings={"model": model.name, "sites": sites, "dims": dims, "per_category": per_category,
-                            "positions": positions, "n_permutations": n_permutations})
+                            "positions": positions, "n_permutations": n_permutations,
+                            "rows": gathered.rows_description()})
 
 
 def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_category: int = 3,
@@ -171,7 +173,8 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
                   result=result, headline=headline, verdict=verdict, figures_=figs,
                   tables={"cka": pd.DataFrame(within.matrix, columns=within.column_names).round(3)},
                   settings={"model": model.name, "vs": other.name if other is not None else None, "sites": sites,
-                            "per_category": per_category, "positions": positions})
+                            "per_category": per_category, "positions": positions,
+                            "rows": first.rows_description()})
 
 
 def anisotropy_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.*", per_category: int = 2,
@@ -214,4 +217,5 @@ def anisotropy_report(models: Sequence, corpus, *, sites: str = "embed,resid_pos
                   result={s.model: s for s in studies}, headline=headline, verdict=verdict, figures_=figs,
                   tables={f"mean_cosine_{s.model}": s.table().round(4) for s in studies},
                   settings={"sites": sites, "per_category": per_category, "positions": positions, "ctx": ctx,
-                            "vocab_rows": vocab_rows, "bins": bins})
+                            "vocab_rows": vocab_rows, "bins": bins,
+                            "rows": gathered.rows_description() if gathered is not None else None})

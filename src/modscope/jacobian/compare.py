@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from modscope.errors import ModscopeError
 from modscope.models.model import Model
 from modscope.report import style
 from modscope.results import Result
+
+if TYPE_CHECKING:
+    from modscope.corpus import Corpus
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class SubspaceAlignment(Result):
         jacobian_values: the Jacobian's singular values (σ, output per input unit), top first.
         covariance_values: the covariance eigenvalues (variance, squared stream units), top first.
         rows: activation rows behind the covariance.
+        sample: what those rows are (``ActivationStore.rows_description()``), when they were captured here.
     """
 
     model: str
@@ -41,6 +46,7 @@ class SubspaceAlignment(Result):
     jacobian_values: np.ndarray
     covariance_values: np.ndarray
     rows: int
+    sample: dict | None = None
 
     @property
     def z(self) -> float:
@@ -103,7 +109,7 @@ def subspace_alignment(
 
 
 def path_vs_covariance(
-    model: Model, text: str, source: Sequence[str], *, src: str = "resid_pre.0", dst: str | None = None,
+    model: Model, text: str, source: Sequence[str] | Corpus, *, src: str = "resid_pre.0", dst: str | None = None,
     src_pos: int = 0, dst_pos: int | None = None, k: int = 16, ctx: int = 256, max_rows: int = 20000,
 ) -> SubspaceAlignment:
     """Seed 000's question: are the input directions the path Jacobian amplifies the high-variance directions of
@@ -125,7 +131,12 @@ def path_vs_covariance(
     path = path_spectrum(model, text, src=src, dst=dst, src_pos=src_pos, dst_pos=dst_pos, method="exact",
                          vectors=True)
     site = model.select_sites(src)[0]
-    store = capture(model, list(source), [site], ctx=ctx, max_tokens=max_rows, progress=False)
+    from modscope.corpus import Corpus
+
+    # a Corpus keeps its categories, so max_rows rows are a balanced sample of them (not the first documents)
+    store = capture(model, source if isinstance(source, Corpus) else list(source), [site], ctx=ctx,
+                    max_tokens=max_rows, progress=False)
     cov = covariance(store[site])
-    return subspace_alignment(path.spectrum.right_vectors[:k], path.spectrum.values, cov.cov, model=model.name,
-                              rows=int(cov.n))
+    found = subspace_alignment(path.spectrum.right_vectors[:k], path.spectrum.values, cov.cov, model=model.name,
+                               rows=int(cov.n))
+    return replace(found, sample=store.rows_description())

@@ -85,7 +85,8 @@ def write_probe(
             stored as sentences under ``"headline"`` and as fields under ``"numbers"``, shown as a table by the
             run report). verdict: one line written from the numbers.
         figures: name -> matplotlib Figure; the first is the key figure of the run index.
-        tables: name -> DataFrame shown on the page. settings: the arguments of the run.
+        tables: name -> DataFrame shown on the page. settings: the arguments of the run; ``settings["rows"]``
+            (``ActivationStore.rows_description()``) says what the rows are, and the verdict ends with its sentence.
 
     Returns:
         The output directory.
@@ -96,6 +97,7 @@ def write_probe(
     for name, png in pngs.items():
         (out / f"{name}.png").write_bytes(png)
     sentences = [h.sentence() if isinstance(h, Number) else str(h) for h in headline]
+    verdict = _with_rows(verdict, (settings or {}).get("rows"))
     payload = {
         "probe": probe, "title": title, "question": question, "headline": sentences, "verdict": verdict,
         "numbers": [h.to_json() for h in headline if isinstance(h, Number)],
@@ -116,6 +118,16 @@ def write_probe(
                 f'<a href="{RESULT_FILE}">result.json</a></p>')
     (out / "index.html").write_text(page(title, "\n".join(body)))
     return out
+
+
+def _with_rows(verdict: str, rows: Any) -> str:
+    """The verdict followed by what its rows are (once), when the probe ran on captured rows."""
+    from modscope.capture.sampling import rows_note
+
+    note = rows_note(rows) if isinstance(rows, Mapping) else ""
+    if not note or rows["sentence"] in verdict:
+        return verdict
+    return f"{verdict} {note}" if verdict else note
 
 
 def page(title: str, body: str) -> str:

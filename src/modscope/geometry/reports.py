@@ -12,6 +12,7 @@ from modscope.errors import ModscopeError
 from modscope.geometry import figures
 from modscope.geometry.anisotropy import anisotropy_study, model_weights, weight_rows
 from modscope.geometry.gather import gather
+from modscope.geometry.massive import rests_on, without_massive
 from modscope.geometry.similarity import KINDS
 from modscope.geometry.streams import rank_stream_dimensions
 from modscope.geometry.study import cka_between, pca_by_site, similarity_study
@@ -54,10 +55,13 @@ def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[s
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise ModscopeError(f"unknown similarity kind(s) {unknown}; choose from {', '.join(KINDS)}")
-    studies = []
+    studies, samples = [], []
     for model in models:
         gathered = gather(model, corpus, sites, per_category=per_category, positions=positions, ctx=ctx, seed=seed)
         studies.append(similarity_study(gathered, kinds=kinds, n_permutations=n_permutations, seed=seed))
+        samples.append(gathered)
+    lean, dropped = without_massive(samples[0])  # the trained model's sample, massive coordinates dropped
+    lean_study = similarity_study(lean, kinds=kinds, n_permutations=n_permutations, seed=seed)
     kind = kinds[0]
     figs = {}
     for study in studies:
@@ -88,6 +92,12 @@ def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[s
     else:
         verdict = f"Max separation z {trained['z']:.1f} at {trained['site']} ({kind} similarity)"
     first = studies[0]
+    lean_best = lean_study.best(kind)
+    verdict += "." + rests_on(
+        dropped, f"{first.model}'s best {kind} separation is z {trained['z']:.1f} at {trained['site']}",
+        f"it is z {lean_best['z']:.1f} at {lean_best['site']}").rstrip(".")
+    headline.append(f"{first.model} without massive coordinates: best {kind} separation at {lean_best['site']}, "
+                    f"within − between = {lean_best['difference']:.3f} (z = {lean_best['z']:.1f}).")
     verdict += (f"; z against {first.n_permutations} document permutations, max over "
                 f"{plural(len(first.sites), 'site')}, on {first.n_samples:,} rows from "
                 f"{plural(len(first.categories), 'category', 'categories')} × {per_category} texts, positions "
@@ -96,7 +106,8 @@ def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[s
     return finish(out, probe="similarity", title="Similarity matrices by category",
                   question="Do texts of the same category have more similar hidden states than texts of different "
                            "categories, layer by layer, beyond chance and beyond a random-init twin?",
-                  result={s.model: s for s in studies}, headline=headline, verdict=verdict, figures_=figs,
+                  result={**{s.model: s for s in studies}, "without_massive": lean_study, "massive": dropped},
+                  headline=headline, verdict=verdict, figures_=figs,
                   tables=tables, settings={"sites": sites, "kinds": list(kinds), "per_category": per_category,
                                            "positions": positions, "n_permutations": n_permutations, "seed": seed,
                                            "rows": gathered.rows_description()})
@@ -144,8 +155,10 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
     scatter plots per site coloured by category."""
     first = gather(model, corpus, sites, per_category=per_category, positions=positions, ctx=ctx, seed=seed)
     within = cka_between(first)
-    figs = {"cka_layers": within.plot().figure}
-    result = {"within": within}
+    lean, dropped = without_massive(first)
+    within_lean = cka_between(lean)
+    figs = {"cka_layers": within.plot().figure, "cka_layers_without_massive": within_lean.plot().figure}
+    result = {"within": within, "within_without_massive": within_lean, "massive": dropped}
     headline = [f"{model.name}: mean debiased CKA between adjacent sites "
                 f"{np.nanmean(np.diag(within.matrix, 1)) if len(within.matrix) > 1 else float('nan'):.3f} "
                 "(0 = unrelated representations, 1 = same up to rotation and scale)."]
@@ -160,6 +173,12 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
                         f"{matched.max():.3f} (mean {matched.mean():.3f}).")
         verdict = (f"Matched sites of {model.name} and {other.name} have mean CKA {matched.mean():.2f}; "
                    f"adjacent sites within {model.name} {np.nanmean(np.diag(within.matrix, 1)):.2f}.")
+    ends = "first and last site" if len(within.matrix) > 1 else "a site with itself"
+    adjacent_lean = np.nanmean(np.diag(within_lean.matrix, 1)) if len(within.matrix) > 1 else float("nan")
+    verdict += rests_on(dropped, f"CKA between {ends} is {within.matrix[0, -1]:.3f}",
+                        f"it is {within_lean.matrix[0, -1]:.3f} (adjacent sites {adjacent_lean:.3f})")
+    headline.append(f"{model.name}: CKA between {ends} {within.matrix[0, -1]:.3f} with all coordinates, "
+                    f"{within_lean.matrix[0, -1]:.3f} with each site's massive coordinates dropped.")
     rows = len(first.labels)
     verdict += (f" Debiased CKA is ≈ 0 for unrelated representations (the null); over {rows:,} token rows"
                 f" ({per_category} texts per category, positions {positions}) at "
@@ -182,10 +201,11 @@ def anisotropy_report(models: Sequence, corpus, *, sites: str = "embed,resid_pos
                       seed: int = 0, out: Path | None = None, engine: str = "local",
                       scheduler: str | None = None) -> dict:
     """Seed 003 exact: all-pairs cosine histograms of W_E (W_U when untied) and of hidden states, raw vs centred."""
-    studies = []
+    studies, samples = [], []
     for model in models:
         gathered = (gather(model, corpus, sites, per_category=per_category, positions=positions, ctx=ctx, seed=seed)
                     if sites else None)
+        samples.append(gathered)
         studies.append(anisotropy_study(model_weights(model, vocab_rows=vocab_rows, seed=seed), gathered,
                                         model=model.name, tied=model.tied_embeddings, bins=bins, engine=engine,
                                         scheduler=scheduler, total_rows=weight_rows(model)))
@@ -210,11 +230,25 @@ def anisotropy_report(models: Sequence, corpus, *, sites: str = "embed,resid_pos
                f"0 ± {1 / np.sqrt(studies[0].d_model):.3f}): "
                + ("a shared offset dominates raw cosines (> 0.2), so compare centred ones." if gap > 0.2
                   else "raw cosines are not dominated by a shared offset (≤ 0.2)."))
+    result = {s.model: s for s in studies}
+    if samples[0] is not None:  # hidden states again, each site's massive coordinates dropped (rows kept)
+        lean, dropped = without_massive(samples[0])
+        lean_table = anisotropy_study({}, lean, model=studies[0].model, tied=studies[0].tied, bins=bins, engine=engine,
+                                      scheduler=scheduler).table()
+        full = first.dropna(subset=["depth"]).set_index("name")
+        top = full["mean_raw"].idxmax()
+        lean_top = lean_table.set_index("name").loc[top]
+        verdict += rests_on(dropped, f"hidden states at {top} have mean cosine {full.loc[top, 'mean_raw']:.3f} raw, "
+                            f"{full.loc[top, 'mean_centred']:.3f} centred",
+                            f"{lean_top['mean_raw']:.3f} raw, {lean_top['mean_centred']:.3f} centred")
+        headline.append(f"{studies[0].model} without massive coordinates: mean cosine at {top} "
+                        f"{lean_top['mean_raw']:.3f} raw, {lean_top['mean_centred']:.3f} centred.")
+        result.update(without_massive=lean_table.to_dict("records"), massive=dropped)
     figs = {"histograms": figures.histogram_grid(studies), "mean_cosine_vs_depth": figures.mean_cosine_curves(studies)}
     return finish(out, probe="anisotropy", title="Anisotropy of embeddings and hidden states",
                   question="Is the high cosine similarity of embeddings and hidden states meaning, or a shared "
                            "offset that mean-centring removes?",
-                  result={s.model: s for s in studies}, headline=headline, verdict=verdict, figures_=figs,
+                  result=result, headline=headline, verdict=verdict, figures_=figs,
                   tables={f"mean_cosine_{s.model}": s.table().round(4) for s in studies},
                   settings={"sites": sites, "per_category": per_category, "positions": positions, "ctx": ctx,
                             "vocab_rows": vocab_rows, "bins": bins,

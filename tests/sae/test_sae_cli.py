@@ -72,3 +72,31 @@ def test_train_from_a_store_on_disk_writes_a_page_with_reconstruction(tmp_path, 
     assert result.exit_code == 0, result.output
     page = json.loads((tmp_path / "sae" / "result.json").read_text())
     assert 0 < page["result"]["reconstruction"]["n_tokens"] <= 40
+
+
+def test_train_in_saelens_format_reports_every_baseline(tmp_path, corpus_file):
+    out = tmp_path / "sae-sl"
+    args = ["sae", "train", "--model", "tiny-llama", "--site", "mlp_out.1", "--tokens", "3e3", "--expansion", "2",
+            "--k", "4", "--batch-size", "128", "--heldout-tokens", "128", "--checkpoints", "2", "--ctx", "32",
+            "--corpus", str(corpus_file), "--features", "2", "--device", "cpu", "--format", "saelens",
+            "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "cfg.json").exists() and (out / "sae_weights.safetensors").exists()
+    page = json.loads((out / "result.json").read_text())["result"]
+    spliced, recon = page["spliced"], page["reconstruction"]
+    for key in ("clean", "spliced", "zero_ablated", "mean_ablated", "loss_recovered", "loss_recovered_mean"):
+        assert np.isfinite(spliced[key]), key
+    assert spliced["loss_recovered"] == pytest.approx(
+        (spliced["zero_ablated"] - spliced["spliced"]) / (spliced["zero_ablated"] - spliced["clean"]))
+    assert recon["dead"] + recon["dense"] <= 2 * 64 and recon["fve_zero_ablation"] <= 0
+    assert len(page["loss_curve"]["dead"]) == len(page["loss_curve"]["mse"])
+    assert load_sae(out).meta["site"] == "mlp_out.1"
+
+
+def test_unknown_device_or_format_is_a_modscope_error_naming_the_choices(tmp_path):
+    for flag, value in (("--device", "tpu"), ("--format", "pickle")):
+        result = CliRunner().invoke(app, ["sae", "train", "--model", "tiny-llama", "--site", "mlp_out.1", flag, value,
+                                          "--out", str(tmp_path / "x")])
+        assert isinstance(result.exception, ModscopeError) and value in str(result.exception)
+        assert not (tmp_path / "x").exists()

@@ -7,7 +7,8 @@ import importlib
 import typer
 
 # Order is the order of `modscope --help` and of the demo.
-MODULES = ("foundation", "stats", "jacobian", "geometry", "clusters", "weights", "training", "sae", "distributed", "demo")
+MODULES = ("foundation", "stats", "jacobian", "geometry", "clusters", "weights", "training", "grokking", "sae",
+           "distributed", "demo")
 
 
 def modules():

@@ -49,18 +49,50 @@ class ModaddRun:
     test_accuracy: np.ndarray
     grok_step: int | None
     recorder: Any = field(default=None, repr=False)
+    checkpoint_steps: np.ndarray | None = None
+    probe_index: np.ndarray | None = None
+    probe_logits: np.ndarray | None = field(default=None, repr=False)
+    embedding_snapshots: np.ndarray | None = field(default=None, repr=False)
+
+
+CHECKPOINTS_FILE = "modadd_checkpoints.npz"
+
+
+def probe_pairs(p: int, train_idx: np.ndarray, test_idx: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """A fixed seeded probe of at most ``size`` pairs, half from the train split and half from the test split."""
+    rng = np.random.default_rng(seed + 2)
+    half = size // 2
+    return np.concatenate([rng.choice(train_idx, min(half, len(train_idx)), replace=False),
+                           rng.choice(test_idx, min(size - half, len(test_idx)), replace=False)])
+
+
+def save_checkpoints(path: Path, run: ModaddRun) -> None:
+    """Write the run's checkpoints (steps, probe, probe logits, first-layer snapshots, curves) atomically."""
+    import os
+
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f".{CHECKPOINTS_FILE}.tmp"
+    with open(tmp, "wb") as handle:
+        np.savez(handle, checkpoint_steps=run.checkpoint_steps, probe_index=run.probe_index,
+                 probe_logits=run.probe_logits, embedding_snapshots=run.embedding_snapshots,
+                 train_losses=run.train_losses, test_losses=run.test_losses, train_accuracy=run.train_accuracy,
+                 test_accuracy=run.test_accuracy)
+    os.replace(tmp, path / CHECKPOINTS_FILE)
 
 
 def train_modadd(p: int = 113, steps: int = 5000, *, train_frac: float = 0.5, width: int = 256,
                  lr: float = 1e-3, weight_decay: float = 1.0, seed: int = 0,
                  recorder: bool | str | Path | None = None, every: int = 1,
-                 params: str = "all") -> ModaddRun:
+                 params: str = "all", checkpoints: int = 100, probe_size: int = 512) -> ModaddRun:
     """Full-batch AdamW on a fraction of all (a, b) pairs; test accuracy jumps long after train accuracy.
 
     Args:
         p: modulus. steps: optimizer steps. train_frac: share of the p^2 pairs trained on.
         width: hidden units. lr, weight_decay: AdamW (weight decay drives grokking; Power et al. 2022).
         recorder: None, True (RAM) or a directory (Zarr). every: record one step in ``every``.
+        checkpoints: evenly spaced checkpoints (0: none) at which the logits of a fixed probe of ``probe_size``
+            pairs (half train, half test) and the first-layer weight are kept (``run.probe_logits``,
+            ``run.embedding_snapshots``; in ``DIR/modadd_checkpoints.npz`` with a directory recorder).
     Returns:
         ModaddRun.
     """
@@ -83,7 +115,23 @@ def train_modadd(p: int = 113, steps: int = 5000, *, train_frac: float = 0.5, wi
     x_te, y_te = inputs[test_idx], labels[test_idx]
     loss_fn = torch.nn.CrossEntropyLoss()
     hist = np.zeros((4, steps))
+    probe = probe_pairs(p, train_idx, test_idx, probe_size, seed) if checkpoints > 0 else None
+    due = set(np.unique(np.linspace(0, steps, min(checkpoints, steps + 1)).round().astype(int)).tolist()) \
+        if checkpoints > 0 else set()
+    ckpt_steps, ckpt_logits, snapshots = [], [], []
+
+    def checkpoint(step: int) -> None:
+        with torch.no_grad():
+            logits = model(inputs[probe]).numpy().astype(np.float32)
+        ckpt_steps.append(step)
+        ckpt_logits.append(logits)
+        snapshots.append(model[0].weight.detach().numpy().astype(np.float32).copy())
+        if rec is not None:
+            rec.checkpoint(step=step, logits=logits)
+
     for t in range(steps):
+        if t in due:
+            checkpoint(t)
         opt.zero_grad()
         logits = model(x_tr)
         loss = loss_fn(logits, y_tr)
@@ -96,8 +144,16 @@ def train_modadd(p: int = 113, steps: int = 5000, *, train_frac: float = 0.5, wi
             hist[:, t] = (loss.item(), loss_fn(test_logits, y_te).item(),
                           (logits.argmax(-1) == y_tr).float().mean().item(),
                           (test_logits.argmax(-1) == y_te).float().mean().item())
+    if steps in due:
+        checkpoint(steps)
     if rec is not None:
         rec.close()
     grokked = np.flatnonzero(hist[3] >= 0.95)
-    return ModaddRun(model, config, hist[0], hist[1], hist[2], hist[3],
-                     int(grokked[0]) if grokked.size else None, rec)
+    run = ModaddRun(model, config, hist[0], hist[1], hist[2], hist[3], int(grokked[0]) if grokked.size else None,
+                    rec)
+    if ckpt_steps:
+        run.checkpoint_steps, run.probe_index = np.asarray(ckpt_steps), probe
+        run.probe_logits, run.embedding_snapshots = np.stack(ckpt_logits), np.stack(snapshots)
+        if recorder is not None and recorder is not True and recorder is not False:
+            save_checkpoints(Path(recorder), run)
+    return run

@@ -128,7 +128,7 @@ def weight_rules(s: Sizes) -> list[Rule]:
 
     def p(regime, rng, boost) -> float:
         layers = sim.layered_weights(regime, s.widths, rng, boost=boost)
-        return clusterability(layers, k=2, n_shuffles=min(s.permutations, 39), seed=seed_of(rng)).p_value
+        return clusterability(layers, k=2, n_shuffles=19, seed=seed_of(rng)).p_value
 
     return [Rule("clusterability", "clusterability p < 0.05 (weights shuffled within layers)", ALPHA,
                  lambda g, r: p(g, r, 1.0) <= ALPHA, lambda g, r: p(g, r, 4.0) <= ALPHA,

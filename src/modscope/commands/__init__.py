@@ -8,7 +8,7 @@ import typer
 
 # Order is the order of `modscope --help` and of the demo.
 MODULES = ("foundation", "stats", "jacobian", "geometry", "clusters", "weights", "training", "grokking", "sae",
-           "distributed", "demo")
+           "distributed", "calibrate", "demo")
 
 
 def modules():

@@ -275,9 +275,9 @@ def write_report(out: Path | None, found: dict, figures_of, headline_of, title: 
                 verdict=verdict, figures=figures_of(found), settings=settings)
 
 
-def run_demo(ctx: DemoContext, out_dir: Path) -> None:
-    """Layer-1 MLP and attention spectra at 2 and 34 tokens (attention at 34: a top-k lower bound), the exact
-    attention rank at the most tokens the size affords, MLP rank per layer, and seed 000's path question."""
+def demo_blocks(ctx: DemoContext) -> tuple[dict, int | None]:
+    """The demo's sublayer results: layer-1 MLP and attention at the size's token counts (attention at 34 tokens
+    is a top-k lower bound), the exact attention rank at the most tokens the size affords, MLP rank per layer."""
     text = default_text()
     models = [ctx.trained(), ctx.twin()]
     found = block_report(models, text, layer=1, parts=["mlp", "attn"], tokens=ctx.pick([2, 8], [2, 34], [2, 34, 128]),
@@ -291,9 +291,18 @@ def run_demo(ctx: DemoContext, out_dir: Path) -> None:
                              floor=None, residual=False, ranks=False, rank_tokens=exact_tokens)
         found["spectra"] = found["spectra"] + exact["spectra"]
         found["comparisons"] = twin_comparisons(found["spectra"])
+    return found, exact_tokens
+
+
+def run_demo(ctx: DemoContext, out_dir: Path) -> None:
+    """Layer-1 MLP and attention spectra at 2 and 34 tokens (attention at 34: a top-k lower bound), the exact
+    attention rank at the most tokens the size affords, MLP rank per layer, and seed 000's path question."""
+    found, exact_tokens = demo_blocks(ctx)
     write_report(out_dir / "jacobian_blocks", found, block_figures, block_headline,
                  "Sublayer Jacobians: where is the tight pass?",
                  {"layer": 1, "size": ctx.size, "exact_attention_tokens": exact_tokens})
+    text = default_text()
+    models = [ctx.trained(), ctx.twin()]
     last = ctx.trained().n_layers - 1
     src_pos = ctx.pick(8, 64, 100)
     paths = path_report(models, text, src="resid_pre.0", dst=f"resid_post.{last}", src_pos=src_pos,

@@ -44,6 +44,8 @@ class JacobianSpectrum(Result):
         float32_floor_rule: that rule with d stated. float32_rank: values above it. float32_rank_kind: as
             ``rank_kind``. A rank is robust where float32_rank equals rank (or the gap spans the difference).
         right_vectors: optional top input directions [k, n_in] (rows; not written to JSON).
+        rank_is_lower_bound, rank_lower_bound, rank_text, float32_rank_text (derived): whether the rank is only a
+            lower bound, the bound (None when exact), and the ranks as printed (``≥ 64``, ``≈ 300``, ``2190``).
     """
 
     values: np.ndarray
@@ -61,6 +63,10 @@ class JacobianSpectrum(Result):
     float32_rank: int = 0
     float32_rank_kind: str = "exact"
     right_vectors: np.ndarray | None = field(default=None, repr=False)
+    rank_is_lower_bound: bool = field(init=False, default=False)
+    rank_lower_bound: int | None = field(init=False, default=None)
+    rank_text: str = field(init=False, default="")
+    float32_rank_text: str = field(init=False, default="")
 
     _json_exclude = ("right_vectors",)
 
@@ -72,25 +78,12 @@ class JacobianSpectrum(Result):
     def full_size(self) -> int:
         return min(self.n_in, self.n_out)
 
-    @property
-    def rank_is_lower_bound(self) -> bool:
-        return self.rank_kind == "lower bound"
-
-    @property
-    def rank_text(self) -> str:
-        """``≥ 64`` (lower bound), ``≈ 300`` (estimate) or ``2190`` (exact)."""
-        return rank_text(self.rank, self.rank_kind)
-
-    @property
-    def float32_rank_text(self) -> str:
-        return rank_text(self.float32_rank, self.float32_rank_kind)
-
-    def to_json(self) -> dict:
-        out = super().to_json()
-        out.update(rank_is_lower_bound=self.rank_is_lower_bound,
-                   rank_lower_bound=self.rank if self.rank_is_lower_bound else None, rank_text=self.rank_text,
-                   float32_rank_text=self.float32_rank_text)
-        return out
+    def __post_init__(self) -> None:
+        # derived, but stored as fields so that every JSON (also nested in BlockSpectrum, PathSpectrum) carries them
+        object.__setattr__(self, "rank_is_lower_bound", self.rank_kind == "lower bound")
+        object.__setattr__(self, "rank_lower_bound", self.rank if self.rank_kind == "lower bound" else None)
+        object.__setattr__(self, "rank_text", rank_text(self.rank, self.rank_kind))
+        object.__setattr__(self, "float32_rank_text", rank_text(self.float32_rank, self.float32_rank_kind))
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
         """(index from 1, σ) in rank order; for slq the density's quantile curve."""

@@ -40,6 +40,8 @@ def test_top_k_rank_is_a_lower_bound_in_json_headline_legend_and_verdict():
     assert payload["rank_text"] == "≥ 5" and payload["rank_kind"] == "lower bound"
     assert payload["rank_gap"] is None  # σ_6 was never computed
     found = {"spectra": [BlockSpectrum("m", 1, "attn", False, 3, top, 0.0)], "ranks": [], "comparisons": []}
+    nested = found["spectra"][0].to_json()["spectrum"]
+    assert nested["rank_is_lower_bound"] is True and nested["rank_text"] == "≥ 5"
     lines, verdict = block_headline(found)
     assert "rank ≥ 5 of 18" in lines[0] and "lower bound" in lines[0]
     assert "loses" not in verdict and "lower bound" in verdict and "No rank deficiency" not in verdict

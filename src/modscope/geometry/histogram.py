@@ -12,8 +12,6 @@ from modscope.geometry.similarity import as_rows, centre_rows
 from modscope.report.style import TRAINED, axes
 from modscope.results import Result
 
-EXACT_FLOAT32_COUNT = 2**24
-
 
 @dataclass(frozen=True)
 class HistogramResult(Result):
@@ -105,7 +103,8 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
 
     Rows are centred (optional) and normalised once in float64, cast to float32, and the upper triangle of
     U U^T is produced block by block (``B_i @ B_j^T`` for j >= i, diagonal excluded) and streamed into fixed bins
-    with ``torch.histc``; memory is O(block^2). Mean and sd come from exact float64 identities (``pair_moments``).
+    (integer bin indices counted per block, ``block_pair_counts``); memory is O(block^2). Mean and sd come from
+    exact float64 identities (``pair_moments``).
     This replaces the 5k-row sample of seed 003 (Nanda 2023, "Mech Interp Puzzle 1").
 
     Args:
@@ -157,61 +156,94 @@ def binned_pairs(unit: torch.Tensor, bins: int, low: float, high: float, block: 
     if threads:
         torch.set_num_threads(threads)
     try:
-        parts = []
         n = len(unit)
-        size = min(block, n)
-        buffer = torch.empty(size * size, dtype=torch.float32)
+        scratch = BlockScratch(min(block, n), bins)
+        total, lowest, highest = np.zeros(bins + 2), np.inf, -np.inf
         for start_i in range(0, n, block):
             for start_j in range(start_i, n, block):
-                parts.append(block_pair_counts(unit[start_i:start_i + block], unit[start_j:start_j + block],
-                                               diagonal=start_j == start_i, bins=bins, low=low, high=high,
-                                               buffer=buffer, extremes=extremes))
-                if len(parts) > 1:
-                    parts = [merge_block_counts(parts)]
+                counts, block_low, block_high = block_pair_counts(
+                    unit[start_i:start_i + block], unit[start_j:start_j + block], diagonal=start_j == start_i,
+                    bins=bins, low=low, high=high, scratch=scratch, extremes=extremes)
+                total += counts
+                lowest, highest = min(lowest, block_low), max(highest, block_high)
     finally:
         torch.set_num_threads(previous)
-    padded, lowest, highest = merge_block_counts(parts)
     if not extremes:
         lowest = highest = float("nan")
-    return fold_edge_bins(padded), lowest, highest
+    return fold_edge_bins(total), lowest, highest
+
+
+class BlockScratch:
+    """Buffers reused by every block of one histogram: the float32 GEMM output, its integer bin indices and the
+    diagonal blocks' lower-triangle masks (so no block-sized array is allocated per block)."""
+
+    def __init__(self, size: int, bins: int):
+        # bin indices 0 .. bins + 4 (see block_pair_counts); the narrowest integer type makes the cast and the
+        # count memory-light: uint8 for the default 200 bins
+        self.index_dtype = torch.uint8 if bins + 4 <= 255 else torch.int16 if bins + 4 <= 2**15 - 1 else torch.int32
+        self.values = torch.empty(size * size, dtype=torch.float32)
+        self.indices = torch.empty(size * size, dtype=self.index_dtype)
+        self._masks: dict[int, torch.Tensor] = {}
+
+    def views(self, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.values.numel() < rows * cols:
+            self.values = torch.empty(rows * cols, dtype=torch.float32)
+            self.indices = torch.empty(rows * cols, dtype=self.index_dtype)
+        return (self.values[:rows * cols].view(rows, cols), self.indices[:rows * cols].view(rows, cols))
+
+    def lower_triangle(self, size: int) -> torch.Tensor:
+        """[size, size] mask of j <= i (the diagonal and the pairs already counted as (j, i))."""
+        if size not in self._masks:
+            self._masks[size] = torch.ones(size, size, dtype=torch.bool).tril()
+        return self._masks[size]
 
 
 def block_pair_counts(rows_i: torch.Tensor, rows_j: torch.Tensor, *, diagonal: bool, bins: int, low: float,
-                      high: float, buffer: torch.Tensor | None = None, extremes: bool = True
+                      high: float, scratch: BlockScratch | None = None, extremes: bool = True
                       ) -> tuple[np.ndarray, float, float]:
     """The per-block kernel: counts of the cosines ``rows_i @ rows_j^T`` (strict upper triangle when ``diagonal``).
+
+    The GEMM writes the fractional bin position p = (c - (low - 2w)) / w of every cosine c (w = bin width) straight
+    into a reused float32 buffer (``addmm`` with alpha = 1/w and a constant: no extra pass); truncation to a
+    reused uint8/int16 buffer gives the bin index and ``torch.bincount`` counts it. Index layout: 0 below the range
+    (discarded), 1 and bins + 2 the catch bins one width past each end (float32 rounding of +-1), 2 .. bins + 1
+    the bins, bins + 3 above the range (discarded), bins + 4 the lower triangle of a diagonal block (discarded).
 
     Returns:
         (float64 counts over ``bins + 2`` padded bins, the outer two catching float32 rounding just past the
         range; smallest cosine; largest cosine — +inf/-inf when ``extremes`` is False). Partial results of
-        disjoint block pairs merge exactly
-        (``merge_block_counts``).
+        disjoint block pairs merge exactly (``merge_block_counts``).
     """
     width = (high - low) / bins
-    padded = torch.zeros(bins + 2, dtype=torch.float64)
+    scale, shift = 1.0 / width, 2.0 - low / width  # p = c * scale + shift
     lowest, highest = np.inf, -np.inf
-    size = len(rows_i) * len(rows_j)
-    if buffer is None or buffer.numel() < size:
-        buffer = torch.empty(size, dtype=torch.float32)
+    rows, cols = len(rows_i), len(rows_j)
+    if diagonal and rows < 2:
+        return np.zeros(bins + 2), lowest, highest
+    scratch = scratch or BlockScratch(max(rows, cols), bins)
+    positions, indices = scratch.views(rows, cols)
+    # |u_i . u_j| <= 1 + (d + 4) eps32 for float32 unit rows: when the catch bins cover that, no index can leave
+    # 0 .. bins + 3 and the clamp pass is skipped
+    bound = 1.0 + (rows_i.shape[1] + 4) * 2.0**-23
+    inside = low - width <= -bound and high + width >= bound
     with torch.inference_mode():
-        cosines = buffer[:size].view(len(rows_i), len(rows_j))
-        torch.mm(rows_i, rows_j.T, out=cosines)
-        if diagonal:
-            if len(rows_i) < 2:
-                return padded.numpy(), lowest, highest
-            mask = torch.ones(len(rows_i), len(rows_j), dtype=torch.bool).tril()
-            if extremes:
-                highest = float(cosines.masked_fill(mask, -np.inf).max())
-            cosines.masked_fill_(mask, np.inf)
-            if extremes:
-                lowest = float(cosines.min())
+        torch.addmm(torch.tensor(shift, dtype=torch.float32), rows_i, rows_j.T, alpha=scale, out=positions)
+        mask = scratch.lower_triangle(rows) if diagonal else None
+        if extremes and diagonal:
+            highest = float(positions.masked_fill(mask, -np.inf).max())
+            lowest = float(positions.masked_fill(mask, np.inf).min())
         elif extremes:  # a whole extra pass over the block, so only on request
-            block_min, block_max = torch.aminmax(cosines)
+            block_min, block_max = torch.aminmax(positions)
             lowest, highest = float(block_min), float(block_max)
-        # histc counts in float32, exact only up to 2^24 per call
-        for part in cosines.split(max(1, EXACT_FLOAT32_COUNT // len(rows_j))):
-            padded += torch.histc(part, bins + 2, low - width, high + width).double()
-    return padded.numpy(), lowest, highest
+        if not inside:
+            positions.clamp_(0.0, bins + 3.0)
+        indices.copy_(positions)  # truncation = floor for p >= 0
+        if diagonal:
+            indices.masked_fill_(mask, bins + 4)
+        counts = torch.bincount(indices.view(-1), minlength=bins + 5)
+    if extremes:
+        lowest, highest = (lowest - shift) * width, (highest - shift) * width
+    return counts[1:bins + 3].double().numpy(), lowest, highest
 
 
 def merge_block_counts(parts) -> tuple[np.ndarray, float, float]:

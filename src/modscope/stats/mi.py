@@ -30,6 +30,8 @@ from modscope.stats.null import (
 from modscope.stats.subspace import DEFAULT_RANK_TOL, Subspace, subspace
 
 LN2 = math.log(2.0)
+# Whitened rows of an on-disk permutation null are held in memory up to this size, else streamed per permutation.
+PERMUTATION_MEMORY_BYTES = 256 * 2**20
 # 1 − ρ² is floored here so that an exact copy gives a large finite MI instead of inf.
 MIN_ONE_MINUS_RHO2 = 1e-15
 
@@ -162,16 +164,17 @@ def copula_normal(rows: np.ndarray) -> np.ndarray:
 
 def permutation_null(X: Any, Y: Any, joint: Covariance, dx: int, *, permutations: int, seed: int = 0,
                      rank_tol: float = DEFAULT_RANK_TOL, groups: np.ndarray | None = None,
-                     block_rows: int = 512) -> np.ndarray:
+                     block_rows: int = 512, memory_bytes: int = PERMUTATION_MEMORY_BYTES) -> np.ndarray:
     """Plug-in MI after pairing X with shuffled Y, ``permutations`` times (nats).
 
     In-memory arrays: rows of Y are shuffled, or whole documents when ``groups`` (a document id per row,
     documents contiguous) is given. Σx and Σy do not change under a shuffle, so both sides are whitened once and
     each permutation costs one [rank_x, rank_y] cross-product and its singular values.
 
-    On-disk arrays (Zarr): memory stays O(block · d) — blocks of X (documents, or ``block_rows`` rows without
-    ``groups``) are read one at a time and paired with a Y block of the same length drawn by the permutation;
-    each permutation reads Y once more, so the cost is ``permutations`` passes over Y.
+    On-disk arrays (Zarr): whole blocks are exchanged — documents, or ``block_rows`` rows without ``groups``.
+    When the whitened projections (n · (rank_x + rank_y) float64) fit in ``memory_bytes`` they are read once,
+    block by block; otherwise memory stays O(block · d): X blocks are read one at a time and paired with a Y
+    block of the same length drawn by the permutation, so each permutation is one more pass over Y.
     """
     cov = joint.cov
     sx, sy = subspace(cov[:dx, :dx], tol=rank_tol), subspace(cov[dx:, dx:], tol=rank_tol)
@@ -185,18 +188,23 @@ def permutation_null(X: Any, Y: Any, joint: Covariance, dx: int, *, permutations
     else:
         blocks = None
     out = np.empty(permutations)
-    if isinstance(X, np.ndarray) and isinstance(Y, np.ndarray):
-        wx = (as_rows(X).astype(np.float64) - mean[:dx]) @ sx.whitener
-        wy = (as_rows(Y).astype(np.float64) - mean[dx:]) @ sy.whitener
+
+    def whitened(source, lo, hi, centre, whitener):
+        return (as_rows(np.asarray(source[lo:hi])).astype(np.float64) - centre) @ whitener
+
+    in_memory = isinstance(X, np.ndarray) and isinstance(Y, np.ndarray)
+    if in_memory or n * (sx.rank + sy.rank) * 8 <= memory_bytes:
+        if in_memory:
+            wx = (as_rows(X).astype(np.float64) - mean[:dx]) @ sx.whitener
+            wy = (as_rows(Y).astype(np.float64) - mean[dx:]) @ sy.whitener
+        else:  # on disk but the whitened projections fit the budget: read once, block by block
+            wx = np.concatenate([whitened(X, lo, hi, mean[:dx], sx.whitener) for lo, hi in blocks])
+            wy = np.concatenate([whitened(Y, lo, hi, mean[dx:], sy.whitener) for lo, hi in blocks])
         for k in range(permutations):
             order = (rng.permutation(n) if blocks is None
                      else rows_of_block_permutation(blocks, block_permutation(blocks, rng)))
             out[k] = mi_from_rho(np.clip(np.linalg.svd(wx.T @ wy[order] / (n - 1), compute_uv=False), 0.0, 1.0))
         return out
-
-    def whitened(source, lo, hi, centre, whitener):
-        return (as_rows(np.asarray(source[lo:hi])).astype(np.float64) - centre) @ whitener
-
     for k in range(permutations):
         target = block_permutation(blocks, rng)
         cross = np.zeros((sx.rank, sy.rank))

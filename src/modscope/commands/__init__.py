@@ -7,8 +7,8 @@ import importlib
 import typer
 
 # Order is the order of `modscope --help` and of the demo.
-MODULES = ("foundation", "stats", "jacobian", "geometry", "clusters", "weights", "training", "grokking", "sae",
-           "distributed", "calibrate", "demo")
+MODULES = ("foundation", "stats", "jacobian", "geometry", "clusters", "weights", "training", "grokking",
+           "memorization", "sae", "distributed", "calibrate", "demo")
 
 
 def modules():

@@ -211,7 +211,8 @@ def site_clusters(states: np.ndarray, *, site: str = "site", positions: np.ndarr
     _, _, vt = np.linalg.svd(centred[rng.choice(n, min(n, 4 * max_rows), replace=False)], full_matrices=False)
     projected = centred @ vt[:pca_dims].T
     sub = np.sort(rng.choice(n, min(n, max_rows), replace=False))
-    gauss = rng.multivariate_normal(np.zeros(projected.shape[1]), np.cov(projected[sub].T), size=len(sub))
+    values, vectors = np.linalg.eigh(np.atleast_2d(np.cov(projected[sub].T)))
+    gauss = rng.normal(size=(len(sub), len(values))) * np.sqrt(np.clip(values, 0, None)) @ vectors.T
     null_ks = range(2, max(2, min(max_k, len(sub) - 1)) + 1)
     null = max(silhouette(gauss, kmeans(gauss, j, seed=seed)[0]) for j in null_ks)
     k, silhouettes, sub_assign = choose_k(projected[sub], max_k=max_k, seed=seed,

@@ -170,14 +170,15 @@ def singular_values(
     if method == "lanczos" and (k is None or k >= n):
         raise ModscopeError(f"lanczos finds the top k < {n} values: pass k, or use method='exact' or 'slq'")
     if method == "exact":
-        jac = jacobian_matrix(fn, x0, dtype=dtype, chunk_size=4096)
+        jac = jacobian_matrix(fn, x0, dtype=dtype, chunk_size=4096).numpy()
+        # the SVD, not building J, is the cost of the exact path: LAPACK gesdd through numpy, as in the token-wise
+        # path below (torch's CPU svdvals was the slower of the two on (T·d)² attention Jacobians)
         if vectors:
-            _, sigma, vh = torch.linalg.svd(jac, full_matrices=False)
-            right = vh[:k].numpy()
+            _, sigma, vh = np.linalg.svd(jac, full_matrices=False)
+            right = vh[:k].copy()
         else:
-            sigma, right = torch.linalg.svdvals(jac), None
-        full = spectrum_from_values(sigma.numpy(), "exact", n_in, n_out, floor=floor, right_vectors=right,
-                                    width=width)
+            sigma, right = np.linalg.svd(jac, compute_uv=False), None
+        full = spectrum_from_values(sigma, "exact", n_in, n_out, floor=floor, right_vectors=right, width=width)
         return full if k is None else truncate(full, k)
     op = operator(fn, x0, dtype=dtype)
     if method == "lanczos":

@@ -12,7 +12,7 @@ from modscope.errors import ModscopeError
 from modscope.results import Result
 from modscope.stats.block_structure import BlockResult, blocks
 from modscope.stats.covariance import DEFAULT_ROWS, as_rows, covariance
-from modscope.stats.spectra import SpectrumResult, eigenvalues_of, spectrum, spectrum_of_eigenvalues
+from modscope.stats.spectra import SpectrumResult, eigenvalues_of, site_nulls, spectrum, spectrum_of_eigenvalues
 
 # rows held for the column-shuffle null (the default capture of 20000 tokens uses them all)
 SHUFFLE_ROWS = 32768
@@ -152,8 +152,11 @@ def spectra_of_stores(store: Any, twin_store: Any | None, sites: list[str], *, b
             if acc.n < 2:
                 raise ModscopeError(f"a spectrum needs at least 2 rows, got {acc.n}")
             shuffled = shuffled_eigenvalues(st[site], standardize=standardize, seed=seed, max_rows=shuffle_rows)
+            null, found, null_name = site_nulls(st[site], seed=seed)  # Horn's null and massive activations
             spectra.append(spectrum_of_eigenvalues(eigenvalues_of(acc, standardize), n=acc.n,
-                                                   standardized=standardize, shuffle_eigenvalues=shuffled))
+                                                   standardized=standardize, shuffle_eigenvalues=shuffled,
+                                                   null_eigenvalues=null, null_name=null_name, massive=found,
+                                                   correlation_eigenvalues=eigenvalues_of(acc, True)))
         found = [blocks(accs.get(s) or covariance(st[s]), n_shuffles=n_shuffles, seed=seed) for s in block_sites]
         return spectra, found
 

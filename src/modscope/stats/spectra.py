@@ -265,3 +265,38 @@ def spectrum(X_or_cov: Any, *, standardize: bool = False, shuffle: bool = True, 
                                    null_name=f"sign-flip of the correlation matrix (Horn, {n_shuffles} shuffles)",
                                    correlation_eigenvalues=None if standardize else eigenvalues_of(acc, True),
                                    massive=found)
+
+
+HORN_ROWS = 2000  # rows of the sign-flip null for on-disk sites (fewer rows than the data: a conservative null)
+
+
+def site_nulls(array: Any, *, n_shuffles: int = 19, seed: int = 0, max_rows: int = HORN_ROWS,
+               rows: int = 8192) -> tuple[np.ndarray, Any, str]:
+    """Horn's sign-flip null and the massive-activation scan of an on-disk site, in one pass of ``rows`` batches.
+
+    The null uses a uniform random subset of at most ``max_rows`` rows (memory O(max_rows · d)); with fewer rows
+    than the data its spectra are wider, so ``n_above_null`` can only be conservative.
+
+    Returns:
+        (null correlation spectra [n_shuffles, d], MassiveActivations, null name).
+    """
+    from modscope.stats.massive import find_massive_streaming
+
+    total = int(array.shape[0])
+    rng = np.random.default_rng([seed, 7])
+    keep = np.sort(rng.choice(total, size=min(max_rows, total), replace=False))
+    parts = []
+
+    def batches():
+        for start in range(0, total, rows):
+            block = as_rows(np.asarray(array[start:start + rows]))
+            local = keep[(keep >= start) & (keep < start + rows)] - start
+            if local.size:
+                parts.append(block[local])
+            yield block
+
+    found = find_massive_streaming(batches())
+    sample = np.concatenate(parts)
+    null = sign_flip_spectra(sample, standardize=True, n_shuffles=n_shuffles, seed=seed + 1)
+    subset = f", {len(sample)} of {total} rows: conservative" if len(sample) < total else ""
+    return null, found, f"sign-flip of the correlation matrix (Horn, {n_shuffles} shuffles{subset})"

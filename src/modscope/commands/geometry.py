@@ -98,18 +98,22 @@ def register(app: typer.Typer) -> None:
         sites: str = typer.Option("resid_post.*", "--sites", help="Sites to compare."),
         vs: str = typer.Option("none", "--vs", help="'none', 'random' (the twin) or another model (same tokenizer)."),
         pca_k: int = typer.Option(2, "--pca", help="Principal components per site."),
+        embed: str = typer.Option("pca", "--embed", help="Scatter plots: 'pca', 'phate' or 'pca,phate' (PHATE needs "
+                                  "the optional extra: pip install 'modscope[phate]')."),
         seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
         """Layer x layer (and model x model) debiased linear CKA, and PCA scatter plots per site.
 
         Memory: the gathered sample (n x d per site) plus O(d^2) per site pair for CKA (feature space, no n x n Gram).
         """
+        from modscope.geometry.phate_embed import parse_embed
         from modscope.geometry.reports import cka_report
 
         positive(pca_k, "--pca")
+        embeddings = parse_embed(embed)
         other = None if vs.lower() == "none" else cached_model(twin_name(model, vs))
         payload = cka_report(cached_model(model), other, load_corpus(corpus), sites=sites, per_category=per_category,
-                             positions=positions, ctx=ctx, pca_k=pca_k, seed=seed, out=out)
+                             positions=positions, ctx=ctx, pca_k=pca_k, seed=seed, out=out, embed=embeddings)
         emit(out, payload, as_json)
 
     @app.command("anisotropy")

@@ -150,7 +150,7 @@ def streams_report(model, corpus, *, sites: str = "resid_post.*", dims: Sequence
 
 def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_category: int = 3,
                positions: str = "last:10", ctx: int = 512, pca_k: int = 2, seed: int = 0,
-               out: Path | None = None) -> dict:
+               out: Path | None = None, embed: Sequence[str] = ("pca",)) -> dict:
     """Layer x layer debiased linear CKA of one model, against another model (same tokenizer) when given, and PCA
     scatter plots per site coloured by category."""
     first = gather(model, corpus, sites, per_category=per_category, positions=positions, ctx=ctx, seed=seed)
@@ -186,6 +186,14 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
     pcas = pca_by_site(first, k=pca_k)
     figs["pca"] = figures.pca_grid(pcas)
     result["pca"] = {site: p for site, p in pcas.items()}
+    if "phate" in embed:  # seed 001: PHATE next to PCA, same category colours (and the other model's, if given)
+        from modscope.geometry.phate_embed import phate_embedding, phate_grid
+
+        samples = [first] + ([second] if other is not None else [])
+        phates = [phate_embedding(g.arrays[s], g.labels, site=s, model=g.model, seed=seed) for g in samples
+                  for s in g.sites]
+        figs["phate"] = phate_grid(phates)
+        result["phate"] = {f"{p.model}:{p.site}": p for p in phates}
     return finish(out, probe="cka", title="CKA and PCA of hidden states",
                   question="How similar are representations across layers (and across models), and how do the "
                            "categories sit in the top principal components?",

@@ -7,6 +7,7 @@ import pytest
 from modscope.commands.common import cached_model
 from modscope.corpus import load as load_corpus
 from modscope.geometry.anisotropy import anisotropy_study, model_weights, weight_rows
+from modscope.geometry.figures import histogram_grid
 from modscope.geometry.reports import anisotropy_report, streams_report
 from modscope.report.numbers import plural
 
@@ -34,12 +35,19 @@ def tiny():
     return cached_model("tiny-gpt2")
 
 
+def study_of(model, rows):
+    return anisotropy_study(model_weights(model, vocab_rows=rows), None, model=model.name,
+                            tied=model.tied_embeddings, bins=20, total_rows=weight_rows(model))
+
+
 def test_anisotropy_headline_names_the_sampled_subset_of_rows(tiny):
     total = weight_rows(tiny)["W_E"]
     sampled = anisotropy_report([tiny], None, sites="", vocab_rows=40)
     we = sampled["headline"][0]
     assert f"all pairs of a seeded sample of 40 of {total:,} rows (a subset)" in we
     assert f"({40 * 39 // 2:,} pairs)" in we
+    titles = [ax.get_title() for ax in histogram_grid([study_of(tiny, 40)]).axes]
+    assert f"W_E (sample of 40 of {total:,} rows)" in titles[0]
     whole = anisotropy_report([tiny], None, sites="")["headline"][0]
     assert f"all pairs of all {total:,} rows" in whole and "subset" not in whole
 

@@ -116,7 +116,9 @@ def histogram_grid(studies: Sequence, *, names: Sequence[str] | None = None, col
         colour = model_colour(study.model)
         pair["raw"].plot(ax, color=colour, label=f"raw: mean {pair['raw'].mean:.2f}")
         pair["centred"].plot(ax, color="#555555", label=f"centred: mean {pair['centred'].mean:.2f}")
-        ax.set_title(f"{study.model}: {name}", fontsize=7)
+        n_rows, total = pair["raw"].n_rows, getattr(study, "total_rows", {}).get(name)
+        subset = f" (sample of {n_rows:,} of {total:,} rows)" if total and n_rows < total else ""
+        ax.set_title(f"{study.model}: {name}{subset}", fontsize=7)
     return fig
 
 

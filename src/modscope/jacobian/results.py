@@ -103,7 +103,11 @@ class LayerRanks(Result):
     def plot(self, ax=None, *, color: str | None = None):
         ax = style.axes(ax)
         colour = color or style.model_colour(self.model)
-        ax.plot(self.layers, self.ranks / self.size, "o-", color=colour, label=f"{self.model}: rank / {self.size}")
+        ax.plot(self.layers, self.ranks / self.size, "o-", color=colour,
+                label=f"{self.model}: {self.rank_prefix}rank / {self.size}")
+        if self.float32_ranks is not None:
+            ax.plot(self.layers, self.float32_ranks / self.size, ".:", color=colour, alpha=0.8,
+                    label="above the float32 threshold")
         ax.plot(self.layers, self.effective_rank / self.size, "s--", color=colour, alpha=0.6,
                 label="effective rank / size")
         ax.axhline(1.0, color=style.NULL, ls=":", lw=1)

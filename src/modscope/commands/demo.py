@@ -24,7 +24,7 @@ SIZES = ("quick", "default", "full")
 ESTIMATE_S: dict[str, tuple[float, float, float]] = {
     "loss": (10, 20, 60), "mi": (15, 90, 400), "spectrum": (15, 90, 400), "similarity": (15, 60, 300),
     "anisotropy": (10, 40, 200), "streams": (10, 40, 200), "clusterability": (15, 60, 300), "sae": (20, 120, 600),
-    "jacobian": (20, 90, 400), "gradients": (20, 90, 400), "calibration": (120, 240, 900),
+    "jacobian": (20, 120, 800), "gradients": (20, 90, 400), "calibration": (120, 240, 900),
 }
 FALLBACK_S = (20.0, 90.0, 400.0)
 

@@ -89,8 +89,9 @@ def write_mi(out: Path | None, result, settings: dict) -> None:
         return
     from modscope.report import write_probe
 
-    headline = [f"{label}: MI {r.mi:.3g} nats (corrected {r.mi_corrected:.3g}) vs independence null "
-                f"{r.null_mean:.3g} ± {r.null_sd:.2g}, z = {r.z:.1f}, dims {r.rank_x}×{r.rank_y}, n = {r.n}"
+    headline = [f"{label}: MI {r.mi:.3g} nats (corrected {r.mi_corrected:.3g}) vs {r.null} null "
+                f"{r.null_mean:.3g} ± {r.null_sd:.2g}, z = {r.z:.1f}, p = {r.p:.3g}, dims {r.rank_x}×{r.rank_y}, "
+                f"n = {r.n}"
                 for label, r in zip(result.labels, result.results, strict=True)][:12]
     figures = {"mi_per_site": result.plot().figure}
     curves = result.plot_curves()
@@ -99,6 +100,32 @@ def write_mi(out: Path | None, result, settings: dict) -> None:
     write_probe(out, probe="mi", title=f"Gaussian MI: {result.model_x} vs {result.model_y}", question=MI_QUESTION,
                 result=result, headline=headline, verdict=result.verdict(), figures=figures,
                 tables={"mi": result.table()}, settings=settings)
+
+
+def spectrum_verdict(result) -> str:
+    """The deepest site's channel count, read off the correlation spectrum so that no single coordinate's variance
+    (a massive activation) can pass for "one big channel"."""
+    last = result.trained[-1]
+    pr = last.correlation_participation_ratio if last.correlation_participation_ratio is not None \
+        else last.participation_ratio
+    which = "correlation" if last.correlation_participation_ratio is not None else "covariance"
+    shape = "a few big channels" if pr < 0.05 * last.d else "many medium channels"
+    verdict = (f"Deepest site {result.sites[-1]}: participation ratio of the {which} spectrum {pr:.1f} of {last.d} "
+               f"({last.n_above_null if last.n_above_null is not None else 'untested:'} directions above the "
+               f"{last.null_name or 'no'} null): {shape}")
+    massive = last.massive is not None and last.massive.found
+    if which == "correlation" and last.top1_share > 0.5:
+        source = "the massive coordinates' variance" if massive else "unequal column variances"
+        verdict += (f"; the covariance spectrum's top-1 share {last.top1_share:.0%} "
+                    f"(PR {last.participation_ratio:.1f}) is {source}, not a channel between coordinates "
+                    f"(correlation top-1 share {last.correlation_top1_share:.0%})")
+    if massive:
+        verdict += f"; {last.massive.describe()}"
+    if result.twin_spectra:
+        twin = result.twin_spectra[-1]
+        twin_pr = twin.correlation_participation_ratio or twin.participation_ratio
+        verdict += f"; twin {which} participation ratio {twin_pr:.1f}"
+    return verdict + "."
 
 
 def write_spectrum(out: Path | None, result, settings: dict) -> None:
@@ -110,26 +137,17 @@ def write_spectrum(out: Path | None, result, settings: dict) -> None:
     for who, spectra in ((result.model, result.trained), (result.twin, result.twin_spectra)):
         for site, s in list(zip(result.sites, spectra, strict=False))[-3:]:
             headline.append(f"{who} {site}: participation ratio {s.participation_ratio:.1f} of {s.d} "
-                            f"(column-shuffled null {s.shuffle_participation_ratio:.1f}), top-1 share "
-                            f"{s.top1_share:.1%}, {s.n_above_shuffle} directions above the shuffled null")
+                            f"(correlation spectrum {s.correlation_participation_ratio or float('nan'):.1f}), "
+                            f"top-1 share {s.top1_share:.1%}, {s.n_above_null} directions above the "
+                            f"{s.null_name or 'no'} null" + (f"; {s.massive.describe()}" if s.massive else ""))
     for site, b in zip(result.block_sites, result.blocks, strict=True):
-        headline.append(f"{result.model} {site}: {b.n_blocks} blocks, modularity {b.modularity:.3f} vs shuffled "
-                        f"{b.null_mean:.3f} ± {b.null_sd:.3f} (z = {b.z:.1f})")
+        headline.append(f"{result.model} {site}: {b.n_blocks} blocks, modularity {b.modularity:.3f} vs {b.null} null "
+                        f"{b.null_mean:.3f} ± {b.null_sd:.3f} (z = {b.z:.1f}, p = {b.p:.3g})")
     figures = {"spectra": result.plot().figure, "metrics": result.plot_metrics()}
     for who, found in (("trained", result.blocks), ("twin", result.twin_blocks)):
         for site, b in zip(result.block_sites, found, strict=True):
             figures[f"blocks_{who}_{site}"] = b.plot(title=f"{who} {site}: z={b.z:.1f}").figure
-    last = result.trained[-1]
-    shape = "a few big channels" if last.participation_ratio < 0.05 * last.d else "many medium channels"
-    verdict = (f"Deepest site {result.sites[-1]}: participation ratio {last.participation_ratio:.1f} of {last.d} "
-               f"(shuffled null {last.shuffle_participation_ratio or float('nan'):.1f}), top-1 share "
-               f"{last.top1_share:.0%}, {last.n_above_shuffle} directions above the column-shuffled null: {shape}")
-    if result.twin_spectra:
-        twin_last = result.twin_spectra[-1]
-        verdict += f"; twin participation ratio {twin_last.participation_ratio:.1f}"
-    if last.top1_share > 0.5 and not last.standardized:
-        verdict += " (one coordinate dominates the variance; --standardize shows the correlation structure)"
-    verdict += "."
+    verdict = spectrum_verdict(result)
     write_probe(out, probe="spectrum", title=f"Covariance spectra: {result.model}", question=SPECTRUM_QUESTION,
                 result=result, headline=headline, verdict=verdict, figures=figures,
                 tables={"spectra": result.table()}, settings=settings)
@@ -238,7 +256,8 @@ def demo_steps() -> list[DemoStep]:
         tokens, layers = sizes(ctx)
         sites = spread_sites(ctx.trained().n_layers, layers)
         main, twin, names = demo_stores(ctx, sites, tokens)
-        result = mi_of_stores(main, twin, names, curve_points=ctx.pick(4, 6, 8), allow_identical=True)
+        result = mi_of_stores(main, twin, names, curve_points=ctx.pick(4, 6, 8), permutations=ctx.pick(19, 39, 99),
+                              allow_identical=True)
         write_mi(out_dir, result, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens,
                                    "rows": main.rows_description()})
 

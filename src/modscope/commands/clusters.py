@@ -45,7 +45,8 @@ def demo_clusters(ctx: DemoContext, out: Path) -> None:
     from modscope.geometry.cluster_report import clusters_report
 
     clusters_report([ctx.trained(), ctx.twin()], load_corpus("bundled"),
-                    sites=ctx.pick("embed,resid_post.-1", "embed,resid_post.*", "embed,resid_post.*"),
+                    sites=ctx.pick("embed,resid_post.-1", "embed,resid_post.0,resid_post.7,resid_post.14,"
+                                   "resid_post.21,resid_post.-1", "embed,resid_post.*"),
                     per_category=ctx.pick(1, 1, 3), ctx=ctx.pick(64, 96, 256), out=out)
 
 

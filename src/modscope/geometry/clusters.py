@@ -20,6 +20,12 @@ def sq_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return np.maximum((points ** 2).sum(1)[:, None] - 2 * points @ centres.T + (centres ** 2).sum(1)[None], 0.0)
 
 
+def principal_axes(centred: np.ndarray, k: int) -> np.ndarray:
+    """[d, k] top eigenvectors of the float64 covariance X^T X of centred rows (the top principal axes)."""
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    return vectors[:, ::-1][:, :min(k, centred.shape[1])]
+
+
 def kmeans(points: np.ndarray, k: int, *, seed: int = 0, restarts: int = 4, iterations: int = 100
            ) -> tuple[np.ndarray, np.ndarray, float]:
     """Lloyd's k-means with k-means++ seeding, best of ``restarts`` by inertia.
@@ -208,8 +214,7 @@ def site_clusters(states: np.ndarray, *, site: str = "site", positions: np.ndarr
     n = len(x)
     rng = np.random.default_rng(seed)
     centred = x - x.mean(0)
-    _, _, vt = np.linalg.svd(centred[rng.choice(n, min(n, 4 * max_rows), replace=False)], full_matrices=False)
-    projected = centred @ vt[:pca_dims].T
+    projected = centred @ principal_axes(centred[rng.choice(n, min(n, 4 * max_rows), replace=False)], pca_dims)
     sub = np.sort(rng.choice(n, min(n, max_rows), replace=False))
     values, vectors = np.linalg.eigh(np.atleast_2d(np.cov(projected[sub].T)))
     gauss = rng.normal(size=(len(sub), len(values))) * np.sqrt(np.clip(values, 0, None)) @ vectors.T
@@ -308,8 +313,7 @@ def scatter(states: np.ndarray, assign: np.ndarray, ax=None, *, title: str = "")
     ax = axes(ax)
     x = np.asarray(states, dtype=np.float64)
     centred = x - x.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    pcs = centred @ vt[:2].T
+    pcs = centred @ principal_axes(centred, 2)
     ax.scatter(pcs[:, 0], pcs[:, 1], c=assign, cmap=CATEGORY_CMAP, s=4, vmin=0, vmax=9)
     ax.set_xlabel("PC1")
     ax.set_ylabel("PC2")

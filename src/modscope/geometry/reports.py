@@ -92,16 +92,17 @@ def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[s
     else:
         verdict = f"Max separation z {trained['z']:.1f} at {trained['site']} ({kind} similarity)"
     first = studies[0]
+    verdict += (f" (z against {first.n_permutations} document permutations, max over "
+                f"{plural(len(first.sites), 'site')}, on {first.n_samples:,} rows from "
+                f"{plural(len(first.categories), 'category', 'categories')} × {per_category} texts, positions "
+                f"{positions})")
     lean_best = lean_study.best(kind)
     verdict += "." + rests_on(
         dropped, f"{first.model}'s best {kind} separation is z {trained['z']:.1f} at {trained['site']}",
         f"it is z {lean_best['z']:.1f} at {lean_best['site']}").rstrip(".")
     headline.append(f"{first.model} without massive coordinates: best {kind} separation at {lean_best['site']}, "
                     f"within − between = {lean_best['difference']:.3f} (z = {lean_best['z']:.1f}).")
-    verdict += (f"; z against {first.n_permutations} document permutations, max over "
-                f"{plural(len(first.sites), 'site')}, on {first.n_samples:,} rows from "
-                f"{plural(len(first.categories), 'category', 'categories')} × {per_category} texts, positions "
-                f"{positions}.")
+    verdict += "."
     tables = {f"sites_{s.model}": s.table().round(4) for s in studies}
     return finish(out, probe="similarity", title="Similarity matrices by category",
                   question="Do texts of the same category have more similar hidden states than texts of different "

@@ -32,9 +32,10 @@ def demo_grokking(ctx: DemoContext, out: Path) -> None:
     from modscope.training.grokking import grokking_report
     from modscope.training.modadd import train_modadd
 
-    steps = ctx.pick(300, 1500, 5000)
-    train_modadd(p=ctx.pick(23, 59, 113), steps=steps, width=ctx.pick(64, 128, 256), lr=ctx.pick(1e-2, 3e-3, 1e-3),
-                 recorder=out / "run" / "grads", every=ctx.pick(2, 3, 5), checkpoints=ctx.pick(30, 60, 100))
+    # default stays small for the demo's ~15-minute budget on 2 cores; --full is the README's p = 113 grokking run
+    train_modadd(p=ctx.pick(23, 31, 113), steps=ctx.pick(300, 800, 5000), width=ctx.pick(64, 64, 256),
+                 lr=ctx.pick(1e-2, 1e-2, 1e-3), recorder=out / "run" / "grads", every=ctx.pick(2, 4, 5),
+                 checkpoints=ctx.pick(30, 50, 100))
     grokking_report(out / "run", out=out)
 
 

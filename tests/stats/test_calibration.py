@@ -119,3 +119,24 @@ def test_massive_coordinate_dominates_covariance_but_not_the_correlation_spectru
     assert r.top1_share > 0.8 and r.participation_ratio < 1.5  # "one big channel" if read off the covariance
     assert r.correlation_participation_ratio > 15 and r.massive.coords == [0]
     assert r.n_above_null == 0
+
+
+def test_calibrate_command_writes_the_probe_page_and_rejects_unknown_rules(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from modscope.cli import app
+
+    out = tmp_path / "cal"
+    res = CliRunner().invoke(app, ["calibrate", "--quick", "--rules", "mi_p,spectrum_mp", "--regimes", "gaussian,heavy",
+                                   "--reps", "6", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    page = json.loads((out / "result.json").read_text())
+    assert page["probe"] == "calibration" and page["result"]["rules"] == ["mi_p", "spectrum_mp"]
+    assert (out / "fpr.png").exists() and "withdrawn" in (out / "index.html").read_text()
+    assert page["result"]["fp_n"] == [[6, 6], [6, 6]]
+    from modscope.errors import ModscopeError
+
+    bad = CliRunner().invoke(app, ["calibrate", "--rules", "nope", "--reps", "1"])
+    assert isinstance(bad.exception, ModscopeError) and "the rules are: mi_p" in str(bad.exception)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +118,9 @@ def partition(A: np.ndarray, max_blocks: int, seed: int) -> tuple[np.ndarray, np
     embedding = embedding / np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)
     best_labels, best_q = None, -np.inf
     for restart in range(3):
-        _, labels = kmeans2(embedding, k, minit="++", seed=seed + restart)
+        with warnings.catch_warnings():  # an empty cluster only lowers Q; the best restart is kept
+            warnings.simplefilter("ignore", UserWarning)
+            _, labels = kmeans2(embedding, k, minit="++", seed=seed + restart)
         q = modularity(A, labels)
         if q > best_q:
             best_labels, best_q = labels, q

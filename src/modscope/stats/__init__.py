@@ -12,15 +12,27 @@ Public API (pure arrays in, frozen dataclasses out; float64 throughout):
 - ``blocks(cov_or_corr)`` -> ``BlockResult``: block-revealing permutation, eigengap block count,
   modularity with a shuffle null.
 - ``subspace(cov)``: numerical rank and whitening on the non-null subspace.
+- ``find_massive(x)`` -> ``MassiveActivations``: coordinates and rows far above the median |x| (Sun et al. 2024).
+- ``calibrate(...)``: false-positive rate and power of every verdict rule on simulated data (runs the study
+  ``modscope.calibration``, imported on call since it uses other probes' cores).
 """
 
 from modscope.stats.block_structure import BlockResult, blocks
 from modscope.stats.covariance import Covariance, covariance
 from modscope.stats.curve import MICurve, mi_curve
+from modscope.stats.massive import MassiveActivations, find_massive
 from modscope.stats.mi import MIResult, gaussian_mi, mi_from_covariance
 from modscope.stats.null import logdet_bias, mi_null
 from modscope.stats.spectra import SpectrumResult, spectrum
 from modscope.stats.subspace import Subspace, subspace
 
-__all__ = ["BlockResult", "Covariance", "MICurve", "MIResult", "SpectrumResult", "Subspace", "blocks", "covariance",
-           "gaussian_mi", "logdet_bias", "mi_curve", "mi_from_covariance", "mi_null", "spectrum", "subspace"]
+__all__ = ["BlockResult", "Covariance", "MICurve", "MIResult", "MassiveActivations", "SpectrumResult", "Subspace",
+           "blocks", "calibrate", "covariance", "find_massive", "gaussian_mi", "logdet_bias", "mi_curve",
+           "mi_from_covariance", "mi_null", "spectrum", "subspace"]
+
+
+def calibrate(**kwargs):
+    """``modscope.calibration.calibrate(**kwargs)``: see there (quick=, rules=, regimes=, reps=, seed=)."""
+    from modscope.calibration import calibrate as run
+
+    return run(**kwargs)

@@ -84,7 +84,9 @@ def test_similarity_command_writes_page_with_twin(tmp_path):
                                  "--permutations", "50", "--out", str(out)])
     assert result.exit_code == 0, result.output
     payload = json.loads((out / "result.json").read_text())
-    assert set(payload["result"]) == {"tiny-gpt2", "random:tiny-gpt2"}
+    # one study per model, plus the trained model's study without its massive coordinates and what was dropped
+    assert set(payload["result"]) == {"tiny-gpt2", "random:tiny-gpt2", "without_massive", "massive"}
+    assert set(payload["result"]["massive"]) == {"resid_post.0", "resid_post.1"}
     rows = payload["result"]["tiny-gpt2"]["rows"]
     assert {r["kind"] for r in rows} == {"cosine", "scaled"} and len(rows) == 4
     assert (out / "separation_vs_depth_cosine.png").exists() and (out / "index.html").exists()

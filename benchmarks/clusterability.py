@@ -11,6 +11,7 @@ The load average is printed: on a machine shared with other jobs the times are p
 ``OPENBLAS_NUM_THREADS`` (set it to 1 on a loaded machine; 2 threads fighting other jobs is far slower).
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/clusterability.py [--blocks 3] [--shuffles 8] [--full --jobs 2]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/clusterability.py --quick   # 1 block, 2 shuffles
 """
 
 from __future__ import annotations
@@ -19,18 +20,21 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from modscope import load_model
-from modscope.weights.graph import as_abs_layers, layered_adjacency, layered_ncut
-from modscope.weights.models import model_mlp_blocks
-from modscope.weights.null import shuffle_within_layers
-from modscope.weights.spectral import kmeans, spectral_embedding
-from modscope.weights.summary import network_clusterability
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import environment  # noqa: E402
+from modscope import load_model  # noqa: E402
+from modscope.weights.graph import as_abs_layers, layered_adjacency, layered_ncut  # noqa: E402
+from modscope.weights.models import model_mlp_blocks  # noqa: E402
+from modscope.weights.null import shuffle_within_layers  # noqa: E402
+from modscope.weights.spectral import kmeans, spectral_embedding  # noqa: E402
+from modscope.weights.summary import network_clusterability  # noqa: E402
 
 CPU: dict[str, list[float]] = {}
 
@@ -71,7 +75,10 @@ def main() -> None:
     parser.add_argument("--tol", type=float, default=1e-3)
     parser.add_argument("--full", action="store_true", help="also run the real 50-shuffle null on every block")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes of the --full run")
+    parser.add_argument("--quick", action="store_true", help="1 block, 2 shuffles; writes *_quick.json")
     args = parser.parse_args()
+    if args.quick:
+        args.blocks, args.shuffles, args.full = 1, 2, False
 
     load_start = os.getloadavg()[0]
     model = load_model(args.model)
@@ -135,7 +142,7 @@ def main() -> None:
               f"{result.n_clusterable}/{len(units)} blocks z < -3, median z {np.median(result.z):.2f}, "
               f"z range {result.z.min():.1f}..{result.z.max():.1f}")
     load_end = os.getloadavg()[0]
-    out = Path(__file__).parent / "results" / "clusterability.json"
+    out = Path(__file__).parent / "results" / f"clusterability{'_quick' if args.quick else ''}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({
         "model": args.model, "k": args.k, "tol": args.tol, "blocks_timed": list(blocks), "shuffles": args.shuffles,
@@ -144,7 +151,7 @@ def main() -> None:
         "per_null_network_cpu_s": per_null_cpu, "projected_full_null_wall_s": projected,
         "projected_full_null_cpu_s": projected_cpu, "budget_s": 300,
         "measured_full_null_s": measured, "full_jobs": args.jobs if args.full else None,
-        "max_relative_ncut_error": max(accuracy),
+        "max_relative_ncut_error": max(accuracy), "environment": environment(),
     }, indent=2))
     print(f"wrote {out}")
 

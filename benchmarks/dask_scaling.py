@@ -6,6 +6,7 @@ and one d x d partial, not the store), and on the in-memory size the dask engine
 measured in the same run. Writes benchmarks/results/dask_scaling.json.
 
     .venv/bin/python benchmarks/dask_scaling.py [--rows 400000] [--dim 128] [--workers 2]
+    .venv/bin/python benchmarks/dask_scaling.py --quick    # 50000 rows at 1x
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import platform
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -22,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-import modscope.distributed as md
-from modscope.stats import covariance
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import modscope.distributed as md  # noqa: E402
+from _timing import environment  # noqa: E402
+from modscope.stats import covariance  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -75,7 +79,10 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--chunk", type=int, default=16_384)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="50000 rows at 1x; writes *_quick.json")
     args = parser.parse_args()
+    if args.quick:
+        args.rows = 50_000
     from distributed import Client, LocalCluster
 
     root = Path(tempfile.mkdtemp(prefix="dask_scaling_"))
@@ -106,11 +113,12 @@ def main() -> None:
     overhead = dask_s / local_s
     print(f"in-memory {args.rows} x {args.dim}: local {local_s:.2f}s, dask {dask_s:.2f}s, overhead {overhead:.2f}x "
           f"(claim <= 1.5x); max relative difference {agree:.1e}")
-    out = Path(__file__).parent / "results" / "dask_scaling.json"
+    out = Path(__file__).parent / "results" / f"dask_scaling{'_quick' if args.quick else ''}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "scaling": rows_out, "local_seconds": local_s,
                                "dask_seconds": dask_s, "overhead": overhead, "max_rel_diff": agree,
-                               "machine": platform.platform()}, indent=2))
+                               "machine": platform.platform(),
+                               "environment": environment()}, indent=2))
 
 
 def zarr_in_memory(array: np.ndarray, chunk: int) -> zarr.Array:

@@ -6,6 +6,7 @@ ratios against the numpy baseline measured in the same run, and writes benchmark
 
     .venv/bin/python benchmarks/gradient_svd.py                  # trains the 2-epoch run first (minutes)
     .venv/bin/python benchmarks/gradient_svd.py --store DIR       # reuse a `modscope train mnist` recording
+    .venv/bin/python benchmarks/gradient_svd.py --quick           # the first 200 steps only (about a minute)
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import environment  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "gradient_svd.json"
 
@@ -56,6 +60,7 @@ def main() -> None:
     parser.add_argument("--store", help="gradient store directory (default: record a fresh 2-epoch run)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--values", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="record 200 steps only; writes *_quick.json")
     args = parser.parse_args()
     if args.child:
         run_method(args.child, args.store, args.values)
@@ -66,13 +71,13 @@ def main() -> None:
             from modscope.training.mnist import train_mnist
 
             store_dir = f"{tmp}/grads"
-            print("recording the 2-epoch MNIST MLP run ...", flush=True)
-            train_mnist(recorder=store_dir, record_params="all")
+            print(f"recording the 2-epoch MNIST MLP run{' (first 200 steps)' if args.quick else ''} ...", flush=True)
+            train_mnist(recorder=store_dir, record_params="all", max_steps=200 if args.quick else None)
         gram, gram_values = child("gram", store_dir, tmp)
         dense, dense_values = child("numpy", store_dir, tmp)
-    from modscope.training.store import GradientStore
+        from modscope.training.store import GradientStore
 
-    store = GradientStore.open(store_dir)
+        store = GradientStore.open(store_dir)  # inside: a fresh recording lives in the temporary directory
     top = dense_values[0]
     rel = np.abs(gram_values - dense_values) / np.maximum(dense_values, 1e-300)
     above = dense_values > 1e-4 * top
@@ -81,7 +86,7 @@ def main() -> None:
         "speedup": dense["seconds"] / gram["seconds"], "memory_ratio": dense["peak_rss_mb"] / gram["peak_rss_mb"],
         "max_rel_diff_all": float(rel.max()), "max_rel_diff_above_1e-4_of_max": float(rel[above].max()),
         "max_abs_diff_over_largest": float(np.abs(gram_values - dense_values).max() / top),
-        "count_0.10": int(np.sum(dense_values > 0.1 * top)),
+        "count_0.10": int(np.sum(dense_values > 0.1 * top)), "environment": environment(),
     }
     print(f"gradient matrix {store.n_steps} steps x {store.n_params} parameters")
     print(f"{'method':<22}{'seconds':>10}{'peak RSS MB':>14}{'time ratio':>12}")
@@ -91,9 +96,10 @@ def main() -> None:
     print(f"speed-up {report['speedup']:.1f}x; max relative difference of singular values above 1e-4 of the "
           f"largest: {report['max_rel_diff_above_1e-4_of_max']:.1e} (all: {report['max_rel_diff_all']:.1e}, "
           f"absolute / largest: {report['max_abs_diff_over_largest']:.1e})")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2))
-    print(f"wrote {RESULTS}")
+    out = RESULTS.with_name("gradient_svd_quick.json") if args.quick else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ machine and date) and reused by later runs on the same machine, which say so; ``
 A naive run that cannot fit in memory is reported "not run", with no ratio. Writes results/jacobian.json.
 
     nice -n 19 .venv/bin/python benchmarks/jacobian.py          # full: 34 tokens; naive ~30-60 min on a quiet 2-core
-    .venv/bin/python benchmarks/jacobian.py --quick             # 8 tokens, both sides measured, a few minutes
+    .venv/bin/python benchmarks/jacobian.py --quick             # 6 tokens, both sides measured, a few minutes
 """
 
 from __future__ import annotations
@@ -120,16 +120,16 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--layer", type=int, default=1)
     parser.add_argument("--k", type=int, default=64)
-    parser.add_argument("--tokens", type=int, default=None, help="default 34 (8 with --quick)")
+    parser.add_argument("--tokens", type=int, default=None, help="default 34 (6 with --quick)")
     parser.add_argument("--parts", default="attn,mlp")
     parser.add_argument("--repeats", type=int, default=1, help="runs per side (the same N and best-of for both)")
     parser.add_argument("--chunk-size", type=int, default=1024, help="jacrev rows per vmapped batch (memory)")
     parser.add_argument("--big-tokens", type=int, default=128, help="whole MLP spectrum at this length (0: skip)")
     parser.add_argument("--rerun-naive", action="store_true", help="measure the naive side even if cached")
     parser.add_argument("--no-naive", action="store_true", help="do not run the naive side (use the cache only)")
-    parser.add_argument("--quick", action="store_true", help="8 tokens, no 128-token case, nothing cached")
+    parser.add_argument("--quick", action="store_true", help="6 tokens, no 128-token case, nothing cached")
     args = parser.parse_args()
-    args.tokens = args.tokens or (8 if args.quick else 34)
+    args.tokens = args.tokens or (6 if args.quick else 34)
     if args.quick:
         args.big_tokens = 0
 

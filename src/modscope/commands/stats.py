@@ -23,6 +23,7 @@ from modscope.commands.common import (
     twin_name,
 )
 from modscope.errors import ModscopeError
+from modscope.report.numbers import plural
 
 MI_QUESTION = ("How much information do two sites share beyond what finite-sample bias alone would give, "
                "and does it stay above the null as the number of tokens grows?")
@@ -102,6 +103,13 @@ def write_mi(out: Path | None, result, settings: dict) -> None:
                 tables={"mi": result.table()}, settings=settings)
 
 
+def directions_above(spectrum) -> str:
+    """"12 directions above the Horn (sign-flip) null", or says that no null was run."""
+    if spectrum.n_above_null is None:
+        return "directions above a null: not tested"
+    return f"{plural(spectrum.n_above_null, 'direction')} above the {spectrum.null_name or 'no'} null"
+
+
 def spectrum_verdict(result) -> str:
     """The deepest site's channel count, read off the correlation spectrum so that no single coordinate's variance
     (a massive activation) can pass for "one big channel"."""
@@ -111,8 +119,7 @@ def spectrum_verdict(result) -> str:
     which = "correlation" if last.correlation_participation_ratio is not None else "covariance"
     shape = "a few big channels" if pr < 0.05 * last.d else "many medium channels"
     verdict = (f"Deepest site {result.sites[-1]}: participation ratio of the {which} spectrum {pr:.1f} of {last.d} "
-               f"({last.n_above_null if last.n_above_null is not None else 'untested:'} directions above the "
-               f"{last.null_name or 'no'} null): {shape}")
+               f"({directions_above(last)}): {shape}")
     massive = last.massive is not None and last.massive.found
     if which == "correlation" and last.top1_share > 0.5:
         source = "the massive coordinates' variance" if massive else "unequal column variances"
@@ -138,8 +145,8 @@ def write_spectrum(out: Path | None, result, settings: dict) -> None:
         for site, s in list(zip(result.sites, spectra, strict=False))[-3:]:
             headline.append(f"{who} {site}: participation ratio {s.participation_ratio:.1f} of {s.d} "
                             f"(correlation spectrum {s.correlation_participation_ratio or float('nan'):.1f}), "
-                            f"top-1 share {s.top1_share:.1%}, {s.n_above_null} directions above the "
-                            f"{s.null_name or 'no'} null" + (f"; {s.massive.describe()}" if s.massive else ""))
+                            f"top-1 share {s.top1_share:.1%}, {directions_above(s)}"
+                            + (f"; {s.massive.describe()}" if s.massive else ""))
     for site, b in zip(result.block_sites, result.blocks, strict=True):
         headline.append(f"{result.model} {site}: {b.n_blocks} blocks, modularity {b.modularity:.3f} vs {b.null} null "
                         f"{b.null_mean:.3f} ± {b.null_sd:.3f} (z = {b.z:.1f}, p = {b.p:.3g})")

@@ -50,7 +50,7 @@ class ModelSpectraResult(Result):
                              "shuffle_pr": s.shuffle_participation_ratio, "effective_rank": s.effective_rank,
                              "top1_share": s.top1_share, f"top{s.top_k}_share": s.topk_share,
                              "tail_exponent": s.tail_exponent, "n_above_mp": s.n_above_mp,
-                             "n_above_shuffle": s.n_above_shuffle})
+                             "n_above_null": s.n_above_null, "null": s.null_name})
         for who, found in (("trained", self.blocks), ("twin", self.twin_blocks)):
             for site, b in zip(self.block_sites, found, strict=False):
                 rows.append({"site": site, "model": f"{who} blocks", "n_blocks": b.n_blocks,

@@ -66,3 +66,34 @@ def test_skipping_extremes_gives_the_same_counts_and_moments():
     without = cosine_histogram(E, bins=30, block=16, extremes=False)
     np.testing.assert_array_equal(with_extremes.counts, without.counts)
     assert without.mean == with_extremes.mean and np.isnan(without.max)
+
+
+def test_large_blocks_counted_on_two_threads_equal_brute_force_and_leave_the_input_unchanged():
+    # blocks of 512 x 512 cosines take the two-thread count; the diagonal blocks drop their lower triangle
+    rng = np.random.default_rng(3)
+    E = rng.normal(size=(700, 8)) + 0.5
+    before = E.copy()
+    result = cosine_histogram(E, bins=50, block=512)
+    cosines = brute_force_pairs(E)
+    expected, edges = np.histogram(cosines, bins=50, range=(-1, 1))
+    # float32 GEMM: only pairs within ~1e-6 of a bin edge may fall on the other side (a handful of 244,650)
+    near_edge = int(np.sum(np.min(np.abs(cosines[:, None] - edges[None, 1:-1]), axis=1) < 1e-6))
+    assert near_edge < 20
+    assert result.counts.sum() == len(cosines)
+    assert np.abs(result.counts - expected).sum() <= 2 * near_edge
+    np.testing.assert_array_equal(E, before)
+
+
+def test_a_narrow_range_counts_the_pairs_outside_it():
+    # documented: values up to one bin width past either end are counted in the edge bins; the rest are outside
+    rng = np.random.default_rng(4)
+    E = rng.normal(size=(120, 10))
+    result = cosine_histogram(E, bins=20, value_range=(-0.2, 0.3), block=50)
+    cosines = brute_force_pairs(E)
+    width = 0.5 / 20
+    padded, _ = np.histogram(cosines, bins=22, range=(-0.2 - width, 0.3 + width))
+    expected = padded[1:-1].copy()
+    expected[0] += padded[0]
+    expected[-1] += padded[-1]
+    np.testing.assert_array_equal(result.counts, expected)
+    assert result.n_outside == int(np.sum((cosines < -0.2 - width) | (cosines > 0.3 + width))) > 1000

@@ -20,6 +20,7 @@ from modscope.geometry.histogram import (
     fold_edge_bins,
     histogram_range,
     merge_block_counts,
+    nonzero_unit_rows,
     pair_moments_from_sums,
     pair_sums,
 )
@@ -36,10 +37,7 @@ def _add_sums(parts: list) -> tuple[int, np.ndarray]:
 
 
 def _unit(chunk: np.ndarray, centre: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rows = centre_rows(as_rows(chunk, "E"), centre)
-    norms = np.linalg.norm(rows, axis=1)
-    nonzero = norms > 0
-    return rows[nonzero] / norms[nonzero, None], nonzero
+    return nonzero_unit_rows(centre_rows(as_rows(chunk, "E"), centre), chunk)
 
 
 class _RowSums:

@@ -56,6 +56,22 @@ class HistogramResult(Result):
         return ax
 
 
+def nonzero_unit_rows(rows: np.ndarray, source=None) -> tuple[np.ndarray, np.ndarray]:
+    """The non-zero rows of a float64 [n, d] array divided by their norms, and the [n] non-zero mask.
+
+    Shared by both engines so that a chunk's unit rows have the same bits as the whole array's. The norms come
+    from one ``einsum`` (no [n, d] temporary: the embedding is 226 MB in float64); ``rows`` is divided in place
+    unless it shares memory with ``source`` (the caller's array).
+    """
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    nonzero = norms > 0
+    if not nonzero.all():
+        rows, norms = rows[nonzero], norms[nonzero]
+    if source is None or np.may_share_memory(rows, source):
+        return rows / norms[:, None], nonzero
+    return np.divide(rows, norms[:, None], out=rows), nonzero
+
+
 def pair_sums(unit: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
     """Additive float64 sums of a chunk of unit rows: (sum_i u_i, sum_i |u_i|^2, U^T U, sum_i |u_i|^4).
 
@@ -129,15 +145,7 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
 
         return chunked_histogram(E, centre=centre, bins=bins, value_range=value_range, block=block,
                                  extremes=extremes, engine=engine, client=client, scheduler=scheduler)
-    rows = centre_rows(as_rows(E, "E"), centre)
-    norms = np.linalg.norm(rows, axis=1)  # as the dask engine's chunks (modscope.distributed.histogram): same bits
-    nonzero = norms > 0
-    if not nonzero.all():
-        rows, norms = rows[nonzero], norms[nonzero]
-    if np.may_share_memory(rows, E):  # never write into the caller's array
-        unit = rows / norms[:, None]
-    else:
-        unit = np.divide(rows, norms[:, None], out=rows)
+    unit, nonzero = nonzero_unit_rows(centre_rows(as_rows(E, "E"), centre), E)
     n = len(unit)
     if n < 2:
         raise ModscopeError(f"need at least 2 non-zero rows for pairwise cosines, got {n}")

@@ -14,6 +14,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from modscope.models import sites as _sites
 from modscope.models.adapters import Adapter
 
+TOKENIZE_BLOCK = 64  # texts per tokenizer call
+
 
 @dataclass(frozen=True, eq=False)
 class Model:
@@ -99,9 +101,17 @@ class Model:
         return _sites.run_with_sites(self, input_ids, sites, **kwargs)
 
     def tokenize(self, texts: Sequence[str], *, max_tokens: int | None = None) -> list[list[int]]:
-        """Token ids of each text (no special tokens added), truncated to ``max_tokens``."""
-        ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        return [seq[:max_tokens] if max_tokens else seq for seq in ids]
+        """Token ids of each text (no special tokens added), truncated to ``max_tokens``.
+
+        Texts are encoded in blocks and truncated by the tokenizer, so the tokenizer's per-token records (strings,
+        offsets) are held for one block only: memory stays bounded by the ids kept, whatever the corpus size.
+        """
+        texts, ids = list(texts), []
+        cut = {"truncation": True, "max_length": max_tokens} if max_tokens else {}
+        for start in range(0, len(texts), TOKENIZE_BLOCK):
+            block = self.tokenizer(texts[start: start + TOKENIZE_BLOCK], add_special_tokens=False, **cut)
+            ids += [seq[:max_tokens] if max_tokens else seq for seq in block["input_ids"]]
+        return ids
 
     @torch.inference_mode()
     def loss(self, text: str, *, max_tokens: int = 512) -> float:

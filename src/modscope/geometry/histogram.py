@@ -153,7 +153,8 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
     pair_sum, pair_sq = pair_moments(unit)
     mean = pair_sum / n_pairs
     sd = float(np.sqrt(max(pair_sq / n_pairs - mean**2, 0.0)))
-    counts, lowest, highest = binned_pairs(torch.from_numpy(unit.astype(np.float32)), bins, low, high, block,
+    # torch casts on both cores (numpy on one): the same float32 bits as the dask engine's astype
+    counts, lowest, highest = binned_pairs(torch.from_numpy(unit).to(torch.float32), bins, low, high, block,
                                            threads, extremes)
     edges = np.linspace(low, high, bins + 1)
     return HistogramResult(

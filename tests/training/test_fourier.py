@@ -102,3 +102,6 @@ def test_grokking_report_on_a_tiny_modadd_run(tmp_path):
     assert len(result["components"]) == 6 and len(result["ablations"]) == 6
     assert result["loss_pca"]["steps"][0] == 0 and result["loss_pca"]["steps"][-1] == 60
     assert (tmp_path / "page" / "fourier_sparsity.png").exists() and payload["verdict"]
+    # 60 steps at p = 7 never grok: the verdict must not claim that removing a component helps generalization
+    assert result["grok_step"] is None and "did not grok" in payload["verdict"]
+    assert "helps generalization" not in payload["verdict"]

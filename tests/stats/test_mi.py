@@ -118,7 +118,7 @@ def test_mi_curve_of_a_real_channel_stays_above_null_and_extrapolates_to_truth()
     assert np.all(np.diff(curve.null_mean) < 0)  # the plug-in bias shrinks with n
     assert curve.mi_inf == pytest.approx(truth, rel=0.03)
     # the fit is kept, but the verdict does not state it: calibration found its error bar too narrow
-    assert np.all(curve.z > 10) and curve.verdict.startswith("MI exceeds the null")
+    assert np.all(curve.z > 10) and curve.verdict.startswith("MI is above the exact Gaussian null")
     assert not curve.extrapolated and "No n→∞ extrapolation" in curve.verdict
     assert curve.mi[-1] == pytest.approx(gaussian_mi(X, Y).mi, rel=1e-10)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from modscope.commands.common import JSON_OPTION, OUT_OPTION, DemoContext, DemoStep, console, emit, parse_csv
+from modscope.report.numbers import plural
 
 QUESTION = ("How often does each decision rule of the report claim an effect on simulated data with none "
             "(Gaussian, heavy-tailed rows, spread variances, a massive coordinate, n close to d), and how often does "
@@ -35,7 +36,8 @@ def describe(result) -> tuple[list[str], str]:
     else:
         verdict = (f"Every one of the {live} rules in verdicts stays within its nominal false-positive rate in all "
                    f"{len(result.regimes)} regimes ({result.reps} trials each, 99% binomial margin); "
-                   f"{len(result.rules) - live} rule(s) shown for reference are withdrawn from verdicts.")
+                   f"{plural(len(result.rules) - live, 'rule')} shown for reference "
+                   f"{'is' if len(result.rules) - live == 1 else 'are'} withdrawn from verdicts.")
     return headline, verdict
 
 

@@ -56,8 +56,9 @@ class MassiveActivations(Result):
         if not self.found:
             return f"no massive activations (no |x| above {self.ratio:g}× the median |x|)"
         coords = ", ".join(str(c) for c in self.coords[:5]) + (" …" if self.n_coords > 5 else "")
-        return (f"massive activations (|x| > {self.ratio:g}× median |x|) in {self.n_coords} coordinate(s) [{coords}] "
-                f"on {self.n_rows} of {self.n} rows; those coordinates carry {self.share:.1%} of the variance")
+        return (f"massive activations (|x| > {self.ratio:g}× median |x|) in {self.n_coords} "
+                f"coordinate{'s' * (self.n_coords != 1)} [{coords}] on {self.n_rows} of {self.n} rows; "
+                f"{'those coordinates carry' if self.n_coords != 1 else 'it carries'} {self.share:.1%} of the variance")
 
     def plot(self, ax=None):
         from modscope.report import style

@@ -92,9 +92,17 @@ class ModelMIResult(Result):
         if any(x.null.startswith("exact") for x in self.results):
             head += " — the exact Gaussian null is too narrow on heavy-tailed rows; use --permutations for a test"
         tail = (f"; largest at {self.labels[best]}: {r.mi:.3g} nats plug-in, {r.mi_corrected:.3g} corrected, "
-                f"null {r.null_mean:.3g} ± {r.null_sd:.2g} (p = {r.p:.3g})")
+                f"null {r.null_mean:.3g} ± {r.null_sd:.2g} (p = {r.p:.3g}{_p_floor(r)})")
         curve = self.curves[best]
         return head + tail + (f"; {curve.verdict}" if curve is not None else "")
+
+
+def _p_floor(result) -> str:
+    """Says when a permutation p is the smallest its number of permutations can give (a bound, not a value)."""
+    if result.perm_null is None or result.p is None:
+        return ""
+    count = len(result.perm_null)
+    return f", the smallest {count} permutations can give" if result.p <= 1.0 / (count + 1) + 1e-12 else ""
 
 
 def site_pairs(sites_x: list[str], pair: str) -> list[tuple[str, str]]:

@@ -78,3 +78,13 @@ def test_reopening_with_a_different_model_is_refused(tmp_path):
     record_run(tmp_path / "g", 4)
     with pytest.raises(ModscopeError, match="other parameters"):
         GradientRecorder(make_mlp((20, 5, 3)), out=tmp_path / "g", params="all")
+
+
+def test_a_second_recorder_on_a_store_in_use_is_refused_until_the_first_closes(tmp_path):
+    model = make_mlp((20, 8, 3), seed=0)
+    first = GradientRecorder(model, tmp_path / "grads", params="all", chunk_steps=2)
+    with pytest.raises(ModscopeError, match=r"in use by pid \d+"):
+        GradientRecorder(model, tmp_path / "grads", params="all", chunk_steps=2)
+    first.close()
+    again = GradientRecorder(model, tmp_path / "grads", params="all", chunk_steps=2)  # free once closed
+    again.close()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from modscope.errors import ModscopeError
-from modscope.locking import remove_orphans
+from modscope.locking import directory_lock, remove_orphans
 from modscope.training.store import MANIFEST, GradientStore
 
 LEGACY_TRAIN_STATE = "train_state.pt"  # one state file saved before the rows (before issue 21); read only
@@ -64,6 +64,22 @@ class GradientRecorder:
         self.every = int(every)
         self.optimizer = optimizer
         shapes = [tuple(self._params[n].shape) for n in self.names]
+        self._lock = None
+        if out is not None:  # one writer per store, held until close(); a second recorder gets one clear line
+            self._lock = directory_lock(out)
+            self._lock.__enter__()
+        try:
+            self._open_store(out, shapes, chunk_steps)
+        except BaseException:
+            self._release()
+            raise
+        self.calls = self.store.steps[-1] + 1 if self.store.steps else 0
+        self._buffer: dict[str, list[np.ndarray]] = {n: [] for n in self.names}
+        self._rows: list[tuple[int, float, float]] = []
+        self._pending_loss = float("nan")
+        self._hook = None
+
+    def _open_store(self, out, shapes, chunk_steps: int) -> None:
         if out is not None and (Path(out) / MANIFEST).is_file():
             self.store = GradientStore.open(out)
             remove_orphans(out)  # this recorder is the store's writer: leftovers of a killed flush go
@@ -74,11 +90,11 @@ class GradientRecorder:
         else:
             self.store = GradientStore(self.names, shapes, path=out, chunk_steps=chunk_steps)
             self.store.write_manifest()
-        self.calls = self.store.steps[-1] + 1 if self.store.steps else 0
-        self._buffer: dict[str, list[np.ndarray]] = {n: [] for n in self.names}
-        self._rows: list[tuple[int, float, float]] = []
-        self._pending_loss = float("nan")
-        self._hook = None
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
 
     # ---- recording ----
     def step(self, loss: float | torch.Tensor | None = None, lr: float | None = None) -> None:
@@ -133,8 +149,12 @@ class GradientRecorder:
         self.store.append(blocks, steps, losses, lrs, state=state)
 
     def close(self) -> None:
-        self.flush()
-        self.detach()
+        """Commit the buffered steps, remove the optimizer hook and release the store's lock."""
+        try:
+            self.flush()
+        finally:
+            self.detach()
+            self._release()
 
     # ---- resuming and metadata ----
     def set_meta(self, meta: dict[str, Any]) -> None:

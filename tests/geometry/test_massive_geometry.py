@@ -3,7 +3,7 @@
 import numpy as np
 
 from modscope.geometry.gather import from_arrays
-from modscope.geometry.massive import rests_on, without_massive
+from modscope.geometry.massive import rests_on, without_massive, without_massive_rows
 from modscope.geometry.similarity import similarity
 from modscope.geometry.study import cka_between, similarity_study
 
@@ -56,3 +56,16 @@ def test_no_massive_coordinates_means_nothing_is_dropped_and_the_verdict_says_so
     assert all(d["n_dropped"] == 0 for d in dropped.values())
     assert lean.arrays["x"].shape == x.shape
     assert "every number is over all coordinates" in rests_on(dropped, "CKA 0.9", "CKA 0.9")
+
+
+def test_massive_rows_like_a_first_token_sink_decide_cka_and_dropping_those_rows_recovers_it():
+    x, y, rng = _shared_subspace()
+    labels, positions = ["a"] * len(x), [0 if i < 4 else 1 + i for i in range(len(x))]
+    clean = cka_between(from_arrays({"x": x[4:], "y": y[4:]}, labels[4:])).matrix[0, 1]
+    x[:4] = 3000.0 * rng.normal(size=(4, x.shape[1]))  # 4 "first tokens", huge in every coordinate, unrelated
+    y[:4] = 3000.0 * rng.normal(size=(4, y.shape[1]))
+    gathered = from_arrays({"x": x, "y": y}, labels, positions=positions)
+    assert cka_between(gathered).matrix[0, 1] < 0.5 * clean
+    kept, info = without_massive_rows(gathered)
+    assert info["n_rows_dropped"] == 4 and info["positions"] == {0: 4}
+    assert abs(cka_between(kept).matrix[0, 1] - clean) < 1e-9  # exactly the CKA of the other rows

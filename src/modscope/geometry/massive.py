@@ -68,3 +68,33 @@ def rests_on(dropped: dict[str, dict], with_text: str, without_text: str) -> str
         return f" {sentence[0].upper()}{sentence[1:]}, so every number is over all coordinates ({with_text})."
     return (f" With the massive coordinates {with_text}; without them ({sentence}; coordinates dropped, every row "
             f"kept) {without_text}: this verdict rests on the numbers without them.")
+
+
+def without_massive_rows(gathered: Gathered, *, ratio: float = DEFAULT_RATIO) -> tuple[Gathered, dict]:
+    """``gathered`` without the rows (tokens) that hold a massive entry at any site; every coordinate kept.
+
+    Massive activations sit on a few token positions (often the first token, Sun et al. 2024), so dropping those
+    rows is the other way to keep them from deciding a Gram-based number; rows are dropped at every site at once,
+    so the sites stay row-aligned (CKA pairs them).
+
+    Returns:
+        (the reduced ``Gathered`` — unchanged if no row, or every row, is massive; {"n_rows_dropped", "rows":
+        the dropped row indices, "positions": token position -> how many dropped rows sit there}).
+    """
+    n = len(gathered.labels)
+    hit = np.zeros(n, dtype=bool)
+    for x in gathered.arrays.values():
+        found = find_massive(x, ratio=ratio)
+        if found.found:
+            hit |= (np.abs(np.asarray(x)) > found.ratio * found.median_abs).any(axis=1)
+    if not hit.any() or hit.all():
+        return gathered, {"n_rows_dropped": 0, "rows": [], "positions": {}}
+    keep = np.flatnonzero(~hit)
+    positions: dict[int, int] = {}
+    for i in np.flatnonzero(hit):
+        positions[int(gathered.positions[i])] = positions.get(int(gathered.positions[i]), 0) + 1
+    reduced = replace(gathered, arrays={s: np.ascontiguousarray(x[keep]) for s, x in gathered.arrays.items()},
+                      labels=[gathered.labels[i] for i in keep], groups=[gathered.groups[i] for i in keep],
+                      positions=[gathered.positions[i] for i in keep])
+    return reduced, {"n_rows_dropped": int(hit.sum()), "rows": [int(i) for i in np.flatnonzero(hit)],
+                     "positions": dict(sorted(positions.items()))}

@@ -12,7 +12,7 @@ from modscope.errors import ModscopeError
 from modscope.geometry import figures
 from modscope.geometry.anisotropy import anisotropy_study, model_weights, weight_rows
 from modscope.geometry.gather import gather
-from modscope.geometry.massive import rests_on, without_massive
+from modscope.geometry.massive import rests_on, without_massive, without_massive_rows
 from modscope.geometry.similarity import KINDS
 from modscope.geometry.streams import rank_stream_dimensions
 from modscope.geometry.study import cka_between, pca_by_site, similarity_study
@@ -180,6 +180,16 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
                         f"it is {within_lean.matrix[0, -1]:.3f} (adjacent sites {adjacent_lean:.3f})")
     headline.append(f"{model.name}: CKA between {ends} {within.matrix[0, -1]:.3f} with all coordinates, "
                     f"{within_lean.matrix[0, -1]:.3f} with each site's massive coordinates dropped.")
+    no_rows, dropped_rows = without_massive_rows(first)
+    result["massive_rows"] = dropped_rows
+    if dropped_rows["n_rows_dropped"] and len(no_rows.labels) > 3:
+        within_rows = cka_between(no_rows)
+        result["within_without_massive_rows"] = within_rows
+        where = ", ".join(f"position {p}: {k}" for p, k in dropped_rows["positions"].items())
+        line = (f" Without the {plural(dropped_rows['n_rows_dropped'], 'row')} holding a massive entry ({where}; "
+                f"every coordinate kept) CKA between {ends} is {within_rows.matrix[0, -1]:.3f}.")
+        verdict += line
+        headline.append(line.strip())
     rows = len(first.labels)
     verdict += (f" Debiased CKA is ≈ 0 for unrelated representations (the null); over {rows:,} token rows"
                 f" ({per_category} texts per category, positions {positions}) at "

@@ -218,6 +218,32 @@ def stack(runs: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.stack([r["loss"] for r in runs]))
 
 
+def group_verdict(result: Memorization) -> str:
+    """Each planted group against the clean examples: a difference counts only beyond 2 two-sample standard errors."""
+    groups, mem = np.asarray(result.groups), np.asarray(result.mem, float)
+    clean = mem[(groups == "clean") & np.isfinite(mem)]
+    if len(clean) < 2:
+        return "No clean examples to compare the planted groups with."
+    expected = {"flipped": 1, "atypical": 1, "duplicated": -1}
+    parts, ok = [], True
+    for name, sign in expected.items():
+        part = mem[(groups == name) & np.isfinite(mem)]
+        if len(part) < 2:
+            continue
+        diff = part.mean() - clean.mean()
+        se = float(np.sqrt(part.var(ddof=1) / len(part) + clean.var(ddof=1) / len(clean)))
+        if diff > 2 * se:
+            word = "above"
+        elif diff < -2 * se:
+            word = "below"
+        else:
+            word = "not distinguishable from"
+        ok &= word == ("above" if sign > 0 else "below")
+        parts.append(f"{name} {word} clean ({diff:+.3f} ± {se:.3f} se, n={len(part)})")
+    lead = "The score finds every planted group" if ok else "The score finds only part of what was planted"
+    return f"{lead}: " + "; ".join(parts) + " (a difference counts beyond 2 se)."
+
+
 def memorization_report(n: int = 2000, *, models: int = 16, steps: int = 400, width: int = 128, workers: int = 2,
                         shuffled_null: bool = True, seed: int = 0, out: Path | None = None, client=None) -> dict:
     """Seed 002 / Zhang et al. (2021) on MNIST with planted groups: page with scores, curve and images."""
@@ -237,11 +263,7 @@ def memorization_report(n: int = 2000, *, models: int = 16, steps: int = 400, wi
                         + " (every example must be memorized, so the planted groups no longer stand out).")
     headline.append("mean |score from m models − score from all| : "
                     + ", ".join(f"m={m}: {v:.3f}" for m, v in result.curve.items()) + ".")
-    ok = (means.get("flipped", 0) > means.get("clean", 0) and means.get("atypical", 0) > means.get("clean", 0)
-          and means.get("duplicated", 1) < means.get("clean", 1))
-    verdict = ("The score finds what was planted: flipped-label and atypical examples score above clean ones, "
-               "duplicated ones below." if ok else
-               "The score does not separate the planted groups as expected; train more models or longer.")
+    verdict = group_verdict(result)
     figs = {"scores": result.plot().figure}
     ax = axes(None)
     ax.plot(list(result.curve), list(result.curve.values()), "-o", color=TRAINED)

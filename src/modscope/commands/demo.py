@@ -181,7 +181,8 @@ def register(app: typer.Typer) -> None:
         size = "quick" if quick else "full" if full else "default"
         if list_steps:
             for step in all_steps():
-                console.print(f"{step.name:16s} ~{duration(estimate(step.name, size))}  {escape(step.title)}")
+                console.print(f"{step.name:16s} ~{duration(estimate(step.name, size))}  {escape(step.title)}",
+                              soft_wrap=True)  # one line per step, however narrow the terminal
             return
         record = run_demo(out, size=size, model=model, only=parse_csv(only) or None, redo=parse_csv(redo) or None)
         console.print(f"report: [bold]{out / 'index.html'}[/bold] (open it in a browser; it works offline)")

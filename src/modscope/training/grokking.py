@@ -163,9 +163,18 @@ def verdict(study: GrokkingStudy) -> str:
     frame = study.table()
     dense = frame[~frame["sparse"]]
     base = study.baseline
+    caution = ""
+    if float(frame["top_share"].max()) < 2 * study.null.top_share_mean:
+        # above the null's q99 is not the same as concentrated: say how close to random every direction is
+        caution = (f" Every top direction is close to dense, though: top-{TOP_K} shares "
+                   f"{frame['top_share'].min():.3f}–{frame['top_share'].max():.3f} against "
+                   f"{study.null.top_share_mean:.3f} for random directions (at least "
+                   f"{frame['n_effective'].min():.0f} effective frequencies of {int(study.config['p']) // 2 + 1}), "
+                   "so 'sparse' means only above the random q99; a direction pooled over hidden units is broad "
+                   "when different units use different frequencies.")
     if dense.empty:
         return (f"No dense component: all {len(frame)} top directions are Fourier-sparse (top-{TOP_K} share above "
-                f"the random-direction q99 {study.null.top_share_q99:.2f}).")
+                f"the random-direction q99 {study.null.top_share_q99:.2f}).{caution}")
     row = dense.sort_values("singular_value", ascending=False).iloc[0]
     p = int(study.config["p"])
     n_test = p * p - int(round(float(study.config["train_frac"]) * p * p))
@@ -182,11 +191,11 @@ def verdict(study: GrokkingStudy) -> str:
     grokked = ("" if study.grok_step is not None else
                f" This run did not grok (test accuracy never reached 0.95; {acc:.3f} at the end), so it cannot show "
                "whether removing the dense component helps a grokked model.")
-    return (f"Dense component: {row['source']} component {int(row['component'])} (top-{TOP_K} share "
-            f"{row['top_share']:.2f}, random directions {study.null.top_share_mean:.2f} ± "
-            f"{study.null.top_share_sd:.2f}); removing it {effect}: test accuracy {acc:.3f} → "
-            f"{row['ablated_test_accuracy']:.3f}, test loss {base['test_loss']:.3f} → {row['ablated_test_loss']:.3f} "
-            f"nats.{grokked}")
+    return (f"Dense component: {row['source']} component {int(row['component'])} (variance share "
+            f"{100 * row['variance_share']:.0f}%, top-{TOP_K} share {row['top_share']:.3f}, random directions "
+            f"{study.null.top_share_mean:.3f} ± {study.null.top_share_sd:.3f}); removing it {effect}: test accuracy "
+            f"{acc:.3f} → {row['ablated_test_accuracy']:.3f}, test loss {base['test_loss']:.3f} → "
+            f"{row['ablated_test_loss']:.3f} nats.{grokked}{caution}")
 
 
 def grokking_report(run_dir: Path, *, components: int = 5, max_rows: int = 1000, seed: int = 0,

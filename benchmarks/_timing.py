@@ -70,6 +70,17 @@ def _ram_gib() -> float | None:
         return None
 
 
+def available_gib() -> float:
+    """Memory available now (GiB, from /proc/meminfo; inf where unknown): decides whether a baseline can run."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("inf")
+
+
 def machine() -> str:
     """One short line naming the machine (used in the README table)."""
     ram = _ram_gib()

@@ -25,7 +25,7 @@ import numpy as np
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import interleaved, row, write_result  # noqa: E402
+from _timing import available_gib, interleaved, row, write_result  # noqa: E402
 from modscope.stats import covariance  # noqa: E402
 
 CHUNK = 8192
@@ -42,16 +42,6 @@ def write_store(path: Path, rows: int, dim: int, seed: int = 0) -> zarr.Array:
         block = rng.standard_normal((stop - start, dim), dtype=np.float32)
         arr[start:stop] = block @ mix + 3.0
     return arr
-
-
-def available_gib() -> float:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return float("inf")
 
 
 def peak_mib(fn) -> float:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import RESULTS, environment, machine, measure, row, write_result  # noqa: E402
+from _timing import RESULTS, available_gib, environment, machine, measure, row, write_result  # noqa: E402
 from modscope import load_model  # noqa: E402
 from modscope.corpus import load as load_corpus  # noqa: E402
 from modscope.jacobian import singular_values, tokenwise_singular_values  # noqa: E402
@@ -50,16 +50,6 @@ def naive_spectrum(fn, x: torch.Tensor, chunk_size: int) -> dict:
     values = torch.linalg.svdvals(jac).numpy()
     end = time.perf_counter()
     return {"values": values, "jacrev_s": middle - start, "svdvals_s": end - middle}
-
-
-def available_gib() -> float:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return float("inf")
 
 
 def modscope_top(pm, part: str, k: int) -> np.ndarray:

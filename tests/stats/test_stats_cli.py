@@ -79,7 +79,11 @@ def test_demo_steps_write_mi_and_spectrum_pages(tmp_path):
     from modscope.commands.stats import demo_steps
 
     ctx = DemoContext(out=tmp_path, size="quick", model="tiny-gpt2")
+    written = []
     for step in demo_steps():
         step.run(ctx, tmp_path / step.name)
         page = json.loads((tmp_path / step.name / "result.json").read_text())
         assert page["probe"] == step.name and page["verdict"]
+        written.append((tmp_path / "_stores" / "quick-trained" / "manifest.json").stat().st_mtime_ns)
+    # both steps read one capture of the rows: the second step found the store complete and did not rewrite it
+    assert len(written) == 2 and written[0] == written[1]

@@ -248,14 +248,20 @@ def demo_steps() -> list[DemoStep]:
         return ctx.pick((1300, 2), (4000, 5), (20000, 12))
 
     def demo_stores(ctx: DemoContext, sites: str, tokens: int):
-        """The trained model's and its twin's rows on the same balanced sample of the bundled corpus."""
+        """The trained model's and its twin's rows on the same balanced sample of the bundled corpus.
+
+        Captured once into ``OUT/_stores`` (Zarr, resumable): the mi and spectrum steps read the same rows, and the
+        balanced sample's forward passes (about 500 tokens per document) are the costliest part of both.
+        """
         from modscope.capture import capture
         from modscope.corpus import load as load_corpus
 
         corpus, trained = load_corpus("bundled"), ctx.trained()
         names = trained.select_sites(sites)
-        return (capture(trained, corpus, names, max_tokens=tokens, progress=False),
-                capture(ctx.twin(), corpus, names, max_tokens=tokens, progress=False), names)
+        where = ctx.out / "_stores"
+        return (capture(trained, corpus, names, max_tokens=tokens, out=where / f"{ctx.size}-trained", progress=False),
+                capture(ctx.twin(), corpus, names, max_tokens=tokens, out=where / f"{ctx.size}-twin", progress=False),
+                names)
 
     def run_mi(ctx: DemoContext, out_dir: Path) -> None:
         from modscope.stats.model_mi import mi_of_stores

@@ -147,8 +147,8 @@ def block_verdict(found: dict) -> str:
         verdict = "No exact rank was measured."
     if bounds:
         verdict += (f" {plural(len(bounds), 'top-k result')} ({', '.join(r.label for r in bounds)}) "
-                    f"{'gives' if len(bounds) == 1 else 'give'} only lower bounds (rank ≥ k) and say nothing about "
-                    "lost directions.")
+                    f"{'gives' if len(bounds) == 1 else 'give'} only lower bounds (rank ≥ k) and "
+                    f"{'says' if len(bounds) == 1 else 'say'} nothing about lost directions.")
     return verdict
 
 

@@ -40,7 +40,7 @@ def usage_line(exc: ClickException) -> str:
 def main() -> None:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="modscope")  # what the user types, however it was started
     except ModscopeError as exc:
         print(f"modscope: error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(2)

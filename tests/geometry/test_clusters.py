@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from itertools import permutations
 
 import numpy as np
@@ -80,6 +81,9 @@ def test_clusters_report_on_tiny_model_writes_a_page(tiny_gpt2, tmp_path):
     site = payload["result"]["tiny-gpt2"]["sites"]["resid_post.1"]
     assert site["k"] >= 1 and sum(c["size"] for c in site["clusters"]) == site["n_rows"]
     assert (tmp_path / "index.html").exists() and (tmp_path / "mean_cosine_by_site.png").exists()
+    written = json.loads((tmp_path / "result.json").read_text())  # the page says what the rows are
+    rows = written["settings"]["rows"]
+    assert rows["n_documents"] == 5 and site["n_rows"] == rows["n_rows"] and "Rows: " in written["verdict"]
 
 
 # ---- PHATE (seed 001): an optional extra; the error without it, the embedding with it ----

@@ -38,7 +38,8 @@ def cluster_study(model, corpus, *, sites: str = "embed,resid_post.*", per_categ
                                      for tok, count in cluster.get("top_tokens", [])]
         results[site] = result
     settings = {"per_category": per_category, "positions": positions, "ctx": ctx, "max_k": max_k,
-                "pca_dims": pca_dims, "max_rows": max_rows, "seed": seed, "n_docs": len(sample)}
+                "pca_dims": pca_dims, "max_rows": max_rows, "seed": seed, "n_docs": len(sample),
+                "rows": store.rows_description()}
     return ClusterStudy(model=model.name, sites=results, settings=settings), arrays
 
 
@@ -130,4 +131,4 @@ def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.
                   result={s.model: s for s in studies}, headline=headline, verdict=verdict, figures_=figs,
                   tables={f"clusters_{s.model}": s.table().round(4) for s in studies},
                   settings={"sites": sites, "per_category": per_category, "positions": positions, "ctx": ctx,
-                            "max_k": max_k, "seed": seed})
+                            "max_k": max_k, "seed": seed, "rows": studies[0].settings["rows"]})

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from modscope.sae import SAEConfig, train
+from modscope.sae.planted import planted_dictionary
 
 RESULT = Path(__file__).resolve().parent / "results" / "sae_planted.json"
 D_IN, LATENTS, ROWS, HELDOUT = 32, 128, 20_000, 8_000
@@ -27,14 +28,7 @@ D_IN, LATENTS, ROWS, HELDOUT = 32, 128, 20_000, 8_000
 
 def planted(atoms: int, active: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``c D`` [ROWS, D_IN] and the atoms ``D`` [atoms, D_IN] (unit rows)."""
-    rng = np.random.default_rng(seed)
-    dictionary = rng.standard_normal((atoms, D_IN))
-    dictionary /= np.linalg.norm(dictionary, axis=1, keepdims=True)
-    codes = np.zeros((ROWS, atoms))
-    rows = np.repeat(np.arange(ROWS), active)
-    cols = np.concatenate([rng.choice(atoms, active, replace=False) for _ in range(ROWS)])
-    codes[rows, cols] = rng.uniform(0.5, 1.5, ROWS * active)
-    return (codes @ dictionary).astype(np.float32), dictionary
+    return planted_dictionary(D_IN, atoms, ROWS, active, seed)
 
 
 def run_cell(atoms: int, active: int, seed: int, aux: float, tokens: int) -> dict:

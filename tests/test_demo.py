@@ -14,8 +14,8 @@ from modscope.cli import app
 from modscope.commands.common import DemoStep
 from modscope.commands.demo import run_demo
 from modscope.errors import ModscopeError
+from modscope.figures import axes
 from modscope.report import write_probe
-from modscope.report.style import axes
 
 
 def terminal() -> Console:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from modscope.figures import TRAINED, TWIN, axes, label
 from modscope.paths import write_json_atomic
 from modscope.report import RUN_FILE, Number, build_index, write_probe
-from modscope.report.style import TRAINED, TWIN, axes, label
 from modscope.results import Result
 
 

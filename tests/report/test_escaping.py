@@ -59,9 +59,9 @@ def _result():
         values: np.ndarray
 
         def plot(self, ax=None):
-            import matplotlib.pyplot as plt
+            from modscope.figures import axes
 
-            ax = ax or plt.subplots()[1]
+            ax = axes(ax)
             ax.plot(self.values)
             return ax
 

@@ -12,9 +12,9 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from modscope.figures import axes, log_if_decades, spans_decades
 from modscope.report import Number, build_index, write_probe
 from modscope.report.numbers import fmt
-from modscope.report.style import axes, log_if_decades, spans_decades
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 PROBES = ("loss", "mi", "spectrum")
@@ -131,10 +131,7 @@ def test_number_sentence_states_value_null_and_distance():
 
 
 def test_log_scale_only_when_values_span_decades():
-    import matplotlib.pyplot as plt
-
     assert spans_decades([1e-3, 1.0]) and not spans_decades([1.0, 50.0]) and not spans_decades([0.0, 5.0])
-    fig, ax = plt.subplots()
+    ax = axes()
     assert log_if_decades(ax, np.logspace(-4, 0, 5)) and ax.get_yscale() == "log"
     assert not log_if_decades(ax, [1, 2, 3], axis="x") and ax.get_xscale() == "linear"
-    plt.close(fig)

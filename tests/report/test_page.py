@@ -17,7 +17,7 @@ class Toy(Result):
     _json_exclude = ("big",)
 
     def plot(self, ax=None):
-        from modscope.report.style import axes
+        from modscope.figures import axes
 
         ax = axes(ax, figsize=(3, 2))
         ax.plot(self.values)

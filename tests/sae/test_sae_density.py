@@ -69,9 +69,6 @@ def test_streamed_top_activations_equal_a_full_sort():
 
 
 def test_density_plots_draw(planted):
-    import matplotlib.pyplot as plt
-
     hist = density_history(np.array([[0, 1, 50], [0, 2, 40]]), 1000, np.array([1000, 2000]), threshold=5e-3)
     assert hist.plot() is not None and hist.plot_trends() is not None
     assert "densities" not in hist.to_json()
-    plt.close("all")

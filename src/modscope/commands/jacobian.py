@@ -73,7 +73,7 @@ def twin_comparisons(spectra: list) -> list:
 
 
 def block_figures(found: dict) -> dict:
-    from modscope.report import style
+    from modscope import figures as style
 
     figures = {}
     parts = sorted({r.part for r in found["spectra"]})
@@ -170,7 +170,7 @@ def path_report(models: list, text: str, *, src: str, dst: str | None, src_pos: 
 
 
 def path_figures(found: dict) -> dict:
-    from modscope.report import style
+    from modscope import figures as style
 
     ax = style.axes(None)
     for i, r in enumerate(found["paths"]):

@@ -62,16 +62,11 @@ def result_table(trained, twin) -> pd.DataFrame:
 
 def write_page(out: Path, trained, twin, units, settings: dict) -> None:
     """result.json, the n-cut and z figures, the cluster-sorted weight heat map and index.html."""
-    import matplotlib.pyplot as plt
-
     from modscope.report import write_probe
     from modscope.weights.heatmap import plot_cluster_heatmap
-    from modscope.weights.summary import describe, plot_ncut_vs_null, plot_z
+    from modscope.weights.summary import describe, plot_ncut_and_z
 
-    nets = [trained] + ([twin] if twin is not None else [])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
-    plot_ncut_vs_null(nets, ax=left)
-    plot_z(nets, ax=right)
+    fig = plot_ncut_and_z([trained] + ([twin] if twin is not None else []))
     best = trained.units[int(np.argmin(trained.z))]
     heat = plot_cluster_heatmap(units[best], trained.result(best),
                                 title=f"{trained.model} {best}: |weights| sorted by cluster "

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from modscope.errors import ModscopeError
+from modscope.figures import NULL, axes, model_colour
 from modscope.geometry.gather import Gathered, site_depth
 from modscope.geometry.histogram import HistogramResult, cosine_histogram
-from modscope.report.style import NULL, axes, model_colour
 from modscope.results import Result
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modscope.errors import ModscopeError
+from modscope.figures import axes
 from modscope.geometry.similarity import as_rows
-from modscope.report.style import axes
 from modscope.results import Result
 
 # memory for the [d_i, d_j] cross-products of one pass over the rows, and for one batch of rows (float64)

@@ -56,10 +56,8 @@ def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.
                     positions: str = "all", ctx: int = 128, max_k: int = 6, seed: int = 0,
                     out: Path | None = None) -> dict:
     """Seed 003 / Cai et al. (2021): clusters per site, cosines raw / centred / cluster-centred, trained vs twin."""
-    import matplotlib.pyplot as plt
-
+    from modscope.figures import grid, subplots
     from modscope.geometry.reports import finish
-    from modscope.report.style import grid
 
     if max_k < 2:
         raise ModscopeError(f"--max-k must be >= 2 (k = 1 is always allowed), got {max_k}")
@@ -121,7 +119,7 @@ def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.
             scatter(arrays[site], result.assignment, panels[row * len(site_names) + j],
                     title=f"{study.model} {site} k={result.k}")
     figs["clusters_pca"] = fig
-    fig2, ax2 = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    fig2, ax2 = subplots()
     for site in site_names[:: max(1, len(site_names) // 4)]:
         studies[0].sites[site].plot(ax2)
     figs["silhouettes"] = fig2

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from modscope.errors import ModscopeError
-from modscope.report.style import CATEGORY_CMAP, NULL, axes
+from modscope.figures import CATEGORY_CMAP, NULL, axes
 from modscope.results import Result
 
 SILHOUETTE_FLOOR = 0.25  # Kaufman & Rousseeuw (1990): below 0.25 "no substantial structure has been found"
@@ -292,7 +292,7 @@ class ClusterStudy:
 
     def plot(self, ax=None):
         """Mean cosine per site: raw, globally centred, cluster-wise centred (and within-cluster, global)."""
-        from modscope.report.style import model_colour
+        from modscope.figures import model_colour
 
         ax = axes(ax)
         frame = self.table()

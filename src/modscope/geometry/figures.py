@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from modscope.report.style import axes, grid, model_colour
+from modscope.figures import axes, grid, model_colour
 
 SYMMETRIC_KINDS = ("cosine", "centred", "scaled")
 

@@ -10,7 +10,7 @@ import torch
 
 from modscope.errors import ModscopeError
 from modscope.geometry.similarity import as_rows, centre_rows
-from modscope.report.style import TRAINED, axes
+from modscope.figures import TRAINED, axes
 from modscope.results import Result
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modscope.errors import ModscopeError
-from modscope.report.style import TRAINED, TWIN, axes
+from modscope.figures import TRAINED, TWIN, axes
 from modscope.results import Result
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modscope.errors import ModscopeError
+from modscope.figures import CATEGORY_CMAP, axes
 from modscope.geometry.similarity import as_rows, centre_rows
-from modscope.report.style import CATEGORY_CMAP, axes
 from modscope.results import Result
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modscope.errors import ModscopeError
-from modscope.report.style import CATEGORY_CMAP, axes, grid
+from modscope.figures import CATEGORY_CMAP, axes, grid
 from modscope.results import Result
 
 EMBEDDINGS = ("pca", "phate")

@@ -33,17 +33,12 @@ def to_payload(value):
 def finish(out: Path | None, *, probe: str, title: str, question: str, result: dict, headline: list[str],
            verdict: str, figures_: dict, tables: dict, settings: dict) -> dict:
     """Write the probe page when ``out`` is given; return the JSON payload either way."""
-    import matplotlib.pyplot as plt
-
     payload = to_payload(result)
     if out is not None:
         from modscope.report import write_probe
 
         write_probe(out, probe=probe, title=title, question=question, result=payload, headline=headline,
                     verdict=verdict, figures=figures_, tables=tables, settings=settings)
-    else:
-        for fig in figures_.values():
-            plt.close(fig)
     return {"probe": probe, "headline": headline, "verdict": verdict, "result": payload}
 
 

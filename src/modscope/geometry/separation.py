@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modscope.errors import ModscopeError
+from modscope.figures import NULL, TRAINED, axes
 from modscope.geometry.similarity import dissimilarity
-from modscope.report.style import NULL, TRAINED, axes
 from modscope.results import Result
 
 

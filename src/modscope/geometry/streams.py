@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modscope.errors import ModscopeError
+from modscope.figures import CATEGORY_CMAP, axes
 from modscope.geometry.separation import label_codes, permuted_labels
-from modscope.report.style import CATEGORY_CMAP, axes
 from modscope.results import Result
 
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from modscope.errors import ModscopeError
+from modscope.figures import NULL, axes, model_colour
 from modscope.geometry.cka import CKAMap, cka_map
 from modscope.geometry.gather import Gathered, site_depth
 from modscope.geometry.lowrank import low_rank_split
 from modscope.geometry.pca import PCAResult, pca
 from modscope.geometry.separation import separation
 from modscope.geometry.similarity import KINDS, similarity
-from modscope.report.style import NULL, axes, model_colour
 from modscope.results import Result
 
 

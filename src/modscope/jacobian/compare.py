@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from modscope import figures as style
 from modscope.errors import ModscopeError
 from modscope.models.model import Model
-from modscope.report import style
 from modscope.results import Result
 
 if TYPE_CHECKING:

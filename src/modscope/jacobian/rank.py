@@ -87,7 +87,7 @@ class RankComparison(Result):
     reason: str
 
     def plot(self, ax=None):
-        from modscope.report import style
+        from modscope import figures as style
 
         ax = style.axes(ax)
         for i, (low, high, name) in enumerate(((self.trained_float32_rank, self.trained_rank, "trained"),

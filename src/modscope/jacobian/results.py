@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modscope import figures as style
 from modscope.jacobian.spectrum import JacobianSpectrum
-from modscope.report import style
 from modscope.results import Result
 
 

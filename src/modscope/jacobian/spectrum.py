@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import svds
 
+from modscope import figures as style
 from modscope.errors import ModscopeError
 from modscope.jacobian.operator import TensorFn, as_input, jacobian_matrix, operator, output_shape, tokenwise_jacobians
 from modscope.jacobian.rank import count_above, float32_floor, gap_at, noise_floor, rank_text
 from modscope.jacobian.slq import SpectralDensity, slq_density
-from modscope.report import style
 from modscope.results import Result
 
 METHODS = ("auto", "exact", "lanczos", "slq")

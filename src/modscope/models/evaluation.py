@@ -26,7 +26,7 @@ class LossResult(Result):
     uniform: float
 
     def plot(self, ax=None):
-        from modscope.report.style import axes, model_colour
+        from modscope.figures import axes, model_colour
 
         ax = axes(ax)
         width = 0.8 / len(self.models)

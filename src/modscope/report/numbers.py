@@ -18,6 +18,14 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def duration(seconds: float | None) -> str:
+    """``seconds`` as "N s" or "M min SS s" ("-" when unknown)."""
+    if seconds is None:
+        return "-"
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
 @dataclass(frozen=True)
 class Number:
     """One headline number and the null it is compared with.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import json
 import platform
 from collections.abc import Mapping, Sequence
@@ -11,24 +10,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
+from modscope.figures import png
 from modscope.paths import write_json_atomic
-from modscope.report.numbers import Number
+from modscope.report.numbers import Number, duration, fmt
 from modscope.results import jsonable
 
 RESULT_FILE = "result.json"
-CSS = """
-:root{--trained:#1f5fa8;--twin:#d9822b;--null:#9a9a9a;--ink:#1d2329;--muted:#66707a;--line:#e3e6ea;--bg:#fafbfc}
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:var(--ink);line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid var(--line);padding-bottom:.2em}
-.question{color:#4a5560;font-style:italic}
-.verdict{background:#f3f6fb;border-left:4px solid var(--trained);padding:.5em .8em;font-weight:500}
-img{max-width:100%;height:auto;border:1px solid #eee}table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}nav a{margin-right:1em}code{background:#f4f4f4}
-.meta{color:var(--muted);font-size:.85em}
-"""
+ENV = jinja2.Environment(loader=jinja2.PackageLoader("modscope", "report/templates"),
+                         autoescape=jinja2.select_autoescape(), trim_blocks=True, lstrip_blocks=True)
+ENV.filters.update(json=json.dumps, fmt=fmt, duration=duration)
 
 
 def versions() -> dict[str, str]:
@@ -42,24 +36,9 @@ def versions() -> dict[str, str]:
             "transformers": transformers.__version__, "numpy": numpy.__version__}
 
 
-def figure_png(fig) -> bytes:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def img_tag(png: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-
-
-def table_html(df: pd.DataFrame, *, floatfmt: str = "{:.4g}") -> str:
+def table_html(df: pd.DataFrame, *, floatfmt: str = "{:.4g}") -> Markup:
     # escape=True: cells may hold user text (document contexts, category folder names)
-    return df.to_html(index=False, float_format=lambda x: floatfmt.format(x), border=0, escape=True)
+    return Markup(df.to_html(index=False, float_format=lambda x: floatfmt.format(x), border=0, escape=True))
 
 
 def write_probe(
@@ -93,9 +72,9 @@ def write_probe(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pngs = {name: figure_png(fig) for name, fig in (figures or {}).items()}
-    for name, png in pngs.items():
-        (out / f"{name}.png").write_bytes(png)
+    pngs = {name: png(fig) for name, fig in (figures or {}).items()}
+    for name, data in pngs.items():
+        (out / f"{name}.png").write_bytes(data)
     sentences = [h.sentence() if isinstance(h, Number) else str(h) for h in headline]
     verdict = _with_rows(verdict, (settings or {}).get("rows"))
     payload = {
@@ -106,17 +85,11 @@ def write_probe(
         "result": result.to_json() if hasattr(result, "to_json") else jsonable(result),
     }
     write_json_atomic(out / RESULT_FILE, payload)
-    body = [f"<h1>{html.escape(title)}</h1>", f'<p class="question">{html.escape(question)}</p>']
-    if verdict:
-        body.append(f'<p class="verdict">{html.escape(verdict)}</p>')
-    if sentences:
-        body.append("<ul>" + "".join(f"<li>{html.escape(h)}</li>" for h in sentences) + "</ul>")
-    body += [f"<h3>{html.escape(name)}</h3>{img_tag(png, name)}" for name, png in pngs.items()]
-    body += [f"<h3>{html.escape(name)}</h3>{table_html(df)}" for name, df in (tables or {}).items()]
-    body.append(f'<p class="meta">settings: <code>{html.escape(json.dumps(payload["settings"]))}</code><br>'
-                f'versions: {html.escape(json.dumps(payload["versions"]))} · '
-                f'<a href="{RESULT_FILE}">result.json</a></p>')
-    (out / "index.html").write_text(page(title, "\n".join(body)))
+    page = ENV.get_template("probe.html").render(
+        title=title, question=question, verdict=verdict, headline=sentences, settings=payload["settings"],
+        versions=payload["versions"], figures=[(name, base64.b64encode(data).decode()) for name, data in pngs.items()],
+        tables=[(name, table_html(df)) for name, df in (tables or {}).items()])
+    (out / "index.html").write_text(page)
     return out
 
 
@@ -128,8 +101,3 @@ def _with_rows(verdict: str, rows: Any) -> str:
     if not note or rows["sentence"] in verdict:
         return verdict
     return f"{verdict} {note}" if verdict else note
-
-
-def page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>{body}</body></html>")

@@ -61,7 +61,7 @@ class FeatureContexts(Result):
         return pd.DataFrame(rows, columns=["feature", "activation", "context"])
 
     def plot(self, ax=None):
-        from modscope.report.style import TRAINED, axes
+        from modscope.figures import TRAINED, axes
 
         ax = axes(ax)
         tops = [ex[0]["activation"] if ex else 0.0 for ex in self.examples]

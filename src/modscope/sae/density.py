@@ -68,7 +68,7 @@ class DensityHistory(Result):
         """Heat map: x = training tokens, y = log10 density, colour = number of features; dead on the bottom row."""
         import matplotlib.colors as mcolors
 
-        from modscope.report.style import NULL, axes
+        from modscope.figures import NULL, axes
 
         ax = axes(ax, figsize=(6.5, 3.8))
         n_ckpt = len(self.tokens_seen)
@@ -90,7 +90,7 @@ class DensityHistory(Result):
 
     def plot_trends(self, ax=None, max_features: int = 40):
         """log10 density of the ultra-rare features over the checkpoints (falling lines = heading to dead)."""
-        from modscope.report.style import NULL, TRAINED, TWIN, axes
+        from modscope.figures import NULL, TRAINED, TWIN, axes
 
         ax = axes(ax)
         logd = np.log10(np.maximum(self.densities, 0.5 / self.n_heldout))

@@ -41,7 +41,7 @@ class Reconstruction(Result):
     fve_zero_ablation: float = float("nan")
 
     def plot(self, ax=None):
-        from modscope.report.style import TRAINED, axes
+        from modscope.figures import TRAINED, axes
 
         ax = axes(ax, figsize=(4.5, 3.0))
         ax.bar(["FVE", "cosine", "alive"], [self.fve, self.cosine, 1 - self.dead_fraction], color=TRAINED)

@@ -51,7 +51,7 @@ class FeatureLogits(Result):
 
     def plot(self, ax=None):
         """Bar chart of the first feature's top promoted and suppressed logit weights."""
-        from modscope.report.style import TRAINED, TWIN, axes
+        from modscope.figures import TRAINED, TWIN, axes
 
         ax = axes(ax)
         labels = [repr(t) for t in self.promoted_tokens[0]] + [repr(t) for t in self.suppressed_tokens[0]]

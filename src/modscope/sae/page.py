@@ -50,7 +50,7 @@ class SAEReport(Result):
         return self.history.plot(ax)
 
     def plot_loss(self, ax=None):
-        from modscope.report.style import TRAINED, TWIN, axes
+        from modscope.figures import TRAINED, TWIN, axes
 
         ax = axes(ax)
         ax.plot(self.loss_curve["tokens"], self.loss_curve["mse"], color=TRAINED, label="MSE (normalised units)")
@@ -150,21 +150,20 @@ def headline(report: SAEReport) -> tuple[list[str], str]:
 
 def write_report(out: str | Path, report: SAEReport, settings: dict | None = None) -> Path:
     """Write the SAE page (result.json, figures, index.html) into ``out``."""
-    import matplotlib.pyplot as plt
-
+    from modscope.figures import subplots
     from modscope.report import write_probe
 
     figures = {}
     if report.history is not None:
-        fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+        fig, ax = subplots(figsize=(7, 4))
         report.history.plot(ax)
         figures["density_heatmap"] = fig
         if len(report.history.ultra_rare_features):
-            fig, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
+            fig, ax = subplots(figsize=(6, 3.6))
             report.history.plot_trends(ax)
             figures["ultra_rare_trends"] = fig
     if report.loss_curve:
-        fig, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
+        fig, ax = subplots(figsize=(6, 3.6))
         report.plot_loss(ax)
         figures["training_curve"] = fig
     tables = {}

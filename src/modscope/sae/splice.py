@@ -96,7 +96,7 @@ class SplicedLoss(Result):
     loss_recovered_mean: float = float("nan")
 
     def plot(self, ax=None):
-        from modscope.report.style import NULL, TRAINED, TWIN, axes
+        from modscope.figures import NULL, TRAINED, TWIN, axes
 
         ax = axes(ax, figsize=(4.5, 3.0))
         ax.bar(["clean", "SAE spliced", "mean-ablated", "zero-ablated"],

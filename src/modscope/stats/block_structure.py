@@ -61,7 +61,7 @@ class BlockResult(Result):
     _json_exclude = ("permuted",)
 
     def plot(self, ax=None, *, title: str | None = None):
-        from modscope.report import style
+        from modscope import figures as style
 
         ax = style.axes(ax, figsize=(4.2, 3.8))
         off = self.permuted[~np.eye(self.permuted.shape[0], dtype=bool)]

@@ -131,7 +131,7 @@ class CalibrationResult(Result):
         return out
 
     def plot(self, ax=None):
-        from modscope.report import style
+        from modscope import figures as style
 
         ax = style.axes(ax, figsize=(8.0, 0.45 * len(self.rules) + 1.6))
         t = self.table()

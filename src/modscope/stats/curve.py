@@ -52,7 +52,7 @@ class MICurve(Result):
     extrapolated: bool = False
 
     def plot(self, ax=None, *, title: str | None = None):
-        from modscope.report import style
+        from modscope import figures as style
 
         ax = style.axes(ax)
         ax.fill_between(self.n, self.null_mean - 2 * self.null_sd, self.null_mean + 2 * self.null_sd,

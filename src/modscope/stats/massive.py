@@ -61,7 +61,7 @@ class MassiveActivations(Result):
                 f"{'those coordinates carry' if self.n_coords != 1 else 'it carries'} {self.share:.1%} of the variance")
 
     def plot(self, ax=None):
-        from modscope.report import style
+        from modscope import figures as style
 
         ax = style.axes(ax)
         ax.bar(np.arange(len(self.coords)), self.coord_shares, color=style.TRAINED)

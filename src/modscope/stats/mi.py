@@ -83,7 +83,7 @@ class MIResult(Result):
         return self.mi - self.null_mean
 
     def plot(self, ax=None):
-        from modscope.report import style
+        from modscope import figures as style
 
         ax = style.axes(ax)
         rho = np.asarray(self.canonical_correlations)

@@ -47,7 +47,7 @@ class ModelMIResult(Result):
         return pd.DataFrame(rows)
 
     def plot(self, ax=None):
-        from modscope.report import style
+        from modscope import figures as style
 
         ax = style.axes(ax, figsize=(6.5, 3.6))
         x = np.arange(len(self.labels))
@@ -70,7 +70,7 @@ class ModelMIResult(Result):
 
     def plot_curves(self):
         """A grid of MI-vs-n panels, one per pair."""
-        from modscope.report import style
+        from modscope import figures as style
 
         shown = [(label, c) for label, c in zip(self.labels, self.curves, strict=True) if c is not None]
         if not shown:

@@ -59,7 +59,7 @@ class ModelSpectraResult(Result):
 
     def plot(self, ax=None):
         """Spectra of every site on one log–log plot: trained in blue, twin in orange, darker = deeper."""
-        from modscope.report import style
+        from modscope import figures as style
 
         ax = style.axes(ax, figsize=(6.0, 4.0))
         count = len(self.sites)
@@ -78,7 +78,7 @@ class ModelSpectraResult(Result):
 
     def plot_metrics(self):
         """Participation ratio and top-1 share per site, model vs twin vs the shuffle null."""
-        from modscope.report import style
+        from modscope import figures as style
 
         fig, axs = style.grid(2, cols=2, size=3.2)
         x = np.arange(len(self.sites))

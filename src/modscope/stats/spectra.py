@@ -88,7 +88,7 @@ class SpectrumResult(Result):
     _json_exclude = ("explained",)
 
     def plot(self, ax=None, *, color=None, label=None):
-        from modscope.report import style
+        from modscope import figures as style
 
         ax = style.axes(ax)
         rank = np.arange(1, self.d + 1)

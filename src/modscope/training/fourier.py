@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modscope.errors import ModscopeError
-from modscope.report.style import NULL, TRAINED, axes
+from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
 
 TOP_K = 5  # Nanda et al. (2023) find 5 key frequencies in their grokked modular-addition model

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from modscope.errors import ModscopeError
-from modscope.report.style import NULL, TRAINED, TWIN, axes
+from modscope.figures import NULL, TRAINED, TWIN, axes
 from modscope.results import Result
 from modscope.training.fourier import (
     TOP_K,
@@ -201,8 +201,7 @@ def verdict(study: GrokkingStudy) -> str:
 def grokking_report(run_dir: Path, *, components: int = 5, max_rows: int = 1000, seed: int = 0,
                     out: Path | None = None) -> dict:
     """Seed 004's comments on a modadd run: page with the components, null, ablations and loss PCA."""
-    import matplotlib.pyplot as plt
-
+    from modscope.figures import subplots
     from modscope.report import write_probe
 
     study = grokking_study(load_run(run_dir), components=components, max_rows=max_rows, seed=seed)
@@ -224,7 +223,7 @@ def grokking_report(run_dir: Path, *, components: int = 5, max_rows: int = 1000,
                         f"{', '.join(str(s) for s in study.loss_pca.turning_steps)}.")
     figs = {"fourier_sparsity": study.plot().figure}
     if study.loss_pca is not None:
-        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+        fig, (left, right) = subplots(1, 2, figsize=(10, 3.6))
         study.loss_pca.plot(left)
         curves = study.curves
         right.plot(curves["step"], curves["train_losses"], color=TRAINED, label="train loss")
@@ -246,7 +245,4 @@ def grokking_report(run_dir: Path, *, components: int = 5, max_rows: int = 1000,
                     result=study, headline=headline, verdict=payload["verdict"], figures=figs,
                     tables={"components": frame.round(4)},
                     settings={"run": str(run_dir), "components": components, "max_rows": max_rows, "seed": seed})
-    else:
-        for fig in figs.values():
-            plt.close(fig)
     return payload

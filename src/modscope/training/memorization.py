@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from modscope.errors import ModscopeError
-from modscope.report.style import NULL, TRAINED, TWIN, axes
+from modscope.figures import NULL, TRAINED, TWIN, axes
 from modscope.results import Result
 
 GROUPS = ("flipped", "atypical", "duplicated", "clean")
@@ -247,10 +247,8 @@ def group_verdict(result: Memorization) -> str:
 def memorization_report(n: int = 2000, *, models: int = 16, steps: int = 400, width: int = 128, workers: int = 2,
                         shuffled_null: bool = True, seed: int = 0, out: Path | None = None, client=None) -> dict:
     """Seed 002 / Zhang et al. (2021) on MNIST with planted groups: page with scores, curve and images."""
-    import matplotlib.pyplot as plt
-
+    from modscope.figures import grid
     from modscope.report import write_probe
-    from modscope.report.style import grid
 
     result = memorization_study(n, models=models, steps=steps, width=width, workers=workers,
                                 shuffled_null=shuffled_null, seed=seed, out=out, client=client)
@@ -288,7 +286,4 @@ def memorization_report(n: int = 2000, *, models: int = 16, steps: int = 400, wi
                     result=result, headline=headline, verdict=verdict, figures=figs,
                     settings={"n": n, "models": models, "steps": steps, "width": width, "seed": seed,
                               "shuffled_null": shuffled_null})
-    else:
-        for fig in figs.values():
-            plt.close(fig)
     return payload

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from modscope.figures import NULL, TRAINED, axes
 from modscope.report import write_probe
-from modscope.report.style import NULL, TRAINED, axes
 from modscope.training.spectrum import THRESHOLDS
 
 

@@ -47,7 +47,7 @@ class RandomWalkNull(Result):
     pc1_theory: float
 
     def plot(self, ax=None):
-        from modscope.report.style import NULL, axes
+        from modscope.figures import NULL, axes
 
         ax = axes(ax)
         ax.bar(range(1, len(self.trajectory_pc) + 1), self.trajectory_pc, color=NULL)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from modscope.errors import ModscopeError
-from modscope.report.style import NULL, TRAINED, axes
+from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
 from modscope.training.gram import compute_gram
 from modscope.training.loop import accuracy, make_optimizer, run_steps

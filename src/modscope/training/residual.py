@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modscope.errors import ModscopeError
-from modscope.report.style import NULL, TRAINED, axes
+from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
 from modscope.training.gram import GradGram, center_gram, compute_gram
 from modscope.training.spectrum import spectrum_of_gram

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modscope.errors import ModscopeError
-from modscope.report.style import NULL, TRAINED, axes
+from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
 from modscope.training.gram import GradGram, center_gram, compute_gram, resolve_params, resolve_rows
 from modscope.training.store import GradientStore, as_store

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from modscope.errors import ModscopeError
-from modscope.report.style import NULL, TRAINED, axes
+from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
 from modscope.weights.graph import as_abs_layers, layer_sizes, layered_ncut
 from modscope.weights.null import compare_lower, shuffle_within_layers

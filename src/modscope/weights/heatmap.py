@@ -46,12 +46,11 @@ def plot_cluster_heatmap(weights: Sequence, result: ClusterResult, *, title: str
     Returns:
         A matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    from modscope.figures import subplots
 
     layers = as_abs_layers(weights)
     per_layer = result.layer_labels()
-    fig, axs = plt.subplots(1, len(layers), figsize=(max(6.0, 4.2 * len(layers)), 4.0), constrained_layout=True,
-                            squeeze=False)
+    fig, axs = subplots(1, len(layers), figsize=(max(6.0, 4.2 * len(layers)), 4.0), squeeze=False)
     for lay, (ax, w) in enumerate(zip(axs[0], layers, strict=True)):
         image, row_bounds, col_bounds = cluster_sorted(w, per_layer[lay], per_layer[lay + 1])
         shown = ax.imshow(image, aspect="auto", cmap="magma", interpolation="nearest",

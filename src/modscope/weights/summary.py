@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from modscope.report.style import NULL, axes, model_colour
+from modscope.figures import NULL, axes, model_colour, subplots
 from modscope.results import Result
 from modscope.weights.clusterability import ClusterResult, clusterability
 
@@ -143,6 +143,14 @@ def plot_z(networks: Sequence[NetworkClusterability], ax=None):
     ax.set_ylabel("z = (n-cut − null mean) / null sd")
     ax.legend()
     return ax
+
+
+def plot_ncut_and_z(networks: Sequence[NetworkClusterability]):
+    """The page's key figure: ``plot_ncut_vs_null`` (left) next to ``plot_z`` (right); returns the Figure."""
+    fig, (left, right) = subplots(1, 2, figsize=(11, 3.8))
+    plot_ncut_vs_null(networks, ax=left)
+    plot_z(networks, ax=right)
+    return fig
 
 
 def describe(trained: NetworkClusterability, twin: NetworkClusterability | None = None) -> tuple[list[str], str]:

@@ -1,4 +1,8 @@
-"""One figure style for every probe: the same two colours for trained vs twin, labelled axes, log scales.
+"""One figure style for every probe, drawn on ``matplotlib.figure.Figure`` objects so nothing global changes.
+
+No pyplot and no ``matplotlib.use``: a notebook user's backend and rcParams stay as they were. A figure made here is
+not registered with pyplot (it is freed with its last reference, nothing to close); to show one in a notebook,
+display ``ax.figure`` (Jupyter renders Figure objects) or save it.
 
 Conventions for probe authors (the run report puts every probe's key figure side by side, so they must agree):
 
@@ -6,9 +10,9 @@ Conventions for probe authors (the run report puts every probe's key figure side
   null bands and reference lines always ``NULL`` (grey). ``model_colour(name)`` picks between the first two from a
   model name. Categories (corpus categories, clusters) use ``CATEGORY_CMAP``; never reuse blue/orange for them.
 - **Figures.** Get axes with ``axes(ax)`` (the ``Result.plot(ax=None)`` convention: draw into ``ax`` if given, else
-  into a fresh 5.5 x 3.6 in figure) and panels with ``grid(n)``. Return the axes from ``plot``; the page takes
-  ``ax.figure``. The first figure passed to ``write_probe`` is the probe's *key figure*: it is the one the run report
-  shows, so make it the figure that answers the question on its own.
+  into a fresh 5.5 x 3.6 in figure), several with ``subplots(...)`` and panels with ``grid(n)``. Return the axes
+  from ``plot``; the page takes ``ax.figure``. The first figure passed to ``write_probe`` is the probe's *key
+  figure*: it is the one the run report shows, so make it the figure that answers the question on its own.
 - **Axes.** Every axis is labelled with the quantity *and its unit*: ``label(ax, x="layer", y="MI", y_unit="nats")``
   writes "MI (nats)". Unitless quantities (cosines, ratios, counts) still get a name.
 - **Log scales.** Use a log axis when the plotted values span two or more decades (spectra, singular values, loss
@@ -20,24 +24,47 @@ Conventions for probe authors (the run report puts every probe's key figure side
 
 from __future__ import annotations
 
+import functools
+import io
 from collections.abc import Sequence
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 TRAINED = "#1f5fa8"  # the trained model, everywhere
 TWIN = "#d9822b"  # its random-init twin, everywhere
 NULL = "#9a9a9a"  # null bands and reference lines
 ESTIMATE = "#6a3d9a"  # derived estimates (bias-corrected, extrapolated) of a quantity drawn in TRAINED
 CATEGORY_CMAP = "tab10"
+DPI = 110  # of saved PNGs
+# Applied only while our figures, axes, titles, legends and texts are created, never globally.
+STYLE = {"axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
+         "font.size": 9, "legend.frameon": False}
 
-plt.rcParams.update({
-    "figure.dpi": 100, "savefig.dpi": 110, "axes.spines.top": False, "axes.spines.right": False,
-    "axes.grid": True, "grid.alpha": 0.25, "font.size": 9, "legend.frameon": False,
-})
+
+def _styled(method):
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return method(*args, **kwargs)
+
+    return call
+
+
+class StyledAxes(Axes):
+    """Axes whose titles, legends, texts and twins take ``STYLE`` when they are made (they read rcParams then)."""
+
+
+class StyledFigure(Figure):
+    """A Figure whose suptitle and colorbars take ``STYLE``."""
+
+
+for _name in ("set_title", "legend", "text", "annotate", "twinx", "twiny"):
+    setattr(StyledAxes, _name, _styled(getattr(Axes, _name)))
+for _name in ("suptitle", "colorbar"):
+    setattr(StyledFigure, _name, _styled(getattr(Figure, _name)))
 
 
 def model_colour(name: str) -> str:
@@ -45,23 +72,36 @@ def model_colour(name: str) -> str:
     return TWIN if name.startswith(("random:", "twin")) else TRAINED
 
 
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize=(5.5, 3.6), **kwargs):
+    """A new styled ``Figure`` (constrained layout) and its axes, as ``Figure.subplots`` returns them."""
+    kwargs["subplot_kw"] = {"axes_class": StyledAxes, **kwargs.get("subplot_kw", {})}
+    with matplotlib.rc_context(STYLE):
+        fig = StyledFigure(figsize=figsize, layout="constrained")
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
 def axes(ax=None, *, figsize=(5.5, 3.6)):
     """Return ``ax`` or a fresh one (the ``plot(ax=None)`` convention of every result)."""
-    if ax is not None:
-        return ax
-    _, ax = plt.subplots(figsize=figsize, constrained_layout=True)
-    return ax
+    return ax if ax is not None else subplots(figsize=figsize)[1]
 
 
 def grid(n: int, *, cols: int = 6, size: float = 2.2):
     """A figure with ``n`` square panels; returns (fig, flat list of n axes), extra panels hidden."""
     cols = max(1, min(cols, n))
     rows = (n + cols - 1) // cols
-    fig, axs = plt.subplots(rows, cols, figsize=(size * cols, size * rows), constrained_layout=True, squeeze=False)
+    fig, axs = subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
     flat = list(axs.flat)
     for extra in flat[n:]:
         extra.set_visible(False)
     return fig, flat[:n]
+
+
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes at ``DPI`` (drawn under ``STYLE``: tick spacing reads the font size then)."""
+    buf = io.BytesIO()
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
 
 
 def label(ax, *, x: str | None = None, y: str | None = None, x_unit: str = "", y_unit: str = ""):

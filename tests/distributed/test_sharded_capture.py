@@ -31,7 +31,7 @@ def assert_same_rows(a: ActivationStore, b: ActivationStore) -> None:
 def test_three_process_capture_equals_single_process_capture(tiny_gpt2, single, tmp_path):
     out = tmp_path / "sharded"
     store = sh.capture_sharded("tiny-gpt2", TEXTS, SITES, out=out, shards=3, positions="last:40", batch_size=2,
-                               engine="processes", start_method="fork")  # fork: no re-import of torch per process
+                               backend="processes", start_method="fork")  # fork: no re-import of torch per process
     manifest = json.loads((out / "manifest.json").read_text())
     plan = manifest["sharded"]["plan"]
     assert len(plan) == 3 and [p["docs"][0] for p in plan[1:]] == [p["docs"][1] for p in plan[:-1]]
@@ -47,20 +47,20 @@ def test_interrupted_sharded_capture_resumes_to_the_same_store(tiny_gpt2, single
         sh.run_shard = lambda *a, **k: 0 if a[4] == 1 else real(*a, **k)  # shard 1 "dies" before writing
         try:
             sh.capture_sharded(tiny_gpt2, TEXTS, SITES, out=out, shards=3, positions="last:40", batch_size=2,
-                               engine="serial")
+                               backend="serial")
         finally:
             sh.run_shard = real
     assert not json.loads((out / "manifest.json").read_text())["complete"]
     store = sh.capture_sharded(tiny_gpt2, TEXTS, SITES, out=out, shards=3, positions="last:40", batch_size=2,
-                               engine="serial")
+                               backend="serial")
     assert_same_rows(store, single)
     with pytest.raises(ModscopeError, match="other sites"):
-        sh.capture_sharded(tiny_gpt2, TEXTS, "embed", out=out, shards=3, positions="last:40", engine="serial")
+        sh.capture_sharded(tiny_gpt2, TEXTS, "embed", out=out, shards=3, positions="last:40", backend="serial")
 
 
 def test_dask_workers_capture_the_same_rows(tiny_gpt2, single, client, tmp_path):
     store = sh.capture_sharded(tiny_gpt2, TEXTS, SITES, out=tmp_path / "d", shards=3, positions="last:40",
-                               batch_size=2, engine="dask", client=client)
+                               batch_size=2, backend="dask", client=client)
     assert_same_rows(store, single)
 
 
@@ -70,7 +70,7 @@ def test_plain_capture_refuses_to_resume_an_unfinished_sharded_store(tiny_gpt2, 
     sh.run_shard = lambda *a, **k: 0  # every shard "dies" before writing
     try:
         with pytest.raises(ModscopeError, match="did not finish"):
-            sh.capture_sharded(tiny_gpt2, TEXTS, SITES, out=out, shards=2, positions="last:40", engine="serial")
+            sh.capture_sharded(tiny_gpt2, TEXTS, SITES, out=out, shards=2, positions="last:40", backend="serial")
     finally:
         sh.run_shard = real
     with pytest.raises(ModscopeError, match="unfinished sharded capture"):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import zarr
 
-import modscope.distributed as md
 from modscope import ModscopeError
+from modscope.engine import chunk_spans, map_reduce, task_bytes
 from modscope.geometry import cosine_histogram
 from modscope.stats import covariance, gaussian_mi, spectrum
 
@@ -39,7 +39,7 @@ def rel(a, b):
 def test_store_is_three_times_a_worker_limit_and_tasks_fit(big, client, worker_limit):
     x, y = big
     assert x.nbytes + y.nbytes >= 3 * WORKER_LIMIT
-    spans = md.chunk_spans([x, y], chunk_bytes=md.mapreduce.task_bytes(client))
+    spans = chunk_spans([x, y], chunk_bytes=task_bytes(client))
     assert len(spans) > 3 * 8 and all(s.start % 2048 == 0 for s in spans)  # aligned to the Zarr chunks
     assert max((s.stop - s.start) * 64 * 4 for s in spans) * 8 <= WORKER_LIMIT
 
@@ -47,16 +47,16 @@ def test_store_is_three_times_a_worker_limit_and_tasks_fit(big, client, worker_l
 def test_dask_covariance_equals_local_engine(big, client):
     x, _ = big
     local = covariance(x)
-    dask = md.covariance(x, engine="dask", client=client)
+    dask = covariance(x, engine="dask", client=client)
     assert dask.n == local.n == x.shape[0]
     assert rel(dask.mean, local.mean) < RTOL and rel(dask.cov, local.cov) < RTOL
-    assert rel(md.covariance(x, engine="local").cov, local.cov) < RTOL
+    assert rel(covariance(x, engine="local").cov, local.cov) < RTOL
 
 
 def test_dask_mi_equals_local_engine(big, client):
     x, y = big
     local = gaussian_mi(x, y)
-    dask = md.gaussian_mi(x, y, engine="dask", client=client)
+    dask = gaussian_mi(x, y, engine="dask", client=client)
     assert local.mi > 10 * local.null_mean  # a real dependence, not noise
     assert abs(dask.mi / local.mi - 1) < RTOL and abs(dask.mi_corrected / local.mi_corrected - 1) < RTOL
     assert (dask.null_mean, dask.null_sd, dask.rank_x, dask.rank_y) == (local.null_mean, local.null_sd, 48, 16)
@@ -65,7 +65,7 @@ def test_dask_mi_equals_local_engine(big, client):
 def test_dask_spectrum_equals_local_engine(big, client):
     x, _ = big
     local = spectrum(x)
-    dask = md.covariance_spectrum(x, engine="dask", client=client)
+    dask = spectrum(x, engine="dask", client=client)
     assert rel(dask.eigenvalues, local.eigenvalues) < RTOL
     assert abs(dask.participation_ratio / local.participation_ratio - 1) < RTOL
     assert dask.n_above_mp == local.n_above_mp >= 8
@@ -79,26 +79,26 @@ def test_dask_histogram_equals_local_counts_exactly(tmp_path, client):
     z = zarr_of(tmp_path / "e", emb, 1000)
     assert z.nbytes >= 3 * WORKER_LIMIT
     local = cosine_histogram(emb, block=1200, bins=100)
-    dask = md.cosine_histogram(z, block=1200, bins=100, engine="dask", client=client)
+    dask = cosine_histogram(z, block=1200, bins=100, engine="dask", client=client)
     np.testing.assert_array_equal(dask.counts, local.counts)
     assert (dask.n_pairs, dask.n_zero_rows, dask.min, dask.max) == (local.n_pairs, 1, local.min, local.max)
     assert abs(dask.mean / local.mean - 1) < RTOL and abs(dask.sd / local.sd - 1) < RTOL
     centred_local = cosine_histogram(emb, block=1200, bins=100, centre=True)
-    centred = md.cosine_histogram(z, block=1200, bins=100, centre=True, engine="dask", client=client)
+    centred = cosine_histogram(z, block=1200, bins=100, centre=True, engine="dask", client=client)
     assert abs(centred.mean / centred_local.mean - 1) < RTOL and abs(centred.sd / centred_local.sd - 1) < RTOL
     assert centred.counts.sum() == centred_local.counts.sum() and abs(centred.mean) < abs(local.mean) / 10
 
 
 def test_map_reduce_runs_any_kernel_in_chunk_order(client):
     data = np.arange(1000, dtype=np.float64)[:, None]
-    first_rows = md.map_reduce(data, lambda c: [float(c[0, 0])], lambda parts: sum(parts, []), chunk=128,
-                               engine="dask", client=client)
+    first_rows = map_reduce(lambda c: [float(c[0, 0])], data, lambda parts: sum(parts, []), chunk_rows=128,
+                            engine="dask", client=client)
     assert first_rows == [float(s) for s in range(0, 1000, 128)]
 
 
 def test_unknown_engine_is_a_clear_error():
     with pytest.raises(ModscopeError, match="unknown engine"):
-        md.covariance(np.ones((4, 2)), engine="spark")
+        covariance(np.ones((4, 2)), engine="spark")
 
 
 def test_stats_api_dispatches_to_the_dask_engine(big, client):

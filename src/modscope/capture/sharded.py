@@ -3,16 +3,16 @@
 The coordinator tokenises and plans once (the plan, with every document's token ids and captured positions, is
 saved in the store as ``plan.npz``), sizes every array to its final row count, and hands out shards of whole
 batches. A shard computes exactly the batches a single-process capture would, so its rows are bit-identical, and
-writes them into its row region. Chunks that straddle a region boundary are written under a per-chunk lock (a file
-lock, or a ``distributed.Lock`` on Dask). Each shard commits its progress to ``shards/<k>.json`` after every flush,
-so a killed capture resumes shard by shard; the main manifest is marked complete when every shard is.
+writes them into its row region. Chunks that straddle a region boundary are written under a per-chunk lock (a
+``filelock`` file lock, or a ``distributed.Lock`` on Dask). Each shard commits its progress to ``shards/<k>.json``
+after every flush, so a killed capture resumes shard by shard; the main manifest is marked complete when every shard
+is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import json
 import os
 from collections.abc import Sequence
@@ -39,7 +39,7 @@ from modscope.locking import directory_lock, has_content, remove_orphans
 from modscope.paths import write_json_atomic
 
 PLAN = "plan.npz"
-SHARD_ENGINES = ("processes", "dask", "serial")
+SHARD_BACKENDS = ("processes", "dask", "serial")
 
 
 def plan_shards(docs: list[_Doc], batch_size: int, shards: int) -> list[dict]:
@@ -82,12 +82,13 @@ def capture_sharded(
     max_tokens: int | None = None,
     ctx: int = 512,
     batch_size: int | None = None,
-    engine: str = "processes",
+    backend: str = "processes",
     client: Any = None,
     scheduler: str | None = None,
     start_method: str = "spawn",
     sample: str = "balanced",
     seed: int = 0,
+    engine: str | None = None,
 ) -> ActivationStore:
     """``capture(..., out=out)`` spread over ``shards`` workers; the store equals a single-process capture row for row.
 
@@ -98,8 +99,9 @@ def capture_sharded(
         out: the Zarr directory (required). Re-running with the same arguments resumes unfinished shards. This
             process (not the workers, which write disjoint regions of it) holds its lock for the whole capture.
         shards: number of disjoint document ranges (each a whole number of batches).
-        engine: ``processes`` (a local process pool), ``dask`` (one task per shard on ``client`` / ``scheduler`` /
-            a LocalCluster), or ``serial`` (one after another in this process).
+        backend: where the shards run: ``processes`` (a local process pool), ``dask`` (one task per shard on
+            ``client`` / ``scheduler`` / a LocalCluster), or ``serial`` (one after another in this process).
+            ``engine=`` is its old name, accepted for one release.
         start_method: how ``processes`` starts workers: ``spawn`` (clean, a few seconds of imports each) or
             ``fork`` (instant; safe here because torch resets its thread pool in a forked child).
 
@@ -108,8 +110,9 @@ def capture_sharded(
     """
     from modscope.models import Model, load_model
 
-    if engine not in SHARD_ENGINES:
-        raise ModscopeError(f"unknown shard engine '{engine}'; use one of: {', '.join(SHARD_ENGINES)}")
+    backend = engine if engine is not None else backend
+    if backend not in SHARD_BACKENDS:
+        raise ModscopeError(f"unknown shard backend '{backend}'; use one of: {', '.join(SHARD_BACKENDS)}")
     if shards < 1:
         raise ModscopeError(f"shards must be >= 1, got {shards}")
     model = model if isinstance(model, Model) else load_model(str(model))
@@ -119,12 +122,12 @@ def capture_sharded(
     batch_size = check_batch_size(batch_size) or max(1, TOKENS_PER_BATCH // ctx)
     with directory_lock(path):
         remove_orphans(path)  # before any worker starts: what is there now was left by a killed run
-        return _capture_locked(model, path, docs, manifest, batch_size, shards, engine, client, scheduler,
+        return _capture_locked(model, path, docs, manifest, batch_size, shards, backend, client, scheduler,
                                start_method)
 
 
 def _capture_locked(model: Any, path: Path, docs: list[_Doc], manifest: dict, batch_size: int, shards: int,
-                    engine: str, client: Any, scheduler: str | None, start_method: str) -> ActivationStore:
+                    backend: str, client: Any, scheduler: str | None, start_method: str) -> ActivationStore:
     existing = _resumable(path, manifest, model, sharded=True)
     if existing is not None and existing.get("complete"):
         return ActivationStore.open(path)
@@ -135,15 +138,15 @@ def _capture_locked(model: Any, path: Path, docs: list[_Doc], manifest: dict, ba
     if existing is None:
         _create(path, manifest, docs, plan, batch_size)
     jobs = [(model.name, model.seed, model.fingerprint, str(path), k) for k in range(len(plan))]
-    if engine == "serial":
+    if backend == "serial":
         for job in jobs:
             run_shard(*job, model=model)
-    elif engine == "processes":
+    elif backend == "processes":
         threads = max(1, (os.cpu_count() or 1) // len(jobs))
         with ProcessPoolExecutor(len(jobs), mp_context=get_context(start_method)) as pool:
             list(pool.map(_run_shard_in_process, [(*job, threads) for job in jobs]))
     else:
-        from modscope.distributed.engine import dask_client
+        from modscope.distributed.cluster import dask_client
 
         with dask_client(client, scheduler) as dask:
             # ship the loaded model once per worker: workers then need no model cache, and concurrent random
@@ -205,13 +208,11 @@ def _chunk_lock(path: Path, chunk: int, kind: str):
         with Lock(f"modscope-capture:{path.resolve()}:{chunk}"):
             yield
         return
+    from filelock import FileLock
+
     (path / "shards").mkdir(exist_ok=True)
-    with open(path / "shards" / f"chunk-{chunk}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(str(path / "shards" / f"chunk-{chunk}.lock")):  # flock on POSIX, LockFileEx on Windows
+        yield
 
 
 def _write_region(group: Any, path: Path, chunk_rows: int, start: int, blocks: dict[str, np.ndarray],

@@ -1,22 +1,31 @@
-"""Beyond one machine: the streaming statistics as map-reduces over Zarr chunks, here or on a Dask cluster.
+"""What truly needs Dask: the cluster a computation runs on (``dask_client``, ``machine_cluster_kwargs``).
 
-Public API (``engine="local"|"dask"``, ``client=`` a ``distributed.Client``, ``scheduler=`` an address; with
-``dask`` and neither, a LocalCluster sized to the machine):
-
-- ``map_reduce(sources, kernel, merge)``: the generic reduction over row (or column) chunks.
-- ``covariance``, ``gaussian_mi``, ``covariance_spectrum``: ``modscope.stats`` over Zarr stores.
-- ``gradient_gram``, ``gradient_svd`` -> ``OutOfCoreSVD``: gradient Gram / out-of-core SVD with error bounds.
-- ``cosine_histogram``: the all-pairs cosine histogram, one task per block pair.
-- ``dask_client``: the client context used by all of them.
-Sharded capture lives in ``modscope.capture.sharded``.
+The statistics themselves take ``engine="local"|"dask"`` where they live (``modscope.stats.covariance``,
+``modscope.geometry.cosine_histogram``, ``modscope.training.compute_gram`` ...), all through ``modscope.engine``;
+sharded capture is ``modscope.capture.sharded``. The old ``modscope.distributed.<statistic>`` names still resolve,
+with a DeprecationWarning, for one release.
 """
 
-from modscope.distributed.engine import ENGINES, dask_client, machine_cluster_kwargs
-from modscope.distributed.gradients import OutOfCoreSVD, gradient_gram, gradient_svd
-from modscope.distributed.histogram import cosine_histogram
-from modscope.distributed.mapreduce import chunk_spans, map_reduce, reduce_tasks
-from modscope.distributed.statistics import covariance, covariance_spectrum, gaussian_mi, merge_covariances
+import importlib
+import warnings
 
-__all__ = ["ENGINES", "OutOfCoreSVD", "chunk_spans", "cosine_histogram", "covariance", "covariance_spectrum",
-           "dask_client", "gaussian_mi", "gradient_gram", "gradient_svd", "machine_cluster_kwargs", "map_reduce",
-           "merge_covariances", "reduce_tasks"]
+from modscope.distributed.cluster import current_client, dask_client, machine_cluster_kwargs
+
+__all__ = ["current_client", "dask_client", "machine_cluster_kwargs"]
+
+_MOVED = {  # old name -> its home since the one-engine release
+    "covariance": "modscope.stats.covariance", "gaussian_mi": "modscope.stats.mi",
+    "covariance_spectrum": "modscope.stats.spectra:spectrum", "cosine_histogram": "modscope.geometry.histogram",
+    "gradient_gram": "modscope.training.gram:compute_gram", "gradient_svd": "modscope.training.spectrum",
+    "OutOfCoreSVD": "modscope.training.spectrum", "map_reduce": "modscope.engine", "reduce_tasks": "modscope.engine",
+    "chunk_spans": "modscope.engine", "ENGINES": "modscope.engine",
+}
+
+
+def __getattr__(name: str):
+    if name not in _MOVED:
+        raise AttributeError(f"module 'modscope.distributed' has no attribute '{name}'")
+    module, _, attr = _MOVED[name].partition(":")
+    warnings.warn(f"modscope.distributed.{name} moved to {module}.{attr or name}; import it from there",
+                  DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(module), attr or name)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from modscope.engine import check_engine, map_reduce, reduce_tasks, resolve
 from modscope.errors import ModscopeError
-from modscope.geometry.similarity import as_rows, centre_rows
 from modscope.figures import TRAINED, axes
+from modscope.geometry.similarity import as_rows, centre_rows
 from modscope.results import Result
 
 
@@ -76,7 +78,7 @@ def pair_sums(unit: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
     """Additive float64 sums of a chunk of unit rows: (sum_i u_i, sum_i |u_i|^2, U^T U, sum_i |u_i|^4).
 
     Sums over disjoint chunks add up to the sums over all rows, so this is the per-chunk kernel of the
-    mean/sd of the pairwise cosines (``modscope.distributed`` maps it over row chunks; merge = addition).
+    mean/sd of the pairwise cosines (``chunked_histogram`` maps it over row chunks; merge = addition).
     """
     unit = np.asarray(unit, dtype=np.float64)
     sq_norms = np.einsum("ij,ij->i", unit, unit)
@@ -130,9 +132,9 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
         block: rows per block (memory ~ 4 block^2 bytes). threads: torch threads (default: torch's setting).
         extremes: also find the exact min and max pair (one more pass per block, ~15 % of the time); when False
             ``min``/``max`` are nan.
-        engine: ``local`` or ``dask`` (one task per block pair with the same ``block_pair_counts`` kernel; ``E``
-            may then be a Zarr array or ``(store, site)``; see ``modscope.distributed``). client / scheduler: a
-            Dask client or scheduler address.
+        engine: ``local`` or ``dask`` (``chunked_histogram``: one task per block pair with the same
+            ``block_pair_counts`` kernel and block boundaries; ``E`` may then be a Zarr array or ``(store, site)``).
+            client / scheduler: a Dask client or scheduler address.
 
     Returns:
         HistogramResult.
@@ -140,11 +142,9 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
     low, high = histogram_range(bins, block, value_range)
     if isinstance(E, torch.Tensor):
         E = E.detach().cpu().numpy()
-    if engine != "local":
-        from modscope.distributed.histogram import cosine_histogram as chunked_histogram
-
-        return chunked_histogram(E, centre=centre, bins=bins, value_range=value_range, block=block,
-                                 extremes=extremes, engine=engine, client=client, scheduler=scheduler)
+    if check_engine(engine) == "dask":
+        return chunked_histogram(resolve(E), centre=centre, bins=bins, low=low, high=high, block=block,
+                                 extremes=extremes, where={"engine": engine, "client": client, "scheduler": scheduler})
     unit, nonzero = nonzero_unit_rows(centre_rows(as_rows(E, "E"), centre), E)
     n = len(unit)
     if n < 2:
@@ -295,3 +295,80 @@ def fold_edge_bins(padded: np.ndarray) -> np.ndarray:
     counts[1] += counts[0]
     counts[-2] += counts[-1]
     return counts[1:-1]
+
+
+def _column_sums(chunk: np.ndarray) -> tuple[int, np.ndarray]:
+    return chunk.shape[0], as_rows(chunk, "E").sum(axis=0)
+
+
+def _add_sums(parts: list) -> tuple[int, np.ndarray]:
+    return sum(p[0] for p in parts), np.sum([p[1] for p in parts], axis=0)
+
+
+def _unit(chunk: np.ndarray, centre: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return nonzero_unit_rows(centre_rows(as_rows(chunk, "E"), centre), chunk)
+
+
+class _RowSums:
+    """Kernel of the second pass: the non-zero mask and ``pair_sums`` of a chunk's unit rows."""
+
+    def __init__(self, centre: bool | np.ndarray):
+        self.centre = centre
+
+    def __call__(self, chunk: np.ndarray) -> tuple[list[np.ndarray], tuple]:
+        unit, nonzero = _unit(chunk, self.centre)
+        return [nonzero], pair_sums(unit)
+
+
+def _merge_row_sums(parts: list) -> tuple[list[np.ndarray], tuple]:
+    masks = [m for p in parts for m in p[0]]  # partials arrive in row order, so the masks stay in order
+    return masks, tuple(np.sum([p[1][i] for p in parts], axis=0) for i in range(4))
+
+
+def _read_unit(source: Any, indices: np.ndarray, centre: bool | np.ndarray) -> torch.Tensor:
+    lo, hi = int(indices[0]), int(indices[-1]) + 1
+    unit, _ = _unit(np.asarray(source[lo:hi])[indices - lo], centre)
+    return torch.from_numpy(unit.astype(np.float32))
+
+
+def _pair_task(source: Any, rows_i: np.ndarray, rows_j: np.ndarray, diagonal: bool, centre: bool | np.ndarray,
+               bins: int, low: float, high: float, extremes: bool) -> tuple[np.ndarray, float, float]:
+    unit_i = _read_unit(source, rows_i, centre)
+    unit_j = unit_i if diagonal else _read_unit(source, rows_j, centre)
+    return block_pair_counts(unit_i, unit_j, diagonal=diagonal, bins=bins, low=low, high=high, extremes=extremes)
+
+
+def chunked_histogram(array: Any, *, centre: bool | np.ndarray, bins: int, low: float, high: float, block: int,
+                      extremes: bool, where: dict) -> HistogramResult:
+    """``cosine_histogram`` of a (Zarr) array that is never loaded whole, through ``modscope.engine``.
+
+    Three passes: the mean (only when centring), the non-zero rows with their additive ``pair_sums`` (the exact
+    mean/sd), then one task per block pair (i <= j) running ``block_pair_counts`` with the in-memory path's block
+    boundaries, merged by ``merge_block_counts``: the counts are bit-identical uncentred; ``centre=True`` uses a
+    mean merged from chunks (equal to ~1e-16, which can move a cosine lying on a bin edge). A task holds two blocks
+    of ``block`` rows (float64 while normalising) and one ``block x block`` float32 cosine block.
+    """
+    if centre is True:
+        count, sums = map_reduce(_column_sums, array, _add_sums, **where)
+        centre = sums / count
+    elif centre is not False and centre is not None:
+        centre = np.asarray(centre, dtype=np.float64)
+    masks, (total, sq_norm_sum, gram, sq_norm4_sum) = map_reduce(_RowSums(centre), array, _merge_row_sums, **where)
+    kept = np.flatnonzero(np.concatenate(masks))
+    n = kept.size
+    if n < 2:
+        raise ModscopeError(f"need at least 2 non-zero rows for pairwise cosines, got {n}")
+    n_pairs = n * (n - 1) // 2
+    pair_sum, pair_sq = pair_moments_from_sums(total, sq_norm_sum, float(np.sum(gram * gram)), sq_norm4_sum)
+    mean = pair_sum / n_pairs
+    blocks = [kept[s:s + block] for s in range(0, n, block)]
+    tasks = [(array, blocks[i], blocks[j], i == j, centre, bins, low, high, extremes)
+             for i in range(len(blocks)) for j in range(i, len(blocks))]
+    padded, lowest, highest = reduce_tasks(_pair_task, tasks, merge_block_counts, **where)
+    counts = fold_edge_bins(padded)
+    nan = float("nan")
+    return HistogramResult(
+        edges=np.linspace(low, high, bins + 1), counts=counts, mean=float(mean),
+        sd=float(np.sqrt(max(pair_sq / n_pairs - mean**2, 0.0))), min=lowest if extremes else nan,
+        max=highest if extremes else nan, n_rows=n, n_zero_rows=int(len(np.concatenate(masks)) - n),
+        n_pairs=n_pairs, n_outside=int(n_pairs - counts.sum()), centred=centre is not False and centre is not None)

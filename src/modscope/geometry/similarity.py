@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from modscope.engine import as_rows as engine_rows
 from modscope.errors import ModscopeError
 from modscope.stats.checks import require_finite
 
@@ -11,11 +12,12 @@ KINDS = ("cosine", "scaled", "centred", "euclidean", "dot")
 
 
 def as_rows(H, what: str = "H") -> np.ndarray:
-    """``H`` as a float64 matrix [n, d] (extra trailing axes are flattened into d)."""
-    array = np.asarray(H, dtype=np.float64)
-    if array.ndim == 1 or array.shape[0] < 1:
-        raise ModscopeError(f"{what} must have shape [n, d] with n >= 1, got {array.shape}; pass one row per sample")
-    array = array.reshape(array.shape[0], -1)
+    """``H`` as a finite float64 matrix [n, d] (``modscope.engine.as_rows``, trailing axes flattened into d); a
+    vector or an empty set is an error here, since a geometry needs at least one row of several features."""
+    shape = np.shape(H)
+    if len(shape) < 2 or shape[0] < 1:
+        raise ModscopeError(f"{what} must have shape [n, d] with n >= 1, got {shape}; pass one row per sample")
+    array = engine_rows(H).astype(np.float64, copy=False)
     require_finite(array, what)
     return array
 

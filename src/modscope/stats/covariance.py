@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from modscope.engine import DEFAULT_ROWS, as_rows, feature_dim, iter_chunks, map_reduce, resolve
 from modscope.errors import ModscopeError
 
-DEFAULT_ROWS = 8192
+__all__ = ["DEFAULT_ROWS", "Covariance", "as_rows", "covariance", "feature_dim", "iter_joint_batches",
+           "merge_covariances", "prefix_covariances", "resolve"]
+iter_joint_batches = iter_chunks  # the old name of the one streaming loop
 
 
 class Covariance:
@@ -119,101 +121,37 @@ class Covariance:
         return f"Covariance(dim={self.dim}, n={self.n})"
 
 
-def as_rows(batch: Any) -> np.ndarray:
-    """A batch as a 2-D array [rows, features]; per-token shapes like [heads, d_model] are flattened."""
-    arr = np.asarray(batch)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    elif arr.ndim > 2:
-        arr = arr.reshape(arr.shape[0], -1)
-    if not np.issubdtype(arr.dtype, np.number):
-        raise ModscopeError(f"expected a numeric array, got dtype {arr.dtype}")
-    return arr
+def merge_covariances(parts: list[Covariance]) -> Covariance:
+    """Exact merge of partial accumulators (``Covariance.merge``, Chan et al. 1979); the inputs are not modified."""
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total.merge(part)
+    return total
 
 
-def resolve(source: Any) -> Any:
-    """An array-like from an array, a Zarr array, or a ``(store, site)`` pair of an ActivationStore."""
-    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], str):
-        store, site = source
-        if site not in store.sites:
-            raise ModscopeError(f"site '{site}' is not in the store; it holds {', '.join(store.sites)}")
-        return store[site]
-    if not hasattr(source, "shape") or not hasattr(source, "__getitem__"):
-        source = np.asarray(source)
-    return source
-
-
-def feature_dim(array: Any) -> int:
-    return int(np.prod(array.shape[1:])) if len(array.shape) > 1 else 1
-
-
-def iter_joint_batches(sources: Sequence[Any], *, rows: int = DEFAULT_ROWS,
-                       order: np.ndarray | None = None) -> Iterator[np.ndarray]:
-    """Row-aligned batches of several sources, side by side: [rows, d_1 + d_2 + ...].
-
-    Only one batch per source is in memory at a time. Reads of on-disk arrays are prefetched on a
-    thread so that decompression overlaps the GEMM of the previous batch. ``order`` (a permutation of
-    the rows) is only allowed for in-memory numpy sources.
-    """
-    arrays = [resolve(s) for s in sources]
-    n_rows = {int(a.shape[0]) for a in arrays}
-    if len(n_rows) != 1:
-        raise ModscopeError(f"sources have different row counts {sorted(n_rows)}; capture them on the same tokens")
-    total = n_rows.pop()
-    in_memory = all(isinstance(a, np.ndarray) for a in arrays)
-    if order is not None and not in_memory:
-        raise ModscopeError("row shuffling needs in-memory arrays; load the store sites with np.asarray first")
-
-    def read(start: int) -> np.ndarray:
-        if order is not None:
-            idx = order[start:start + rows]
-            parts = [as_rows(a[idx]) for a in arrays]
-        else:
-            parts = [as_rows(a[start:start + rows]) for a in arrays]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1, dtype=np.result_type(*parts))
-
-    starts = range(0, total, rows)
-    if in_memory:
-        yield from (read(s) for s in starts)
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = None
-        for start in starts:
-            nxt = pool.submit(read, start)
-            if pending is not None:
-                yield pending.result()
-            pending = nxt
-        if pending is not None:
-            yield pending.result()
-
-
-def covariance(*sources: Any, rows: int = DEFAULT_ROWS, engine: str = "local", client: Any = None,
-               scheduler: str | None = None) -> Covariance:
+def covariance(*sources: Any, engine: str = "local", chunk_rows: int | None = None, client: Any = None,
+               scheduler: str | None = None, rows: int | None = None) -> Covariance:
     """Stream the covariance of one source, or the joint covariance of several row-aligned sources.
+
+    The per-chunk kernel is ``Covariance.from_batch`` (a float64 GEMM on the centred chunk) and the merge is
+    ``Covariance.merge``, mapped by ``modscope.engine.map_reduce``: here, chunk by chunk, or on Dask, one task per
+    group of Zarr chunks (a task needs about ``rows x features x 12`` bytes plus ``features^2 x 8``).
 
     Args:
         sources: each a numpy array [n, ...], a Zarr array, or ``(store, site)`` of an ActivationStore.
             With several, the result is the joint accumulator over the concatenated columns
-            [d_1 + d_2 + ...], read batch by batch so no source is materialised whole.
-        rows: rows per batch.
-        engine: ``local`` (this process) or ``dask`` (one task per Zarr chunk, the same ``from_batch`` kernel and
-            ``merge``; see ``modscope.distributed``). client / scheduler: a Dask client or scheduler address
-            (default: a LocalCluster sized to the machine).
+            [d_1 + d_2 + ...], read chunk by chunk so no source is materialised whole.
+        engine: ``local`` (this process) or ``dask``. chunk_rows: rows per chunk (default: 8192 locally, the
+            Zarr chunks grown to ~32 MB on Dask; ``rows=`` is the old spelling). client / scheduler: a Dask
+            client or scheduler address (default: a LocalCluster sized to the machine).
 
     Returns:
         A ``Covariance`` with ``.n``, ``.mean``, ``.cov``.
     """
     if not sources:
         raise ModscopeError("covariance() needs at least one array or (store, site) pair")
-    if engine != "local":
-        from modscope.distributed.statistics import covariance as chunked_covariance
-
-        return chunked_covariance(*sources, engine=engine, client=client, scheduler=scheduler)
-    arrays = [resolve(s) for s in sources]
-    acc = Covariance(sum(feature_dim(a) for a in arrays))
-    for batch in iter_joint_batches(arrays, rows=rows):
-        acc.update(batch)
-    return acc
+    return map_reduce(Covariance.from_batch, list(sources), merge_covariances, engine=engine,
+                      chunk_rows=chunk_rows or rows, client=client, scheduler=scheduler)
 
 
 def prefix_covariances(sources: Sequence[Any], sizes: Sequence[int], *, order: np.ndarray | None = None,
@@ -251,7 +189,7 @@ def prefix_covariances(sources: Sequence[Any], sizes: Sequence[int], *, order: n
         label[order[picked] if order is not None else picked] = k
     intervals = [Covariance(sum(feature_dim(a) for a in arrays)) for _ in sizes]
     start = 0
-    for batch in iter_joint_batches(arrays, rows=rows):
+    for batch in iter_chunks(arrays, chunk_rows=rows):
         here = label[start:start + batch.shape[0]]
         start += batch.shape[0]
         for k in np.unique(here[here < 255]):

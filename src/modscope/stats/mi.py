@@ -217,7 +217,7 @@ def permutation_null(X: Any, Y: Any, joint: Covariance, dx: int, *, permutations
 
 def gaussian_mi(X: Any, Y: Any = None, *, dx: int | None = None, bias_correct: bool = True,
                 permutations: int = 0, seed: int = 0, rank_tol: float = DEFAULT_RANK_TOL, copula: bool = False,
-                groups: Any = None, engine: str = "local", client: Any = None,
+                groups: Any = None, engine: str = "local", chunk_rows: int | None = None, client: Any = None,
                 scheduler: str | None = None) -> MIResult:
     """Mutual information of the Gaussian fitted to (X, Y): I = ½ log(det Σx det Σy / det Σ) (Cover & Thomas, eq. 8.56).
 
@@ -234,7 +234,9 @@ def gaussian_mi(X: Any, Y: Any = None, *, dx: int | None = None, bias_correct: b
         rank_tol: relative eigenvalue threshold of the numerical rank.
         copula: estimate on the Gaussian copula (rank → normal per coordinate); needs in-memory rows.
         groups: a document id per row (documents contiguous): the permutation null exchanges whole documents.
-        engine, client, scheduler: where the joint covariance is streamed (see ``covariance``).
+        engine, chunk_rows, client, scheduler: where and in what chunks the joint covariance is streamed (see
+            ``covariance``); every other argument means the same on both engines. The permutation null pairs
+            rows of X with shuffled rows of Y, so it runs in this process after the covariance, on either engine.
 
     Returns:
         MIResult with the plug-in, corrected and null numbers, and the name of the null.
@@ -255,7 +257,7 @@ def gaussian_mi(X: Any, Y: Any = None, *, dx: int | None = None, bias_correct: b
                                 "(np.asarray(store[site])) or use copula=False")
         xs, ys = copula_normal(xs), copula_normal(ys)
     dx = feature_dim(xs)
-    joint = covariance(xs, ys, engine=engine, client=client, scheduler=scheduler)
+    joint = covariance(xs, ys, engine=engine, chunk_rows=chunk_rows, client=client, scheduler=scheduler)
     require_finite_moments(joint, "X and Y")
     result = mi_from_covariance(joint, dx, bias_correct=bias_correct, rank_tol=rank_tol)
     result = dataclasses.replace(result, copula=copula)

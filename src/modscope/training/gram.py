@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from modscope.engine import check_engine, dask_client, task_bytes
 from modscope.errors import ModscopeError
 from modscope.training.store import GradientStore
 
@@ -102,27 +103,49 @@ def resolve_rows(store: GradientStore, steps) -> np.ndarray:
     return rows
 
 
-def compute_gram(store: GradientStore, *, params=None, steps=None, per_param: bool = True,
-                 engine: str = "numpy") -> GradGram:
+def compute_gram(store: GradientStore, *, params=None, steps=None, per_param: bool = True, engine: str = "local",
+                 client=None, scheduler: str | None = None) -> GradGram:
     """One streaming pass over the parameter blocks: ``G = sum_p A_p A_p^T`` in float64.
 
     Args:
         store: the recorded gradients. params: names (default all recorded). steps: row indices/slice.
         per_param: also keep each tensor's Gram (for the per-matrix count table).
-        engine: ``numpy`` (block by block in this process) or ``dask`` (``modscope.distributed.gradient_gram``:
-            the same ``gram_kernel`` per column stripe and ``merge_grams``; for stores larger than memory).
+        engine: ``local`` (block by block in this process; ``numpy`` is the old spelling) or ``dask``: each
+            tensor's Zarr row chunks are read once and split into ``[steps, columns]`` stripes
+            (``rechunk(method="tasks")``), and ``x @ x.T`` is Dask's tree reduction of the stripe products; a
+            task holds one stripe (<= 128 MB float64, less when a worker's memory is smaller). The full Gram is
+            reduced and then cut to ``steps`` (``GradGram.subset``, exact). client, scheduler: the Dask cluster.
     """
     names = resolve_params(store, params)
     rows = resolve_rows(store, steps)
-    if engine == "dask":
-        from modscope.distributed.gradients import gradient_gram  # distributed imports this module
-
-        gg = gradient_gram(store, params=names, steps=steps, engine="dask")
+    if check_engine(engine) == "dask":
+        gg = _dask_gram(store, names, client, scheduler)
+        gg = gg if rows.size == store.n_steps and np.array_equal(rows, np.arange(store.n_steps)) else gg.subset(rows)
         return gg if per_param else replace(gg, per_param={})
-    if engine != "numpy":
-        raise ModscopeError(f"unknown engine '{engine}'; use numpy or dask")
     contiguous = rows.size == store.n_steps and np.array_equal(rows, np.arange(store.n_steps))
     grams = {n: block_gram(store.block(n, slice(None) if contiguous else rows)) for n in names}
     total = merge_grams(grams.values())
     return GradGram(total, grams if per_param else {}, tuple(names), np.asarray(store.steps)[rows],
                     sum(store.size(n) for n in names))
+
+
+def lazy_block(store: GradientStore, name: str):
+    """One tensor's gradients as a float32 dask array [steps, size]: its Zarr chunks, or the block in RAM."""
+    import dask.array as da
+
+    if store.path is not None:
+        return da.from_zarr(store.zarr_array(name))[: store.n_steps]
+    return da.from_array(store.block(name), chunks=(store.n_steps, -1))
+
+
+def _dask_gram(store: GradientStore, names: list[str], client, scheduler: str | None) -> GradGram:
+    n = store.n_steps
+    with dask_client(client, scheduler) as cluster:
+        stripe = max(1, min(MAX_CHUNK_ELEMENTS * 8, task_bytes(cluster)) // (8 * n))
+        lazy = []
+        for name in names:
+            x = lazy_block(store, name).rechunk((n, stripe), method="tasks").astype(np.float64)
+            lazy.append(x @ x.T)
+        grams = dict(zip(names, cluster.gather(cluster.compute(lazy))))
+    return GradGram(merge_grams(grams.values()), grams, tuple(names), np.asarray(store.steps),
+                    sum(store.size(nm) for nm in names))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from modscope.engine import check_engine, reduce_tasks
 from modscope.errors import ModscopeError
 from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
@@ -122,8 +123,8 @@ def _make(values, profiles, n_params, center, method, steps, per_param, gram) ->
 
 def gradient_spectrum(
     store_or_matrix, *, params=None, steps=None, center: bool = False, method: str = "auto",
-    rank: int = 200, power_iters: int = 4, per_param: bool = True, seed: int = 0, client=None,
-    scheduler: str | None = None,
+    rank: int = 200, power_iters: int = 4, per_param: bool = True, seed: int = 0, engine: str = "local",
+    client=None, scheduler: str | None = None,
 ) -> GradSpectrum:
     """Singular values of the gradient matrix over all (or the selected) steps, without sampling.
 
@@ -132,35 +133,31 @@ def gradient_spectrum(
         params: tensor names (default all recorded). steps: row indices or slice (default all).
         center: subtract the mean gradient over the selected steps first (the comment on seed 004).
         method: ``gram`` (exact; float64 Gram in one pass, steps <= ~2e4), ``randomized`` (top ``rank``
-            values; Halko, Martinsson & Tropp 2011, Alg. 4.4 with ``power_iters`` power iterations),
-            ``dask`` (the Gram through Dask over Zarr chunks, for stores larger than memory), or ``auto``
-            (``gram`` up to 20000 steps, else ``randomized``).
-        per_param: also count per tensor (gram/dask only).
-        client, scheduler: for ``dask``, a Dask client or scheduler address (default: a LocalCluster); the Gram
-            is then ``modscope.distributed.gradient_gram`` (``gram_kernel`` per column stripe, ``merge_grams``).
+            values; Halko, Martinsson & Tropp 2011, Alg. 4.4 with ``power_iters`` power iterations), or ``auto``
+            (``gram`` up to 20000 steps, else ``randomized``). ``dask`` is the old spelling of ``gram`` on
+            ``engine="dask"``.
+        per_param: also count per tensor (gram only).
+        engine: ``local`` or ``dask`` (``numpy`` is the old spelling of ``local``): where the passes over the
+            gradients run (``compute_gram``, ``randomized_svd``). client, scheduler: the Dask cluster.
     Returns:
         GradSpectrum.
     """
     store = as_store(store_or_matrix)
     n_rows = resolve_rows(store, steps).size
+    if method == "dask":
+        method, engine = "gram", "dask"
     if method == "auto":
         method = "gram" if n_rows <= GRAM_MAX_STEPS else "randomized"
-    if method == "dask":
-        from modscope.distributed.gradients import gradient_gram
-
-        gg = gradient_gram(store, params=params, steps=steps, engine="dask", client=client, scheduler=scheduler)
-        _require_finite(store, gg)
-        return spectrum_from_gram(gg if per_param else dataclasses.replace(gg, per_param={}), center=center,
-                                  method=method)
+    where = {"engine": engine, "client": client, "scheduler": scheduler}
     if method == "gram":
-        gg = compute_gram(store, params=params, steps=steps, per_param=per_param)
+        gg = compute_gram(store, params=params, steps=steps, per_param=per_param, **where)
         _require_finite(store, gg)
-        return spectrum_from_gram(gg, center=center, method=method)
+        return spectrum_from_gram(gg, center=center, method="dask" if check_engine(engine) == "dask" else "gram")
     if method == "randomized":
         _require_finite(store)
         return randomized_spectrum(store, params=params, steps=steps, center=center, rank=rank,
-                                   power_iters=power_iters, seed=seed)
-    raise ModscopeError(f"unknown method '{method}'; use auto, gram, randomized or dask")
+                                   power_iters=power_iters, seed=seed, **where)
+    raise ModscopeError(f"unknown method '{method}'; use auto, gram or randomized")
 
 
 def _require_finite(store: GradientStore, gg: GradGram | None = None) -> None:
@@ -178,19 +175,59 @@ def _require_finite(store: GradientStore, gg: GradGram | None = None) -> None:
                             "record the run again with a lower learning rate, or pass steps= before it")
 
 
-def randomized_spectrum(store: GradientStore, *, params=None, steps=None, center: bool = False,
-                        rank: int = 200, power_iters: int = 4, oversample: int = 10,
-                        seed: int = 0, stripe: int | None = None) -> GradSpectrum:
+def _tensor_pass(block: Any, name: str, rows: Any, op: str, operand: Any, width: int, stripe: int
+                 ) -> tuple[np.ndarray, float]:
+    """One tensor's share of a pass of the range finder, column stripe by column stripe, in float64.
+
+    ``sketch``: ``A_p Omega_p`` (``operand`` a Generator, or its state on Dask, drawing Omega_p stripe by stripe);
+    ``power``: ``A_p A_p^T operand``; ``project``: ``B_p B_p^T`` with ``B_p = operand^T A_p``. Also returns
+    ``||A_p||_F^2``.
+    """
+    if isinstance(block, GradientStore):
+        block = block.block(name, rows)
+    if op == "sketch" and isinstance(operand, dict):
+        rng = np.random.default_rng()
+        rng.bit_generator.state = operand
+        operand = rng
+    total, sq = None, 0.0
+    for start in range(0, block.shape[1], stripe):
+        part = block[:, start:start + stripe].astype(np.float64)
+        sq += float(np.einsum("ij,ij->", part, part))
+        if op == "sketch":
+            term = part @ operand.standard_normal((part.shape[1], width))
+        elif op == "power":
+            term = part @ (part.T @ operand)
+        else:
+            b = operand.T @ part
+            term = b @ b.T
+        total = term if total is None else total + term
+    return total, sq
+
+
+def _sum_passes(parts: list) -> tuple[np.ndarray, float]:
+    return np.sum([p[0] for p in parts], axis=0), float(sum(p[1] for p in parts))
+
+
+def randomized_svd(store: GradientStore, *, params=None, steps=None, center: bool = False, rank: int = 200,
+                   power_iters: int = 4, oversample: int = 10, seed: int = 0, stripe: int | None = None,
+                   residuals: bool = False, engine: str = "local", client=None, scheduler: str | None = None
+                   ) -> dict[str, Any]:
     """Top-``rank`` singular values by a randomized range finder streamed over parameter blocks.
 
     ``Y = A Omega``, then ``power_iters`` times ``Y <- A (A^T Q)`` with re-orthonormalisation, and finally
     the eigen-decomposition of ``B B^T`` with ``B = Q^T A`` (Halko et al. 2011, Alg. 4.4 + 5.1). Centring
-    multiplies every step-space product by ``H = I - 11^T/n``, so the mean is never formed.
+    multiplies every step-space product by ``H = I - 11^T/n``, so the mean is never formed. Each pass is one
+    task per tensor (``_tensor_pass``) merged by a sum through ``modscope.engine.reduce_tasks``, here or on Dask.
 
-    Memory: O(steps x (rank + oversample)) float64 for Y, Q and B B^T, plus one tensor's float32 block and one
-    column stripe of it. Every product runs over stripes of ``stripe`` parameters (default: 2^22 / steps), and
-    the Gaussian test matrix Omega [params, rank + oversample] is drawn stripe by stripe from the one seeded
-    generator, so it never exists whole and its values are those of a single draw of the full matrix.
+    Memory: O(steps x (rank + oversample)) float64 for Y, Q and B B^T, plus (per task) one tensor's float32 block
+    and one column stripe of it. Every product runs over stripes of ``stripe`` parameters (default: 2^22 / steps),
+    and the Gaussian test matrix Omega [params, rank + oversample] is drawn stripe by stripe from the one seeded
+    generator, so it never exists whole and its values are those of a single draw of the full matrix (on Dask,
+    each task starts from the generator's state at its tensor, found by one draw on the client).
+
+    Returns:
+        dict: ``values`` (descending), ``profiles`` [k, steps], ``rows``, ``n_params``, ``frobenius_sq``
+        (``||A||_F^2``, uncentred) and, with ``residuals``, ``residuals`` ``||A A^T u_i / s_i - s_i u_i||``.
     """
     names = resolve_params(store, params)
     rows = resolve_rows(store, steps)
@@ -199,36 +236,138 @@ def randomized_spectrum(store: GradientStore, *, params=None, steps=None, center
     width = min(n, rank + oversample)
     stripe = int(stripe or max(1, STRIPE_ELEMENTS // max(n, 1)))
     rng = np.random.default_rng(seed)
+    dask = check_engine(engine) == "dask"
+    where = {"engine": engine, "client": client, "scheduler": scheduler}
+    sources = {nm: store if store.path is not None or not dask else store.block(nm, sel) for nm in names}
+    sel_of = {nm: sel if isinstance(sources[nm], GradientStore) else slice(None) for nm in names}
+
+    def run(op: str, operands: dict) -> tuple[np.ndarray, float]:
+        tasks = [(sources[nm], nm, sel_of[nm], op, operands[nm], width, stripe) for nm in names]
+        return reduce_tasks(_tensor_pass, tasks, _sum_passes, **where)
 
     def center_rows(y: np.ndarray) -> np.ndarray:
         return y - y.mean(axis=0, keepdims=True) if center else y
 
-    def stripes(name: str):
-        block = store.block(name, sel)
-        for start in range(0, block.shape[1], stripe):
-            yield block[:, start:start + stripe].astype(np.float64)
-
-    y = np.zeros((n, width))
-    for name in names:
-        for part in stripes(name):
-            y += part @ rng.standard_normal((part.shape[1], width))
+    if dask:  # each tensor's task draws its part of Omega from the state the single draw reaches there
+        states = {}
+        for nm in names:
+            states[nm] = rng.bit_generator.state
+            for start in range(0, store.size(nm), stripe):
+                rng.standard_normal((min(stripe, store.size(nm) - start), width))
+    y, frobenius_sq = run("sketch", states if dask else dict.fromkeys(names, rng))
     q = np.linalg.qr(center_rows(y))[0]
     for _ in range(power_iters):
-        y = np.zeros_like(q)
-        for name in names:
-            for part in stripes(name):
-                y += part @ (part.T @ q)
-        q = np.linalg.qr(center_rows(y))[0]
-    bbt = np.zeros((width, width))
-    for name in names:
-        for part in stripes(name):
-            b = q.T @ part
-            bbt += b @ b.T
-    values, small = spectrum_of_gram(bbt)
+        q = np.linalg.qr(center_rows(run("power", dict.fromkeys(names, q))[0]))[0]
+    values, small = spectrum_of_gram(run("project", dict.fromkeys(names, q))[0])
     k = min(rank, width)
-    profiles = (q @ small)[:, :k].T
-    n_params = sum(store.size(nm) for nm in names)
-    return _make(values[:k], profiles, n_params, center, "randomized", np.asarray(store.steps)[rows], {}, None)
+    profiles = (q @ small)[:, :k]
+    out = {"values": values[:k], "profiles": profiles.T, "rows": rows, "frobenius_sq": frobenius_sq,
+           "n_params": sum(store.size(nm) for nm in names)}
+    if residuals:  # A v_i - s_i u_i with v_i = A^T u_i / s_i, the Rayleigh-Ritz vector from the range of Q
+        aatu = run("power", dict.fromkeys(names, profiles))[0]
+        s = np.where(values[:k] > 0, values[:k], 1.0)
+        out["residuals"] = np.linalg.norm(center_rows(aatu) / s - profiles * values[:k], axis=0)
+    return out
+
+
+def randomized_spectrum(store: GradientStore, *, params=None, steps=None, center: bool = False,
+                        rank: int = 200, power_iters: int = 4, oversample: int = 10, seed: int = 0,
+                        stripe: int | None = None, engine: str = "local", client=None,
+                        scheduler: str | None = None) -> GradSpectrum:
+    """``GradSpectrum`` of the top-``rank`` values of ``randomized_svd`` (same arguments)."""
+    found = randomized_svd(store, params=params, steps=steps, center=center, rank=rank, power_iters=power_iters,
+                           oversample=oversample, seed=seed, stripe=stripe, engine=engine, client=client,
+                           scheduler=scheduler)
+    return _make(found["values"], found["profiles"], found["n_params"], center, "randomized",
+                 np.asarray(store.steps)[found["rows"]], {}, None)
+
+
+@dataclass(frozen=True)
+class OutOfCoreSVD(Result):
+    """Top singular values of the gradient matrix ``A`` [steps, parameters] and how accurate they are.
+
+    Attributes:
+        singular_values: descending, float64 [k] (gradient units).
+        time_profiles: float64 [k, steps], row i = unit step-space singular vector u_i. Not in JSON.
+        residuals: ``||A v_i - s_i u_i||`` per value (gradient units). For the symmetric ``[[0, A], [A^T, 0]]``
+            the pair (s_i, [u_i; v_i]/sqrt 2) has residual ``r_i / sqrt 2`` (``A^T u_i = s_i v_i`` holds by
+            construction), so some true singular value lies within ``residuals[i] / sqrt 2`` of ``s_i``
+            (Parlett 1998, Thm 4.5.1). 0 for the exact Gram route.
+        relative_error_bound: ``residuals / (sqrt 2 * s_i)``.
+        frobenius_sq: ``||A||_F^2`` (exact). captured: ``sum s_i^2 / ||A||_F^2``, the share of the energy in the
+            k values (1 for the full Gram route).
+        method: ``gram`` (exact, streamed Gram) or ``randomized`` (``randomized_svd``, ``power_iters``
+            iterations).
+        n_steps, n_params: shape of ``A``.
+    """
+
+    singular_values: np.ndarray
+    time_profiles: np.ndarray
+    residuals: np.ndarray
+    relative_error_bound: np.ndarray
+    frobenius_sq: float
+    captured: float
+    method: str
+    power_iters: int
+    n_steps: int
+    n_params: int
+
+    _json_exclude = ("time_profiles",)
+
+    def plot(self, ax=None):
+        ax = axes(ax)
+        idx = np.arange(1, self.singular_values.size + 1)
+        ax.errorbar(idx, self.singular_values, yerr=self.residuals / np.sqrt(2), color=TRAINED, lw=1.2,
+                    label=f"{self.method} ({self.captured:.1%} of ||A||²)")
+        ax.set(xlabel="index", ylabel="singular value", yscale="log", title="gradient matrix, out of core")
+        ax.legend()
+        return ax
+
+
+MIN_POWER_ITERS = 2
+
+
+def gradient_svd(store_or_matrix: Any, *, k: int = 50, params=None, method: str = "auto", power_iters: int = 2,
+                 engine: str = "local", client: Any = None, scheduler: str | None = None,
+                 seed: int = 0) -> OutOfCoreSVD:
+    """Top-``k`` singular values of a gradient store that may not fit in memory, each with an error bound.
+
+    Args:
+        store_or_matrix: a GradientStore (Zarr-backed), a store directory, or a matrix.
+        k: values wanted. params: tensor names (default all).
+        method: ``gram`` (streamed float64 Gram, exact, for up to ~2e4 steps), ``randomized``
+            (``randomized_svd`` with ``power_iters`` >= 2; ``svd_compressed`` is its old name), or ``auto``
+            (``gram`` up to 20000 steps).
+        engine, client, scheduler: where the passes run (``local`` or ``dask``).
+        seed: seed of the random test matrix.
+
+    Returns:
+        OutOfCoreSVD with per-value error bounds.
+    """
+    store = as_store(store_or_matrix)
+    names = resolve_params(store, params)
+    where = {"engine": engine, "client": client, "scheduler": scheduler}
+    method = {"svd_compressed": "randomized"}.get(method, method)
+    if method == "auto":
+        method = "gram" if store.n_steps <= GRAM_MAX_STEPS else "randomized"
+    if method == "gram":
+        gg = compute_gram(store, params=names, per_param=False, **where)
+        values, vecs = spectrum_of_gram(gg.gram)
+        k = min(k, store.n_steps, gg.n_params)
+        zeros, energy = np.zeros(k), float(np.trace(gg.gram))
+        return OutOfCoreSVD(values[:k], vecs[:, :k].T, zeros, zeros, energy,
+                            float(np.sum(values[:k] ** 2) / max(energy, 1e-300)), "gram", 0, store.n_steps,
+                            gg.n_params)
+    if method != "randomized":
+        raise ModscopeError(f"unknown method '{method}'; use auto, gram or randomized")
+    if power_iters < MIN_POWER_ITERS:
+        raise ModscopeError(f"power_iters={power_iters} is too few for a reliable spectrum; use >= {MIN_POWER_ITERS}")
+    found = randomized_svd(store, params=names, rank=k, power_iters=power_iters, seed=seed, residuals=True, **where)
+    values, residual, energy = found["values"], found["residuals"], found["frobenius_sq"]
+    bound = residual / (np.sqrt(2) * np.where(values > 0, values, 1.0))
+    return OutOfCoreSVD(values, found["profiles"], residual, bound, energy,
+                        float(np.sum(values**2) / max(energy, 1e-300)), "randomized", power_iters, store.n_steps,
+                        found["n_params"])
 
 
 def parameter_directions(store_or_matrix, spectrum: GradSpectrum, k: int, *, params=None) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Engine selection: run a reduction here (``local``) or on a Dask cluster (``dask``: a client, an address, or a new
-LocalCluster sized to this machine)."""
+"""The Dask cluster a computation runs on: a given client, a scheduler address, or a LocalCluster sized to this
+machine."""
 
 from __future__ import annotations
 
@@ -10,16 +10,8 @@ from typing import Any
 
 from modscope.errors import ModscopeError
 
-ENGINES = ("local", "dask")
 # a worker keeps this share of the machine's memory; the rest is for the client process and the OS
 WORKER_MEMORY_SHARE = 0.8
-
-
-def check_engine(engine: str) -> str:
-    """The engine name, validated (``local`` or ``dask``)."""
-    if engine not in ENGINES:
-        raise ModscopeError(f"unknown engine '{engine}'; use one of: {', '.join(ENGINES)}")
-    return engine
 
 
 def machine_cluster_kwargs() -> dict[str, Any]:

@@ -9,13 +9,18 @@ import typer
 
 from modscope.commands.common import (
     JSON_OPTION,
+    MODEL_OPTION,
     OUT_OPTION,
+    TWIN_OPTION,
+    TWIN_SEED_OPTION,
     DemoContext,
     DemoStep,
     cached_model,
     emit,
+    old_spelling,
     parse_ints,
     positive,
+    renamed,
     twin_name,
 )
 from modscope.errors import ModscopeError
@@ -26,7 +31,7 @@ QUESTION = ("Is there a tight pass: do attention/MLP sublayers (no residual) or 
 
 
 def default_text(corpus: str = "bundled") -> str:
-    """The documents of a corpus joined: enough tokens for any --tokens or --dst-pos up to a few thousand."""
+    """The documents of a corpus joined: enough tokens for any --token-counts or --dst-pos up to a few thousand."""
     from modscope.corpus import load as load_corpus
 
     return "\n\n".join(load_corpus(corpus).texts)
@@ -219,10 +224,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("jacobian")
     def jacobian_command(
-        model: str = typer.Option("smollm2-135m", "--model", help="Model name."),
+        model: str = MODEL_OPTION,
         layer: int = typer.Option(1, "--layer", help="Block of the sublayer (negative counts from the end)."),
         part: str = typer.Option("mlp", "--part", help="mlp, attn, block, or several comma-separated."),
-        tokens: str = typer.Option("2,34", "--tokens", help="Token counts, comma-separated (J is tokens·d square)."),
+        token_counts: str = typer.Option("2,34", "--token-counts", help="Token counts, comma-separated, one "
+                                         "spectrum each (J is tokens·d square)."),
         residual: bool = typer.Option(False, "--residual", help="Add the identity (residual) path back."),
         k: int = typer.Option(None, "--k", help="Only the top-k singular values (lanczos for big J)."),
         method: str = typer.Option("auto", "--method", help="auto, exact, tokenwise (mlp), lanczos, slq."),
@@ -236,16 +242,18 @@ def register(app: typer.Typer) -> None:
                                         "site's covariance over the bundled corpus."),
         cov_k: int = typer.Option(16, "--cov-k", help="Subspace dimension for --covariance."),
         max_rows: int = typer.Option(20000, "--max-rows", help="Covariance rows for --covariance."),
-        twin: str = typer.Option("none", "--twin", help="'random' adds the random-init twin; a model name; 'none'."),
-        twin_seed: int = typer.Option(0, "--twin-seed", help="Seed of a random twin."),
+        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
         text: str = typer.Option(None, "--text", help="Input text (default: the bundled corpus, joined)."),
         out: Path = OUT_OPTION,
         as_json: bool = JSON_OPTION,
+        tokens: str | None = old_spelling("--tokens"),
     ) -> None:
-        """Singular values and rank of sublayer or end-to-end Jacobians, with a stated noise floor."""
+        """Singular values and rank of sublayer or end-to-end Jacobians, with a stated noise floor (a tight pass is
+        called only against the twin's float32 band, hence --twin random by default)."""
+        token_counts = renamed(token_counts, tokens, "jacobian --tokens", "--token-counts")
         for value, what in ((k, "--k"), (rank_tokens, "--rank-tokens"), (cov_k, "--cov-k"), (max_rows, "--max-rows")):
             positive(value, what)
-        settings = {"model": model, "twin": twin, "layer": layer, "part": part, "tokens": tokens, "k": k,
+        settings = {"model": model, "twin": twin, "layer": layer, "part": part, "tokens": token_counts, "k": k,
                     "method": method, "floor": floor, "residual": residual, "path": path, "src_pos": src_pos,
                     "dst_pos": dst_pos}
         text = text or default_text()
@@ -258,8 +266,9 @@ def register(app: typer.Typer) -> None:
             figures_of, headline_of, title = path_figures, path_headline, f"Path Jacobian {path}"
         else:
             parts = [p.strip() for p in part.split(",") if p.strip()]
-            found = block_report(models, text, layer=layer, parts=parts, tokens=parse_ints(tokens, "--tokens"), k=k,
-                                 method=method, floor=floor, residual=residual, ranks=ranks, rank_tokens=rank_tokens)
+            counts = parse_ints(token_counts, "--token-counts")
+            found = block_report(models, text, layer=layer, parts=parts, tokens=counts, k=k, method=method,
+                                 floor=floor, residual=residual, ranks=ranks, rank_tokens=rank_tokens)
             figures_of, headline_of, title = block_figures, block_headline, f"Sublayer Jacobians, layer {layer}"
         write_report(out, found, figures_of, headline_of, title, settings)
         emit(out, to_json(found), as_json)

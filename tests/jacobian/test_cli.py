@@ -16,8 +16,8 @@ def invoke(*args):
 
 
 def test_block_command_writes_page_with_ranks(tmp_path):
-    result = invoke("--part", "mlp,attn", "--tokens", "2,3", "--ranks", "--rank-tokens", "2", "--out",
-                    str(tmp_path), "--json")
+    result = invoke("--part", "mlp,attn", "--token-counts", "2,3", "--twin", "none", "--ranks", "--rank-tokens", "2",
+                    "--out", str(tmp_path), "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout[result.stdout.index("{"):])
     assert len(payload["spectra"]) == 4 and len(payload["ranks"]) == 2
@@ -39,7 +39,7 @@ def test_path_command_with_twin_and_covariance(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args", [["--path", "resid_pre.0"], ["--part", "head"], ["--tokens", "two"], ["--k", "0"],
+    "args", [["--path", "resid_pre.0"], ["--part", "head"], ["--token-counts", "two"], ["--k", "0"],
              ["--path", "resid_pre.0:final", "--src-pos", "3", "--dst-pos", "1"]],
 )
 def test_bad_input_is_a_modscope_error(args):

@@ -49,17 +49,17 @@ def nan_store(path, bad_row: int) -> GradientStore:
 
 def test_gradients_on_nan_rows_or_a_capture_store_is_one_clear_line(tmp_path, tiny_gpt2):
     nan_store(tmp_path / "g", bad_row=2)
-    result = runner.invoke(app, ["gradients", str(tmp_path / "g"), "--sample-size", "2"])
+    result = runner.invoke(app, ["gradients", "--store", str(tmp_path / "g"), "--sample-size", "2"])
     assert isinstance(result.exception, ModscopeError) and "from step 12 on (the first bad step)" in str(
         result.exception)
     from modscope.capture import capture
 
     capture(tiny_gpt2, ["a b c"], "resid_post.1", out=tmp_path / "acts", progress=False)
-    result = runner.invoke(app, ["gradients", str(tmp_path / "acts")])
+    result = runner.invoke(app, ["gradients", "--store", str(tmp_path / "acts")])
     assert isinstance(result.exception, ModscopeError)
     assert "is an activation capture store" in str(result.exception) and "modscope train mnist" in str(
         result.exception)
-    result = runner.invoke(app, ["gradients", str(tmp_path / "g"), "--sample-size", "0"])
+    result = runner.invoke(app, ["gradients", "--store", str(tmp_path / "g"), "--sample-size", "0"])
     assert str(result.exception) == "--sample-size must be >= 2, got 0"
 
 

@@ -17,7 +17,7 @@ def test_train_then_gradients_writes_pages_with_counts_and_exact_full_rank_repla
                                  "--checkpoint-every", "4", "--out", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert (run_dir / "grads" / "manifest.json").is_file() and (run_dir / "index.html").is_file()
-    result = runner.invoke(app, ["gradients", str(run_dir), "--sample-size", "10", "--repeats", "3",
+    result = runner.invoke(app, ["gradients", "--store", str(run_dir), "--sample-size", "10", "--repeats", "3",
                                  "--replay", "2", "--out", str(grad_dir), "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout[result.stdout.index("{"):])
@@ -30,7 +30,7 @@ def test_train_then_gradients_writes_pages_with_counts_and_exact_full_rank_repla
 def test_bad_inputs_are_modscope_errors(tmp_path):
     result = runner.invoke(app, ["train", "mnist", "--null", "blur:3", "--record", "none", "--max-steps", "2"])
     assert isinstance(result.exception, ModscopeError)
-    result = runner.invoke(app, ["gradients", str(tmp_path)])
+    result = runner.invoke(app, ["gradients", "--store", str(tmp_path)])
     assert isinstance(result.exception, ModscopeError) and "no recorded gradients" in str(result.exception)
     with pytest.raises(ModscopeError):
         runner.invoke(app, ["sweep", "--nulls", "noise:7"], catch_exceptions=False)

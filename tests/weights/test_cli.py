@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_clusterability_command_writes_result_and_page(tmp_path):
     out = tmp_path / "cl"
     result = runner.invoke(app, ["clusterability", "--model", "tiny-gpt2", "--twin", "none", "--k", "3",
-                                 "--n-shuffles", "3", "--layers", "1", "--out", str(out)])
+                                 "--shuffles", "3", "--layers", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     payload = json.loads((out / "result.json").read_text())
     trained = payload["result"]["trained"]
@@ -25,7 +25,7 @@ def test_clusterability_command_writes_result_and_page(tmp_path):
     assert (out / "index.html").exists() and (out / "ncut_vs_null.png").exists()
 
 
-BAD_ARGS = [["--k", "1"], ["--n-shuffles", "1"], ["--layers", "9"], ["--gate", "max"], ["--jobs", "0"]]
+BAD_ARGS = [["--k", "1"], ["--shuffles", "1"], ["--layers", "9"], ["--gate", "max"], ["--workers", "0"]]
 
 
 @pytest.mark.parametrize("args", BAD_ARGS)

@@ -6,28 +6,36 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import JSON_OPTION, OUT_OPTION, DemoContext, DemoStep, emit, positive
-from modscope.commands.geometry import (
+from modscope.commands.common import (
     CORPUS_OPTION,
+    JSON_OPTION,
     MODEL_OPTION,
+    OUT_OPTION,
     SEED_OPTION,
     TWIN_OPTION,
-    load_corpus,
-    models_with_twin,
+    TWIN_SEED_OPTION,
+    DemoContext,
+    DemoStep,
+    ctx_option,
+    emit,
+    per_category_option,
+    positions_option,
+    positive,
+    sites_option,
 )
+from modscope.commands.geometry import load_corpus, models_with_twin
 
 
 def register(app: typer.Typer) -> None:
     @app.command("clusters")
     def clusters_cmd(
         model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION,
-        per_category: int = typer.Option(2, "--per-category", help="Documents per category."),
-        positions: str = typer.Option("all", "--positions", help="Token positions per document (all keeps the "
-                                      "first token, which often forms its own cluster)."),
-        ctx: int = typer.Option(128, "--ctx", help="Tokens per document."),
-        sites: str = typer.Option("embed,resid_post.*", "--sites", help="Sites, comma-separated patterns."),
+        per_category: int = per_category_option(2),
+        positions: str = positions_option("all"),  # 'all' keeps the first token, which often forms its own cluster
+        ctx: int = ctx_option(128), sites: str = sites_option("embed,resid_post.*"),
         max_k: int = typer.Option(6, "--max-k", help="Largest k tried (k = 1 is always allowed)."),
-        twin: str = TWIN_OPTION, seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION, seed: int = SEED_OPTION,
+        out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
         """Clusters of hidden states per site (k by silhouette, null: one Gaussian), mean cosine raw / globally
         centred / cluster-wise centred, and Cai et al.'s inter-/intra-type cosines, trained vs twin."""
@@ -35,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
         positive(per_category, "--per-category")
         positive(ctx, "--ctx")
-        payload = clusters_report(models_with_twin(model, twin), load_corpus(corpus), sites=sites,
+        payload = clusters_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
                                   per_category=per_category, positions=positions, ctx=ctx, max_k=max_k, seed=seed,
                                   out=out)
         emit(out, payload, as_json)

@@ -81,8 +81,53 @@ def _out_callback(value: Path | None) -> Path | None:
     return check_out_dir(value)
 
 
-ENGINE_OPTION = typer.Option("local", "--engine", help="'local' (this process) or 'dask' (chunked, over Zarr stores).")
-SCHEDULER_OPTION = typer.Option(None, "--scheduler", help="Dask scheduler address (default: a LocalCluster).")
+# The shared vocabulary of every command. README.md "Common options" is the table of these options, and
+# tests/test_common_options.py holds it to every command's --help: one name, one meaning and one default per concept.
+DEFAULT_MODEL = "smollm2-135m"
+MODEL_OPTION = typer.Option(DEFAULT_MODEL, "--model", help="Model name (see `modscope models`).")
+TWIN_OPTION = typer.Option("random", "--twin", help="The null model: 'random' (the random-init twin of --model), "
+                           "another model name, or 'none'.")
+TWIN_SEED_OPTION = typer.Option(0, "--twin-seed", help="Initialisation seed of a random twin.")
+SEED_OPTION = typer.Option(0, "--seed", help="Seed of every random choice the command makes (document sample, "
+                           "shuffles, nulls, initialisation).")
+CORPUS_OPTION = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt files per category, "
+                             "or a .jsonl file.")
+ENGINE_OPTION = typer.Option("local", "--engine", help="'local' (this process) or 'dask' (chunk by chunk on a "
+                             "Dask cluster).")
+SCHEDULER_OPTION = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 "
+                                "(default: a LocalCluster sized to this machine).")
+TWIN_STORE_OPTION = typer.Option(None, "--twin-store", help="Read the twin's activations from this capture store.")
+WORKERS_HELP = "Worker processes (the result is the same for any number)."
+OUT_OPTION = typer.Option(None, "--out", help="Directory for result.json, figures and index.html.",
+                          callback=_out_callback)
+JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def sites_option(default: str, note: str = "") -> Any:
+    """``--sites``: site names or shell patterns, comma-separated (the default depends on the probe)."""
+    return typer.Option(default, "--sites", help=f"Sites or patterns, comma-separated (see `modscope sites`){note}.")
+
+
+def ctx_option(default: int) -> Any:
+    return typer.Option(default, "--ctx", help="Tokens per document (longer documents are cut).")
+
+
+def per_category_option(default: int | None) -> Any:
+    return typer.Option(default, "--per-category", help="Documents sampled per corpus category.")
+
+
+def positions_option(default: str) -> Any:
+    return typer.Option(default, "--positions", help="Token positions per document: all | last:K | first:K | "
+                        "range:A:B | i,j,k")
+
+
+def max_tokens_option(default: int | None) -> Any:
+    return typer.Option(default, "--max-tokens", help="Rows (token positions) to capture in all (see --sample).")
+
+
+def store_option(what: str = "Read activations from this capture store instead of running --model") -> Any:
+    """``--store DIR``: a store the command reads (``--out`` is what it writes)."""
+    return typer.Option(None, "--store", help=f"{what}.")
 
 
 def engine_kwargs(engine: str, scheduler: str | None) -> dict[str, Any]:
@@ -94,24 +139,43 @@ def engine_kwargs(engine: str, scheduler: str | None) -> dict[str, Any]:
     return {"engine": engine, "scheduler": scheduler}
 
 
+def old_spelling(*decls: str) -> Any:
+    """A hidden option under a name users may have typed before the vocabulary was unified (kept one release)."""
+    return typer.Option(None, *decls, hidden=True)
+
+
+def renamed(value: Any, old_value: Any, old: str, new: str) -> Any:
+    """The value given under the old spelling ``old`` if any (with a note on stderr), else ``value``."""
+    if old_value is None:
+        return value
+    console.print(f"modscope: note: {old} is now {new}; the old spelling goes in the next release", highlight=False,
+                  soft_wrap=True)
+    return old_value
+
+
+def positional_store(store: Path | None, positional: Path | None) -> Path:
+    """The ``--store`` of a command whose store used to be its first argument (still accepted for one release)."""
+    if positional is not None and store is not None and Path(positional) != Path(store):
+        raise ModscopeError(f"two stores given: --store {store} and {positional}; give only --store")
+    store = renamed(store, positional, "the store as first argument", "--store STORE")
+    if store is None:
+        raise ModscopeError("no store given: pass --store DIR")
+    return Path(store)
+
+
 # the options of every capture command (`capture`, `capture-shard`)
-CAPTURE_CORPUS = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt, or a .jsonl.")
-CAPTURE_SITES = typer.Option("resid_post.*", "--sites", help="Site names or patterns, comma-separated.")
-CAPTURE_POSITIONS = typer.Option("all", "--positions", help="all | last:K | first:K | range:A:B | i,j,k")
-CAPTURE_MAX_TOKENS = typer.Option(None, "--max-tokens", help="Capture this many positions in all (see --sample).")
+CAPTURE_CORPUS = CORPUS_OPTION
+CAPTURE_SITES = sites_option("resid_post.*")
+CAPTURE_POSITIONS = positions_option("all")
+CAPTURE_MAX_TOKENS = max_tokens_option(None)
 CAPTURE_SAMPLE = typer.Option("balanced", "--sample",
                               help="How --max-tokens rows are chosen when the corpus holds more: 'balanced' (seeded "
                                    "documents round-robin over categories, positions spread unless --positions "
                                    "names them) or 'first' (the first documents).")
-CAPTURE_SAMPLE_SEED = typer.Option(0, "--sample-seed", help="Seed of the balanced sample's choice of documents.")
-CAPTURE_CTX = typer.Option(512, "--ctx", help="Tokens per document (longer documents are cut).")
+CAPTURE_CTX = ctx_option(512)
 CAPTURE_BATCH_SIZE = typer.Option(None, "--batch-size", help="Documents per forward pass.")
 CAPTURE_OUT = typer.Option(..., "--out", help="Zarr store directory (re-run the same command to resume).",
                            callback=_out_callback)
-
-OUT_OPTION = typer.Option(None, "--out", help="Directory for result.json, figures and index.html.",
-                          callback=_out_callback)
-JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
 
 
 @dataclass
@@ -120,7 +184,7 @@ class DemoContext:
 
     out: Path
     size: str = "default"  # "quick" | "default" | "full"
-    model: str = "smollm2-135m"
+    model: str = DEFAULT_MODEL
     settings: dict[str, Any] = field(default_factory=dict)
 
     def pick(self, quick, default, full):

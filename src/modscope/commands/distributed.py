@@ -15,19 +15,27 @@ from modscope.commands.common import (
     CAPTURE_OUT,
     CAPTURE_POSITIONS,
     CAPTURE_SAMPLE,
-    CAPTURE_SAMPLE_SEED,
     CAPTURE_SITES,
+    ENGINE_OPTION,
     JSON_OPTION,
+    MODEL_OPTION,
     OUT_OPTION,
+    SCHEDULER_OPTION,
+    SEED_OPTION,
     cached_model,
     console,
     emit,
+    engine_kwargs,
+    old_spelling,
+    positional_store,
+    renamed,
+    store_option,
 )
 from modscope.errors import ModscopeError
 
-ENGINE_OPTION = typer.Option("dask", "--engine", help="local (this process) or dask (a cluster).")
-SCHEDULER_OPTION = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 "
-                                "(default: a LocalCluster sized to this machine).")
+BACKENDS = ("processes", "dask", "serial")
+# the store used to be the first argument of dask-stats and grad-svd: still accepted for one release
+POSITIONAL_STORE = typer.Argument(None, hidden=True, metavar="STORE", help="Same as --store (old spelling).")
 STATS = ("covariance", "mi", "spectrum", "histogram")
 
 
@@ -49,25 +57,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command("capture-shard")
     def capture_shard_cmd(
-        model: str = typer.Option(..., "--model", help="Model name (every worker loads it by this name)."),
+        model: str = MODEL_OPTION,
         corpus: str = CAPTURE_CORPUS, sites: str = CAPTURE_SITES, positions: str = CAPTURE_POSITIONS,
         max_tokens: int = CAPTURE_MAX_TOKENS, ctx: int = CAPTURE_CTX, batch_size: int = CAPTURE_BATCH_SIZE,
-        sample: str = CAPTURE_SAMPLE, sample_seed: int = CAPTURE_SAMPLE_SEED,
+        sample: str = CAPTURE_SAMPLE, seed: int = SEED_OPTION,
         shards: int = typer.Option(2, "--shards", help="Disjoint document ranges captured in parallel."),
-        engine: str = typer.Option("processes", "--engine", help="processes | dask | serial"),
+        backend: str = typer.Option("processes", "--backend", help="Where the shards run: 'processes' (a local "
+                                    "process pool; every worker loads --model by name), 'dask' (Dask tasks) or "
+                                    "'serial' (one after the other, here)."),
         scheduler: str = SCHEDULER_OPTION,
         out: Path = CAPTURE_OUT,
         as_json: bool = JSON_OPTION,
+        sample_seed: int | None = old_spelling("--sample-seed"),
+        engine: str | None = old_spelling("--engine"),
     ) -> None:
         """Capture SITES of MODEL into one Zarr store from several processes or Dask workers (resumable)."""
         from modscope import corpus as corpus_mod
         from modscope.capture.sharded import capture_sharded
 
+        seed = renamed(seed, sample_seed, "--sample-seed", "--seed")
+        backend = renamed(backend, engine, "capture-shard --engine", "--backend")
+        if backend not in BACKENDS:
+            raise ModscopeError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
         if max_tokens is not None and max_tokens <= 0:
             raise ModscopeError(f"--max-tokens must be > 0, got {max_tokens}")
         store = capture_sharded(cached_model(model), corpus_mod.load(corpus), sites, out=out, shards=shards,
                                 positions=positions, max_tokens=max_tokens, ctx=ctx, batch_size=batch_size,
-                                engine=engine, scheduler=scheduler, sample=sample, seed=sample_seed)
+                                engine=backend, scheduler=scheduler, sample=sample, seed=seed)
         summary = {"store": str(out), "rows": store.n_rows, "sites": store.shapes, "shards": shards}
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
@@ -76,7 +92,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("dask-stats")
     def dask_stats_cmd(
-        store: Path = typer.Argument(..., help="A capture store directory."),
+        store: Path | None = store_option("The capture store to read (required)"),
         stat: str = typer.Option("covariance", "--stat", help="covariance | mi | spectrum | histogram"),
         site: str = typer.Option(..., "--site", help="Site (X for mi)."),
         site_y: str = typer.Option(None, "--site-y", help="Y site for mi."),
@@ -84,17 +100,19 @@ def register(app: typer.Typer) -> None:
         scheduler: str = SCHEDULER_OPTION,
         out: Path = OUT_OPTION,
         as_json: bool = JSON_OPTION,
+        positional: Path | None = POSITIONAL_STORE,
     ) -> None:
         """A streaming statistic of a store's rows, chunk by chunk, here or on a Dask cluster."""
         import modscope.distributed as md
         from modscope.capture import ActivationStore
 
+        store = positional_store(store, positional)
         if stat not in STATS:
             raise ModscopeError(f"--stat must be one of {', '.join(STATS)}, got '{stat}'")
         if stat == "mi" and not site_y:
             raise ModscopeError("--stat mi needs --site-y (the Y site)")
         acts = ActivationStore.open(store)
-        where = {"engine": engine, "scheduler": scheduler}
+        where = engine_kwargs(engine, scheduler)
         if stat == "covariance":
             result = md.covariance((acts, site), **where)
         elif stat == "mi":
@@ -113,7 +131,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("grad-svd")
     def grad_svd_cmd(
-        store: Path = typer.Argument(..., help="A gradient store directory (from `modscope train ... --record`)."),
+        store: Path | None = store_option("The gradient store to read (from `modscope train ...`; required)"),
         k: int = typer.Option(50, "--k", help="Singular values wanted."),
         method: str = typer.Option("auto", "--method", help="auto | gram | svd_compressed"),
         power_iters: int = typer.Option(2, "--power-iters", help="Power iterations of svd_compressed (>= 2)."),
@@ -121,12 +139,14 @@ def register(app: typer.Typer) -> None:
         scheduler: str = SCHEDULER_OPTION,
         out: Path = OUT_OPTION,
         as_json: bool = JSON_OPTION,
+        positional: Path | None = POSITIONAL_STORE,
     ) -> None:
         """Top singular values of a recorded gradient store, out of core, with their error bounds."""
         import modscope.distributed as md
 
-        result = md.gradient_svd(store, k=k, method=method, power_iters=power_iters, engine=engine,
-                                 scheduler=scheduler)
+        store = positional_store(store, positional)
+        result = md.gradient_svd(store, k=k, method=method, power_iters=power_iters,
+                                 **engine_kwargs(engine, scheduler))
         payload = result.to_json()
         _write(out, payload)
         emit(None, payload, as_json)

@@ -17,12 +17,16 @@ from modscope.commands.common import (
     CAPTURE_OUT,
     CAPTURE_POSITIONS,
     CAPTURE_SAMPLE,
-    CAPTURE_SAMPLE_SEED,
     CAPTURE_SITES,
     JSON_OPTION,
+    MODEL_OPTION,
+    SEED_OPTION,
     cached_model,
     console,
     emit,
+    old_spelling,
+    per_category_option,
+    renamed,
 )
 from modscope.errors import ModscopeError
 
@@ -82,25 +86,27 @@ def register(app: typer.Typer) -> None:
 
     @app.command("capture")
     def capture_cmd(
-        model: str = typer.Option(..., "--model", help="Model name."),
+        model: str = MODEL_OPTION,
         corpus: str = CAPTURE_CORPUS, sites: str = CAPTURE_SITES, positions: str = CAPTURE_POSITIONS,
         max_tokens: int = CAPTURE_MAX_TOKENS, ctx: int = CAPTURE_CTX, batch_size: int = CAPTURE_BATCH_SIZE,
-        sample: str = CAPTURE_SAMPLE, sample_seed: int = CAPTURE_SAMPLE_SEED,
-        per_category: int = typer.Option(None, "--per-category", help="Use this many documents per category."),
+        sample: str = CAPTURE_SAMPLE, seed: int = SEED_OPTION,
+        per_category: int = per_category_option(None),
         out: Path = CAPTURE_OUT,
         as_json: bool = JSON_OPTION,
+        sample_seed: int | None = old_spelling("--sample-seed"),
     ) -> None:
         """Capture SITES of MODEL over a corpus into a resumable Zarr store."""
         from modscope import corpus as corpus_mod
         from modscope.capture import capture
 
+        seed = renamed(seed, sample_seed, "--sample-seed", "--seed")
         if max_tokens is not None and max_tokens <= 0:
             raise ModscopeError(f"--max-tokens must be > 0, got {max_tokens}")
         texts = corpus_mod.load(corpus)
         if per_category:
             texts = texts.sample(per_category)
         store = capture(cached_model(model), texts, sites, positions=positions, max_tokens=max_tokens, ctx=ctx,
-                        batch_size=batch_size, out=out, sample=sample, seed=sample_seed)
+                        batch_size=batch_size, out=out, sample=sample, seed=seed)
         summary = {"store": str(out), "rows": store.n_rows, "sites": store.shapes, "model": store.model_info["name"]}
         if as_json:
             typer.echo(json.dumps(summary, indent=2))

@@ -7,35 +7,43 @@ from pathlib import Path
 import typer
 
 from modscope.commands.common import (
+    CORPUS_OPTION,
     ENGINE_OPTION,
     JSON_OPTION,
+    MODEL_OPTION,
     OUT_OPTION,
     SCHEDULER_OPTION,
+    SEED_OPTION,
+    TWIN_OPTION,
+    TWIN_SEED_OPTION,
     DemoContext,
     DemoStep,
     cached_model,
+    ctx_option,
     emit,
     engine_kwargs,
+    old_spelling,
     parse_csv,
     parse_ints,
+    per_category_option,
+    positions_option,
     positive,
+    renamed,
+    sites_option,
     twin_name,
 )
 from modscope.errors import ModscopeError
 
-MODEL_OPTION = typer.Option("smollm2-135m", "--model", help="Model name (see `modscope models`).")
-CORPUS_OPTION = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt per category, or a .jsonl.")
-PER_CATEGORY_OPTION = typer.Option(3, "--per-category", help="Documents sampled per category.")
-POSITIONS_OPTION = typer.Option("last:10", "--positions", help="Token positions per document: last:K | all | ...")
-CTX_OPTION = typer.Option(512, "--ctx", help="Tokens per document (longer documents are cut).")
-TWIN_OPTION = typer.Option("random", "--twin", help="'random' (random-init twin), 'none', or another model name.")
-SEED_OPTION = typer.Option(0, "--seed", help="Seed of the document sample and the permutation nulls.")
+PER_CATEGORY_OPTION = per_category_option(3)
+POSITIONS_OPTION = positions_option("last:10")
+CTX_OPTION = ctx_option(512)
 
 
-def models_with_twin(model: str, twin: str) -> list:
+def models_with_twin(model: str, twin: str, twin_seed: int = 0) -> list:
+    """The model, then its twin unless ``twin`` is 'none'."""
     chosen = [cached_model(model)]
     if twin.lower() != "none":
-        chosen.append(cached_model(twin_name(model, twin)))
+        chosen.append(cached_model(twin_name(model, twin), twin_seed))
     return chosen
 
 
@@ -50,11 +58,11 @@ def register(app: typer.Typer) -> None:
     def similarity_cmd(
         model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
         positions: str = POSITIONS_OPTION, ctx: int = CTX_OPTION,
-        sites: str = typer.Option("attn_out.*,resid_post.*", "--sites",
-                                  help="Sites, comma-separated patterns; 'head_out.L' gives one matrix per head."),
+        sites: str = sites_option("attn_out.*,resid_post.*", "; 'head_out.L' gives one matrix per head"),
         kind: str = typer.Option("cosine,scaled,centred", "--kind",
                                  help="Similarity kinds: cosine, scaled, centred, euclidean, dot."),
-        twin: str = TWIN_OPTION, permutations: int = typer.Option(1000, "--permutations", help="Null size."),
+        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
+        permutations: int = typer.Option(1000, "--permutations", help="Null size."),
         seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
         """Similarity matrices by category per layer (seed 001), with separation z against a permutation null."""
@@ -65,8 +73,8 @@ def register(app: typer.Typer) -> None:
         kinds = parse_csv(kind)
         if not kinds:
             raise ModscopeError("--kind is empty; give e.g. 'cosine,scaled,centred'")
-        payload = similarity_report(models_with_twin(model, twin), load_corpus(corpus), sites=sites, kinds=kinds,
-                                    per_category=per_category, positions=positions, ctx=ctx,
+        payload = similarity_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
+                                    kinds=kinds, per_category=per_category, positions=positions, ctx=ctx,
                                     n_permutations=permutations, seed=seed, out=out)
         emit(out, payload, as_json)
 
@@ -74,7 +82,7 @@ def register(app: typer.Typer) -> None:
     def streams_cmd(
         model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
         positions: str = POSITIONS_OPTION, ctx: int = CTX_OPTION,
-        sites: str = typer.Option("resid_post.*", "--sites", help="Sites of one width, in depth order."),
+        sites: str = sites_option("resid_post.*", " of one width, in depth order"),
         dims: str = typer.Option("auto", "--dims", help="'auto' (rank by ANOVA F) or dimensions like 13,42."),
         top: int = typer.Option(6, "--top", help="How many ranked dimensions to draw with --dims auto."),
         permutations: int = typer.Option(200, "--permutations", help="Null size."),
@@ -95,14 +103,15 @@ def register(app: typer.Typer) -> None:
     def cka_cmd(
         model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
         positions: str = POSITIONS_OPTION, ctx: int = CTX_OPTION,
-        sites: str = typer.Option("resid_post.*", "--sites", help="Sites to compare."),
-        vs: str = typer.Option("none", "--vs", help="'none', 'random' (the twin) or another model (same tokenizer)."),
+        sites: str = sites_option("resid_post.*"),
+        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
         pca_k: int = typer.Option(2, "--pca", help="Principal components per site."),
         embed: str = typer.Option("pca", "--embed", help="Scatter plots: 'pca', 'phate' or 'pca,phate' (PHATE needs "
                                   "the optional extra: pip install 'modscope[phate]')."),
         seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        vs: str | None = old_spelling("--vs"),
     ) -> None:
-        """Layer x layer (and model x model) debiased linear CKA, and PCA scatter plots per site.
+        """Layer x layer (and model x model: --twin, same tokenizer) debiased linear CKA, and PCA scatter plots.
 
         Memory: the gathered sample (n x d per site) plus O(d^2) per site pair for CKA (feature space, no n x n Gram).
         """
@@ -111,7 +120,8 @@ def register(app: typer.Typer) -> None:
 
         positive(pca_k, "--pca")
         embeddings = parse_embed(embed)
-        other = None if vs.lower() == "none" else cached_model(twin_name(model, vs))
+        twin = renamed(twin, vs, "--vs", "--twin")
+        other = None if twin.lower() == "none" else cached_model(twin_name(model, twin), twin_seed)
         payload = cka_report(cached_model(model), other, load_corpus(corpus), sites=sites, per_category=per_category,
                              positions=positions, ctx=ctx, pca_k=pca_k, seed=seed, out=out, embed=embeddings)
         emit(out, payload, as_json)
@@ -119,14 +129,13 @@ def register(app: typer.Typer) -> None:
     @app.command("anisotropy")
     def anisotropy_cmd(
         model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION,
-        per_category: int = typer.Option(2, "--per-category", help="Documents per category for hidden states."),
-        positions: str = typer.Option("all", "--positions", help="Token positions per document."),
-        ctx: int = typer.Option(256, "--ctx", help="Tokens per document."),
-        sites: str = typer.Option("embed,resid_post.*", "--sites", help="Hidden-state sites ('' for weights only)."),
+        per_category: int = per_category_option(2), positions: str = positions_option("all"),
+        ctx: int = ctx_option(256), sites: str = sites_option("embed,resid_post.*", " ('' for weights only)"),
         vocab_rows: int = typer.Option(None, "--vocab-rows", help="Sample this many tokens of W_E (default: all)."),
         bins: int = typer.Option(200, "--bins", help="Histogram bins over [-1, 1]."),
-        twin: str = TWIN_OPTION, seed: int = SEED_OPTION, engine: str = ENGINE_OPTION,
-        scheduler: str | None = SCHEDULER_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION, seed: int = SEED_OPTION,
+        engine: str = ENGINE_OPTION, scheduler: str | None = SCHEDULER_OPTION,
+        out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
         """Exact all-pairs cosine histograms of W_E, W_U (if untied) and hidden states, raw vs mean-centred."""
         from modscope.geometry.reports import anisotropy_report
@@ -134,7 +143,7 @@ def register(app: typer.Typer) -> None:
         positive(bins, "--bins")
         positive(vocab_rows, "--vocab-rows")
         engines = engine_kwargs(engine, scheduler)
-        payload = anisotropy_report(models_with_twin(model, twin), load_corpus(corpus), sites=sites,
+        payload = anisotropy_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
                                     per_category=per_category, positions=positions, ctx=ctx, vocab_rows=vocab_rows,
                                     bins=bins, seed=seed, out=out, **engines)
         emit(out, payload, as_json)

@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import JSON_OPTION, OUT_OPTION, DemoContext, DemoStep, emit, positive
+from modscope.commands.common import (
+    JSON_OPTION,
+    OUT_OPTION,
+    SEED_OPTION,
+    WORKERS_HELP,
+    DemoContext,
+    DemoStep,
+    emit,
+    old_spelling,
+    positive,
+    renamed,
+)
 from modscope.errors import ModscopeError
 
 
@@ -18,15 +29,18 @@ def register(app: typer.Typer) -> None:
         models: int = typer.Option(16, "--models", help="Subset models, each trained on a random half."),
         steps: int = typer.Option(400, "--steps", help="Adam steps (batch 64) per model: the fixed budget."),
         width: int = typer.Option(128, "--width", help="Hidden units of each MLP."),
-        workers: int = typer.Option(2, "--workers", help="Worker processes."),
+        workers: int = typer.Option(2, "--workers", help=WORKERS_HELP),
         scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address (runs the models there)."),
-        null: bool = typer.Option(True, "--null/--no-null", help="Also run the label-shuffled null ensemble."),
-        seed: int = typer.Option(0, "--seed"), out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        shuffled_null: bool = typer.Option(True, "--shuffled-null/--no-shuffled-null",
+                                           help="Also run the label-shuffled null ensemble."),
+        seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        null: bool | None = old_spelling("--null/--no-null"),
     ) -> None:
         """Train M small MLPs on random halves, score each example in vs out (with a CI), planted checks and a
         label-shuffled null; with --out, finished models are kept and a rerun resumes."""
         from modscope.training.memorization import memorization_report
 
+        shuffled_null = renamed(shuffled_null, null, "memorization --null", "--shuffled-null")
         for value, name in ((examples - 19, "--examples - 19"), (models - 1, "--models - 1"), (steps, "--steps"),
                             (width, "--width"), (workers, "--workers")):
             positive(value, name)
@@ -38,7 +52,7 @@ def register(app: typer.Typer) -> None:
                 raise ModscopeError("--scheduler needs dask.distributed; install it or drop --scheduler") from None
             client = Client(scheduler)
         emit(out, memorization_report(examples, models=models, steps=steps, width=width, workers=workers,
-                                      shuffled_null=null, seed=seed, out=out, client=client), as_json)
+                                      shuffled_null=shuffled_null, seed=seed, out=out, client=client), as_json)
 
 
 def demo_memorization(ctx: DemoContext, out: Path) -> None:

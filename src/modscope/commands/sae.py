@@ -6,7 +6,20 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import JSON_OPTION, DemoContext, DemoStep, cached_model, console, emit, positive
+from modscope.commands.common import (
+    CORPUS_OPTION,
+    JSON_OPTION,
+    MODEL_OPTION,
+    SEED_OPTION,
+    DemoContext,
+    DemoStep,
+    cached_model,
+    console,
+    ctx_option,
+    emit,
+    positive,
+    store_option,
+)
 from modscope.errors import ModscopeError
 
 sae_app = typer.Typer(help="Sparse autoencoders on any site: train, inspect (density over training, logit "
@@ -34,7 +47,7 @@ def register(app: typer.Typer) -> None:
 
     @sae_app.command("train")
     def train_cmd(
-        model: str = typer.Option("smollm2-135m", "--model", help="Model name."),
+        model: str = MODEL_OPTION,
         site: str = typer.Option("mlp_act.3", "--site", help="resid_post.L, mlp_out.L, mlp_act.L (or attn_out.L)."),
         logit_space: bool = typer.Option(False, "--logit-space", help="Train on the site's direct logit update "
                                          "(vocab-wide: practical for small vocabularies only)."),
@@ -48,13 +61,13 @@ def register(app: typer.Typer) -> None:
         checkpoints: int = typer.Option(10, "--checkpoints", help="Density checkpoints during training."),
         heldout: int = typer.Option(16384, "--heldout-tokens", help="Held-out tokens for density and evaluation."),
         threshold: float = typer.Option(1e-5, "--ultra-rare", help="Density below which a live feature is ultra-rare."),
-        corpus: str = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt files or a .jsonl."),
-        store: Path = typer.Option(None, "--store", help="Train on this capture store's --site instead of a model."),
-        ctx: int = typer.Option(128, "--ctx", help="Tokens per window."),
+        corpus: str = CORPUS_OPTION,
+        store: Path = store_option("Train on this capture store's --site instead of running --model"),
+        ctx: int = ctx_option(128),
         stream: bool = typer.Option(None, "--stream/--in-memory", help="Recompute activations every epoch, or keep "
                                     "the first pass (default: keep it if it fits in 2 GiB)."),
         features: int = typer.Option(12, "--features", help="Features shown on the page."),
-        seed: int = typer.Option(0, "--seed", help="Seed of initialisation and shuffling."),
+        seed: int = SEED_OPTION,
         aux_k_coefficient: float = typer.Option(1 / 32, "--aux-k-coefficient", help="Weight of the auxiliary-K "
                                                 "loss that revives dead TopK latents (Gao et al. 2024); 0: off."),
         resample_dead: bool = typer.Option(False, "--resample-dead/--no-resample-dead", help="ReLU: resample dead "
@@ -111,8 +124,7 @@ def register(app: typer.Typer) -> None:
     def inspect_cmd(
         directory: Path = typer.Argument(..., help="Directory written by `modscope sae train`."),
         model: str = typer.Option(None, "--model", help="Model to read features through (default: the SAE's)."),
-        corpus: str = typer.Option("bundled", "--corpus", help="Texts for the spliced loss and top contexts."),
-        ctx: int = typer.Option(128, "--ctx", help="Tokens per window."),
+        corpus: str = CORPUS_OPTION, ctx: int = ctx_option(128),
         features: int = typer.Option(12, "--features", help="Features shown on the page."),
         out: Path = typer.Option(None, "--out", help="Where to write the page (default: DIRECTORY)."),
         as_json: bool = JSON_OPTION,

@@ -9,17 +9,29 @@ import numpy as np
 import typer
 
 from modscope.commands.common import (
+    CORPUS_OPTION,
     ENGINE_OPTION,
     JSON_OPTION,
+    MODEL_OPTION,
     OUT_OPTION,
     SCHEDULER_OPTION,
+    SEED_OPTION,
+    TWIN_OPTION,
+    TWIN_SEED_OPTION,
+    TWIN_STORE_OPTION,
     DemoContext,
     DemoStep,
     cached_model,
+    ctx_option,
     emit,
     engine_kwargs,
+    max_tokens_option,
+    old_spelling,
     parse_csv,
     positive,
+    renamed,
+    sites_option,
+    store_option,
     twin_name,
 )
 from modscope.errors import ModscopeError
@@ -30,15 +42,10 @@ MI_QUESTION = ("How much information do two sites share beyond what finite-sampl
 SPECTRUM_QUESTION = ("Is the variance of each site carried by one big channel or by many medium ones, "
                      "and can the variables be permuted into blocks?")
 
-MODEL_OPTION = typer.Option("smollm2-135m", "--model", help="Model name (ignored with --store).")
-TWIN_OPTION = typer.Option("random", "--twin", help="'random' (random-init twin of --model), a model name, or 'none'.")
-TWIN_SEED_OPTION = typer.Option(0, "--twin-seed", help="Initialisation seed of a random twin.")
-SITES_OPTION = typer.Option("resid_post.*", "--sites", help="Sites or patterns, comma-separated.")
-CORPUS_OPTION = typer.Option("bundled", "--corpus", help="'bundled', a directory of .txt files or a .jsonl file.")
-TOKENS_OPTION = typer.Option(20000, "--max-tokens", help="Rows (token positions) to capture.")
-CTX_OPTION = typer.Option(512, "--ctx", help="Tokens per document.")
-STORE_OPTION = typer.Option(None, "--store", help="Read the model's activations from this capture store.")
-TWIN_STORE_OPTION = typer.Option(None, "--twin-store", help="Read the twin's activations from this capture store.")
+SITES_OPTION = sites_option("resid_post.*")
+TOKENS_OPTION = max_tokens_option(20000)
+CTX_OPTION = ctx_option(512)
+STORE_OPTION = store_option()
 
 
 def store_sites(store, pattern: str) -> list[str]:
@@ -172,7 +179,7 @@ def register(app: typer.Typer) -> None:
         store: Path | None = STORE_OPTION, twin_store: Path | None = TWIN_STORE_OPTION,
         curve_points: int = typer.Option(8, "--curve-points", help="Points of each MI-vs-n curve (0: none)."),
         permutations: int = typer.Option(0, "--permutations", help="Row shuffles for a permutation null."),
-        seed: int = typer.Option(0, "--seed", help="Seed of row orders and shuffles."),
+        seed: int = SEED_OPTION,
         engine: str = ENGINE_OPTION, scheduler: str | None = SCHEDULER_OPTION,
         out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
     ) -> None:
@@ -207,11 +214,12 @@ def register(app: typer.Typer) -> None:
         sites: str = SITES_OPTION, corpus: str = CORPUS_OPTION, max_tokens: int = TOKENS_OPTION,
         ctx: int = CTX_OPTION, store: Path | None = STORE_OPTION, twin_store: Path | None = TWIN_STORE_OPTION,
         block_sites: str = typer.Option("", "--blocks", help="Sites whose correlation matrix is tested for blocks."),
-        standardize: bool = typer.Option(False, "--standardize", help="Spectra of correlation matrices."),
+        standardise: bool = typer.Option(False, "--standardise", help="Spectra of correlation matrices."),
         n_shuffles: int = typer.Option(20, "--shuffles", help="Shuffled matrices in the block-modularity null."),
-        seed: int = typer.Option(0, "--seed", help="Seed of all shuffles."),
+        seed: int = SEED_OPTION,
         engine: str = ENGINE_OPTION, scheduler: str | None = SCHEDULER_OPTION,
         out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
+        standardize: bool | None = old_spelling("--standardize"),
     ) -> None:
         """Covariance spectra per site (model vs twin) with Marchenko–Pastur and shuffle nulls, and block structure.
 
@@ -219,15 +227,16 @@ def register(app: typer.Typer) -> None:
         """
         from modscope.stats.model_spectra import spectra_of_stores
 
+        standardise = renamed(standardise, standardize, "--standardize", "--standardise")
         positive(n_shuffles, "--shuffles")
         engines = engine_kwargs(engine, scheduler)
         main, other, names = load_stores(model, twin, twin_seed, sites, corpus, max_tokens, ctx, store, twin_store,
                                          need_twin=False)
-        result = spectra_of_stores(main, other, names, block_sites=parse_csv(block_sites), standardize=standardize,
+        result = spectra_of_stores(main, other, names, block_sites=parse_csv(block_sites), standardize=standardise,
                                    n_shuffles=n_shuffles, seed=seed, **engines)
         settings = {"model": model, "twin": twin, "sites": names, "corpus": corpus, "max_tokens": max_tokens,
                     "ctx": ctx, **store_settings(store, twin_store), "blocks": parse_csv(block_sites),
-                    "standardize": standardize, "shuffles": n_shuffles, "seed": seed,
+                    "standardize": standardise, "shuffles": n_shuffles, "seed": seed,
                     "rows": main.rows_description()}
         write_spectrum(out, result, settings)
         emit(out, {"settings": settings, "result": result.to_json()}, as_json)

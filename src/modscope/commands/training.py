@@ -8,7 +8,21 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import JSON_OPTION, OUT_OPTION, DemoStep, console, emit, parse_csv, parse_ints
+from modscope.commands.common import (
+    ENGINE_OPTION,
+    JSON_OPTION,
+    OUT_OPTION,
+    SEED_OPTION,
+    DemoStep,
+    console,
+    emit,
+    old_spelling,
+    parse_csv,
+    parse_ints,
+    positional_store,
+    renamed,
+    store_option,
+)
 from modscope.errors import ModscopeError
 from modscope.locking import directory_lock
 
@@ -55,7 +69,7 @@ def train_mnist_cmd(
     batch_size: int = typer.Option(64, "--batch-size"),
     lr: float = typer.Option(None, help="Learning rate (default 0.1 for sgd, 1e-3 for adam)."),
     optimizer: str = typer.Option("sgd", help="sgd (update = -lr * gradient) or adam."),
-    seed: int = typer.Option(0),
+    seed: int = SEED_OPTION,
     null: str = typer.Option(None, help="Null condition: noise:0.5, pixel-shuffle, row-shuffle, label-shuffle, "
                                         "classes:2, downscale:14, init-scale:10, width:32."),
     record: str = typer.Option("grads", help="grads (record every step to OUT/grads, resumable) or none."),
@@ -103,7 +117,7 @@ def train_modadd_cmd(
     train_frac: float = typer.Option(0.5, "--train-frac", help="Fraction of the p^2 pairs used for training."),
     weight_decay: float = typer.Option(1.0, "--weight-decay"),
     lr: float = typer.Option(1e-3),
-    seed: int = typer.Option(0),
+    seed: int = SEED_OPTION,
     every: int = typer.Option(1, help="Record one step in EVERY."),
     out: Path = OUT_OPTION,
     as_json: bool = JSON_OPTION,
@@ -128,24 +142,33 @@ def train_modadd_cmd(
 
 
 def gradients(
-    source: Path = typer.Argument(..., help="A `modscope train` output directory or a gradient store."),
+    store: Path | None = store_option("The gradient store to read, or the `modscope train` --out directory holding "
+                                      "it (required)"),
     sample_size: int = typer.Option(400, "--sample-size", help="Steps per sample (seed: 400)."),
     repeats: int = typer.Option(10, help="Samples drawn (seed: 10)."),
     skip_first: int = typer.Option(None, "--skip-first", help="Steps left out in the skip study (default 10%)."),
-    method: str = typer.Option("gram", help="gram (in-process float64 Gram) or dask (for stores > RAM)."),
+    engine: str = ENGINE_OPTION,
     replay: str = typer.Option(None, help="Comma-separated k to replay training with rank-k gradients."),
     out: Path = OUT_OPTION,
     as_json: bool = JSON_OPTION,
+    source: Path | None = typer.Argument(None, hidden=True, metavar="STORE", help="Same as --store (old spelling)."),
+    method: str | None = old_spelling("--method"),
 ) -> None:
     """Spectrum of all recorded gradients with the seed's thresholds, sampling study, residual, profiles.
 
-    Memory: gram holds the float64 steps x steps Gram and one parameter tensor's block, O(steps^2 + steps x size).
+    Memory: --engine local holds the float64 steps x steps Gram and one parameter tensor's block,
+    O(steps^2 + steps x size); --engine dask computes the Gram chunk by chunk (for stores larger than memory).
     """
     from modscope.training.analysis import analyse_gradients
     from modscope.training.store import GradientStore
 
-    if method not in ("gram", "dask"):
-        raise ModscopeError(f"--method must be gram or dask, got '{method}'")
+    source = positional_store(store, source)
+    if method is not None:  # the old spelling: --method gram|dask
+        if method not in ("gram", "dask"):
+            raise ModscopeError(f"--method must be gram or dask, got '{method}'; use --engine local|dask")
+        engine = renamed(engine, "local" if method == "gram" else "dask", "gradients --method", "--engine")
+    if engine not in ("local", "dask"):
+        raise ModscopeError(f"--engine must be 'local' or 'dask', got '{engine}'")
     _at_least(sample_size, 2, "--sample-size")
     _at_least(repeats, 1, "--repeats")
     _at_least(skip_first, 0, "--skip-first")
@@ -163,7 +186,7 @@ def gradients(
                        f"samples of {max(2, store.n_steps // 2)} steps were used")
     with _locked(out):
         analysis = analyse_gradients(store, sample_size=sample_size, repeats=repeats, skip_first=skip_first,
-                                     method=method)
+                                     method="gram" if engine == "local" else "dask")
         replayed = None
         if replay:
             from modscope.training.replay import replay_projected
@@ -184,18 +207,20 @@ def sweep(
     max_steps: int = typer.Option(300, "--max-steps", help="Steps per run."),
     epochs: int = typer.Option(2),
     arch: str = typer.Option("mlp"),
-    center: bool = typer.Option(False, help="Subtract the mean gradient before counting."),
-    seed: int = typer.Option(0),
+    centre: bool = typer.Option(False, "--centre/--no-centre", help="Subtract the mean gradient before counting."),
+    seed: int = SEED_OPTION,
     out: Path = OUT_OPTION,
     as_json: bool = JSON_OPTION,
+    center: bool | None = old_spelling("--center/--no-center"),
 ) -> None:
     """Train under each null condition and compare the counts of singular values above 5/10/15% of max."""
     from modscope.training.sweep import run_sweep
 
+    centre = renamed(centre, center, "--center", "--centre")
     conditions = parse_csv(nulls)
     if not conditions:
         raise ModscopeError("--nulls is empty; give e.g. none,noise:0.5,pixel-shuffle")
-    result = run_sweep(conditions, center=center, max_steps=max_steps, epochs=epochs, arch=arch, seed=seed,
+    result = run_sweep(conditions, center=centre, max_steps=max_steps, epochs=epochs, arch=arch, seed=seed,
                        progress=lambda c: console.print(f"training [bold]{c}[/bold]"))
     if out is not None:
         from modscope.training.pages import write_sweep_page

@@ -10,13 +10,20 @@ import typer
 
 from modscope.commands.common import (
     JSON_OPTION,
+    MODEL_OPTION,
     OUT_OPTION,
+    SEED_OPTION,
+    TWIN_OPTION,
+    TWIN_SEED_OPTION,
+    WORKERS_HELP,
     DemoContext,
     DemoStep,
     cached_model,
     console,
     emit,
+    old_spelling,
     parse_ints,
+    renamed,
     twin_name,
 )
 from modscope.errors import ModscopeError
@@ -94,27 +101,30 @@ def register(app: typer.Typer) -> None:
 
     @app.command("clusterability")
     def clusterability_command(
-        model: str = typer.Option("smollm2-135m", "--model",
-                                  help="'mnist-mlp' (trained MNIST MLP) or a causal LM name (its MLP blocks)."),
+        model: str = MODEL_OPTION,  # also 'mnist-mlp' (the trained MNIST MLP); an LM is read by its MLP blocks
         k: int = typer.Option(4, "--k", help="Clusters per graph."),
-        n_shuffles: int = typer.Option(50, "--n-shuffles", help="Weight-shuffled null networks per unit."),
-        twin: str = typer.Option("random", "--twin", help="'random' (random-init twin), a model name, or 'none'."),
-        twin_seed: int = typer.Option(0, "--twin-seed", help="Initialisation seed of a random LM twin."),
+        n_shuffles: int = typer.Option(50, "--shuffles", help="Weight-shuffled null networks per unit."),
+        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
         layers: str = typer.Option("", "--layers", help="Blocks (LM) or layers (MLP) to analyse, e.g. 0,5,29."),
         gate: str = typer.Option("sum", "--gate", help="Gated MLPs: in-edges |W_gate|+|W_up| (sum), up or gate."),
         fold_norm: bool = typer.Option(False, "--fold-norm", help="Fold the pre-MLP norm gain into W_in."),
         epochs: int = typer.Option(1, "--epochs", help="MNIST MLP training epochs (trained once, then cached)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of shuffles, clustering and MNIST training."),
-        jobs: int = typer.Option(1, "--jobs", help="Worker processes for the shuffled null (same result for any)."),
+        seed: int = SEED_OPTION,
+        jobs: int = typer.Option(1, "--workers", help=WORKERS_HELP),
         out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
+        old_shuffles: int | None = old_spelling("--n-shuffles"), old_jobs: int | None = old_spelling("--jobs"),
     ) -> None:
-        """n-cut of spectral clustering of each MLP block / layer vs weight-shuffled networks, trained vs twin."""
+        """n-cut of spectral clustering of each MLP block / layer vs weight-shuffled networks, trained vs twin.
+
+        --model also takes 'mnist-mlp' (the trained MNIST MLP, whose twin is the same run at initialisation)."""
+        n_shuffles = renamed(n_shuffles, old_shuffles, "--n-shuffles", "--shuffles")
+        jobs = renamed(jobs, old_jobs, "--jobs", "--workers")
         if k < 2:
             raise ModscopeError(f"--k must be at least 2, got {k}")
         if n_shuffles < 2:
-            raise ModscopeError(f"--n-shuffles must be at least 2 (the null needs a spread), got {n_shuffles}")
+            raise ModscopeError(f"--shuffles must be at least 2 (the null needs a spread), got {n_shuffles}")
         if jobs < 1:
-            raise ModscopeError(f"--jobs must be at least 1, got {jobs}")
+            raise ModscopeError(f"--workers must be at least 1, got {jobs}")
         chosen = parse_ints(layers, "--layers") or None
         trained, other, units = run_clusterability(model, twin, k=k, n_shuffles=n_shuffles, layers=chosen,
                                                    gate=gate, fold_norm=fold_norm, epochs=epochs, seed=seed,

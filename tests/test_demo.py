@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from rich.console import Console
@@ -60,21 +61,26 @@ def test_demo_runs_every_step_records_times_and_writes_one_report(tmp_path):
     assert json.loads((tmp_path / "a" / "result.json").read_text())["result"] == {"size": "quick"}
 
 
-def test_overall_progress_is_printed_between_steps_so_probe_bars_can_run(tmp_path):
+def test_one_rich_progress_shows_steps_done_elapsed_eta_and_each_steps_times(tmp_path):
     display = terminal()
-    run_demo(tmp_path, size="quick", model="tiny-gpt2", steps=steps([]), display=display)
-    text = display.file.getvalue()
-    for done in range(4):
-        assert f"{done}/3 steps" in text
-    assert "ETA" in text and "next: the c probe" in text and "all steps finished" in text
+    record = run_demo(tmp_path, size="quick", model="tiny-gpt2", steps=steps([]), display=display)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", display.file.getvalue())  # the terminal's colour codes
+    assert "3/3 steps" in text and "all steps finished" in text and "the c probe (c)" in text
+    assert "0/3 steps" in text or "1/3 steps" in text  # the live bar was drawn before the end
+    for entry in record["steps"]:  # each step's wall and CPU seconds, printed and recorded
+        assert entry["cpu_seconds"] >= 0 and f"{entry['name']}: {entry['status']} in" in text
+    assert "[####" not in text  # no hand-drawn ASCII bar any more
 
 
-def test_progress_in_a_log_file_is_a_plain_ascii_bar():
-    from modscope.commands.demo import progress_line
-
+def test_progress_in_a_log_file_is_one_plain_line_per_step(tmp_path):
     log = Console(file=io.StringIO(), width=200)
-    progress_line(log, 3, 12, 65.0, 130.0, "next: mi")
-    assert log.file.getvalue() == "[######..................] 3/12 steps · elapsed 1:05 · ETA 2:10 · next: mi\n"
+    run_demo(tmp_path, size="quick", model="tiny-gpt2", steps=steps([], fail_b=False), display=log)
+    lines = log.file.getvalue().splitlines()
+    starts = [line for line in lines if line.startswith("[")]
+    assert [line.split(" ·")[0] for line in starts] == ["[1/3] the a probe (a)", "[2/3] the b probe (b)",
+                                                        "[3/3] the c probe (c)"]
+    assert all("ETA" in line for line in starts) and "\x1b" not in log.file.getvalue()
+    assert "3/3 steps" in lines[-1]  # rich prints the finished bar once at the end
 
 
 def test_rerun_resumes_keeping_finished_steps_and_retrying_failed_ones(tmp_path):

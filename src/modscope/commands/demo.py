@@ -10,6 +10,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from modscope.commands.common import DemoContext, console
 from modscope.errors import ModscopeError
@@ -45,18 +47,31 @@ def duration(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def progress_line(out: Console, done: int, total: int, elapsed: float, eta: float | None, what: str) -> None:
-    """The overall progress as one static line (a bar, steps done, elapsed, ETA, the next step).
+class EtaColumn(ProgressColumn):
+    """Time left from the steps' expected durations, corrected by the pace of the steps so far.
 
-    Printed between steps rather than kept live: probes draw their own rich progress bars, and two live displays
-    on one terminal overwrite each other. Outside a terminal (a log file) the bar is plain ASCII.
+    Rich's own estimate divides by the rate of completed steps, which means nothing when one step takes 10 s and
+    the next 4 minutes. The task field ``finish`` is the expected end (``time.perf_counter()`` seconds) and
+    ``after`` the expected seconds of the steps after the running one: a step running over its estimate shows at
+    least ``after``, never a countdown stuck at 0:00.
     """
-    width = 24
-    filled = round(width * done / max(total, 1))
-    bar = (f"[green]{'━' * filled}[/green][bright_black]{'━' * (width - filled)}[/bright_black]" if out.is_terminal
-           else escape(f"[{'#' * filled}{'.' * (width - filled)}]"))
-    out.print(f"{bar} {done}/{total} steps · elapsed {duration(elapsed)} · "
-              f"ETA {duration(eta) if eta is not None else '-'} · {what}", soft_wrap=True, highlight=False)
+
+    def render(self, task) -> Text:
+        finish, after = task.fields.get("finish"), task.fields.get("after", 0.0)
+        if finish is None or task.finished:
+            return Text("ETA -" if finish is None else "", style="progress.remaining")
+        return Text(f"ETA {duration(max(finish - time.perf_counter(), after))}", style="progress.remaining")
+
+
+def step_progress(display: Console) -> Progress:
+    """The demo's one live display: a bar over the steps, steps done, elapsed time, ETA and the running step.
+
+    Lines printed on ``display`` while it is live go above it. On a console that is not a terminal (a log file)
+    rich draws nothing live, so the demo prints one line per step start instead (see ``_run_demo``).
+    """
+    return Progress(TextColumn("[bold]demo"), BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn("steps"),
+                    TimeElapsedColumn(), EtaColumn(), TextColumn("{task.description}"), console=display,
+                    transient=False)
 
 
 def check_resumable(out: Path, size: str, model: str) -> None:
@@ -111,9 +126,10 @@ def _run_demo(out: Path, size: str, model: str, only: list[str] | None, redo: li
     todo = []
     for step in steps:
         kept = (out / step.name / DONE_MARKER).exists() and not (redo_all or step.name in (redo or []))
-        seconds = earlier.get(step.name, {}).get("seconds") if kept else None
+        before = earlier.get(step.name, {}) if kept else {}
         record["steps"].append({"name": step.name, "title": step.title, "status": "kept" if kept else "pending",
-                                "seconds": seconds, "error": None})
+                                "seconds": before.get("seconds"), "cpu_seconds": before.get("cpu_seconds"),
+                                "error": None})
         if not kept:
             todo.append(step)
 
@@ -128,16 +144,24 @@ def _run_demo(out: Path, size: str, model: str, only: list[str] | None, redo: li
                   f"about {duration(expected)} to go (estimate for 2 cores) → {out}", soft_wrap=True)
     start, spent, planned = time.perf_counter(), 0.0, 0.0
     save()
+    bar = step_progress(display)
+    task = bar.add_task("", total=len(todo), finish=start + expected, after=0.0)
     try:
+        bar.start()
         for i, step in enumerate(todo):
             entry = next(e for e in record["steps"] if e["name"] == step.name)
-            remaining = sum(estimate(s.name, size) for s in todo[i:])
             pace = min(max(spent / planned, 0.25), 10.0) if planned else 1.0
-            progress_line(display, i, len(todo), time.perf_counter() - start, remaining * pace,
-                          f"next: {escape(step.title)} ({step.name})")
+            now = time.perf_counter()
+            after = sum(estimate(s.name, size) for s in todo[i + 1:]) * pace
+            bar.update(task, description=f"{escape(step.title)} ({step.name})",
+                       finish=now + estimate(step.name, size) * pace + after, after=after)
+            if not display.is_terminal:  # a log file: rich draws nothing live there, so one line per step
+                display.print(f"{escape(f'[{i + 1}/{len(todo)}]')} {escape(step.title)} ({step.name}) · elapsed "
+                              f"{duration(now - start)} · ETA {duration(estimate(step.name, size) * pace + after)}",
+                              soft_wrap=True, highlight=False)
             entry["status"] = "running"
             save()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             try:
                 step.run(ctx, out / step.name)
                 # written only once the whole step returned: a step killed after some of its results is redone
@@ -150,10 +174,14 @@ def _run_demo(out: Path, size: str, model: str, only: list[str] | None, redo: li
                 (out / step.name / "error.txt").write_text(traceback.format_exc())
                 display.print(f"[red]step {step.name} failed[/red]: {escape(entry['error'])}")
             entry["seconds"] = time.perf_counter() - t0
+            entry["cpu_seconds"] = cpu_seconds() - c0
             spent, planned = spent + entry["seconds"], planned + estimate(step.name, size)
-            display.print(f"  {step.name}: {entry['status']} in {entry['seconds']:.1f} s")
-        progress_line(display, len(todo), len(todo), time.perf_counter() - start, 0.0, "all steps finished")
+            display.print(f"  {step.name}: {entry['status']} in {entry['seconds']:.1f} s "
+                          f"(CPU {entry['cpu_seconds']:.1f} s)", highlight=False)
+            bar.advance(task)
+        bar.update(task, description="all steps finished")
     finally:
+        bar.stop()
         for entry in record["steps"]:
             if entry["status"] == "running":
                 entry["status"] = "pending"
@@ -195,6 +223,14 @@ def register(app: typer.Typer) -> None:
 
 def demo_steps() -> list:
     return []
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its reaped children (worker pools), all threads."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _now() -> str:

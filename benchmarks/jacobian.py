@@ -54,8 +54,8 @@ def naive_spectrum(fn, x: torch.Tensor, chunk_size: int) -> dict:
 
 def modscope_top(pm, part: str, k: int) -> np.ndarray:
     if part == "mlp":  # block diagonal: the exact whole spectrum from T per-token d x d SVDs
-        return tokenwise_singular_values(pm.token_fn, pm.x).values[:k]
-    return singular_values(pm.fn, pm.x, k=k, method="lanczos").values
+        return tokenwise_singular_values(pm.token_fn, pm.x).singular_values[:k]
+    return singular_values(pm.fn, pm.x, k=k, method="lanczos").singular_values
 
 
 def rel_error(got: np.ndarray, want: np.ndarray) -> float:

@@ -49,17 +49,17 @@ def test_linear_map_spectrum_equals_weight_svd():
     expected = np.sort(np.tile(np.linalg.svd(weight.numpy(), compute_uv=False), 3))[::-1]
     exact = singular_values(lambda t: t @ weight.T, x, method="exact")
     assert (exact.n_out, exact.n_in) == (21, 15)
-    np.testing.assert_allclose(exact.values, expected, rtol=1e-12)
+    np.testing.assert_allclose(exact.singular_values, expected, rtol=1e-12)
     assert exact.rank == 15 and exact.rank_kind == "exact"
     top = singular_values(lambda t: t @ weight.T, x, method="lanczos", k=4)
-    np.testing.assert_allclose(top.values, expected[:4], rtol=1e-10)
+    np.testing.assert_allclose(top.singular_values, expected[:4], rtol=1e-10)
 
 
 def test_exact_and_lanczos_top_k_agree_to_1e8_on_random_block():
     fn, x = random_block(seed=2, tokens=6, d=16)
     exact = singular_values(fn, x, method="exact")
     top = singular_values(fn, x, method="lanczos", k=10)
-    np.testing.assert_allclose(top.values, exact.values[:10], rtol=1e-8)
+    np.testing.assert_allclose(top.singular_values, exact.singular_values[:10], rtol=1e-8)
     assert top.rank == 10 and top.rank_kind == "lower bound"
 
 
@@ -67,13 +67,14 @@ def test_slq_density_matches_exact_distribution_and_trace():
     fn, x = random_block(seed=3, tokens=5, d=16)
     exact = singular_values(fn, x, method="exact")
     slq = singular_values(fn, x, method="slq", probes=24, steps=40, seed=0)
-    grid = np.quantile(exact.values, np.linspace(0.05, 0.95, 19))
-    exact_cdf = np.array([(exact.values <= g).mean() for g in grid])
+    grid = np.quantile(exact.singular_values, np.linspace(0.05, 0.95, 19))
+    exact_cdf = np.array([(exact.singular_values <= g).mean() for g in grid])
     slq_cdf = np.array([slq.density.weights[slq.density.nodes <= g].sum() for g in grid])
     assert np.abs(exact_cdf - slq_cdf).max() < 0.12  # Kolmogorov distance on the bulk
     mean_square = (slq.density.weights * slq.density.nodes**2).sum()
-    assert mean_square == pytest.approx((exact.values**2).mean(), rel=0.1)  # tr(JᵀJ)/n is unbiased
-    assert slq.values[0] == pytest.approx(exact.values[0], rel=1e-8)  # extreme Ritz values converge first
+    assert mean_square == pytest.approx((exact.singular_values**2).mean(), rel=0.1)  # tr(JᵀJ)/n is unbiased
+    # extreme Ritz values converge first
+    assert slq.singular_values[0] == pytest.approx(exact.singular_values[0], rel=1e-8)
     assert slq.rank == exact.rank
 
 
@@ -88,7 +89,8 @@ def test_mlp_rank_at_t_tokens_equals_sum_of_token_ranks():
     x = torch.randn(6, 16, generator=g, dtype=torch.float64)
     blockwise = tokenwise_singular_values(mlp, x)
     dense = singular_values(mlp, x, method="exact")
-    np.testing.assert_allclose(blockwise.values, dense.values[: len(blockwise.values)], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(blockwise.singular_values, dense.singular_values[: len(blockwise.singular_values)],
+                               rtol=1e-10, atol=1e-13)
     assert blockwise.token_ranks.tolist() == [5] * 6
     assert blockwise.rank == dense.rank == int(blockwise.token_ranks.sum()) == 30
 
@@ -104,7 +106,8 @@ def test_layernorm_map_has_one_null_direction_per_token_and_rmsnorm_none():
 
     ln = singular_values(layernorm_map, x, method="exact")
     assert ln.rank == tokens * (d - 1)
-    assert ln.values[-tokens:].max() < ln.noise_floor < ln.values[-tokens - 1]  # the floor separates them
+    # the floor separates them
+    assert ln.singular_values[-tokens:].max() < ln.noise_floor < ln.singular_values[-tokens - 1]
     assert tokenwise_singular_values(layernorm_map, x).token_ranks.tolist() == [d - 1] * tokens
     rms = singular_values(lambda t: torch.nn.functional.rms_norm(t, (d,), eps=1e-6) @ weight, x, method="exact")
     assert rms.rank == tokens * d
@@ -117,7 +120,7 @@ def test_rmsnorm_radial_direction_has_gain_eps_over_r_cubed():
     spec = tokenwise_singular_values(lambda t: torch.nn.functional.rms_norm(t, (d,), eps=eps), x)
     r = (x.pow(2).mean(-1) + eps).sqrt().numpy()
     expected = np.sort(np.concatenate([np.repeat(1 / r, d - 1), eps / r**3]))[::-1]
-    np.testing.assert_allclose(spec.values, expected, rtol=1e-9)
+    np.testing.assert_allclose(spec.singular_values, expected, rtol=1e-9)
     assert spec.rank == 3 * d
 
 
@@ -133,9 +136,9 @@ def test_user_floor_replaces_default_and_counts_against_it():
 def test_auto_picks_exact_for_small_and_vectors_are_right_singular_vectors():
     fn, x = random_block(seed=6)
     spec = singular_values(fn, x, k=3, vectors=True)
-    assert spec.method == "exact" and len(spec.values) == 3
+    assert spec.method == "exact" and len(spec.singular_values) == 3
     jac = jacobian_matrix(fn, x).numpy()
-    np.testing.assert_allclose(np.linalg.norm(jac @ spec.right_vectors.T, axis=0), spec.values, rtol=1e-10)
+    np.testing.assert_allclose(np.linalg.norm(jac @ spec.right_vectors.T, axis=0), spec.singular_values, rtol=1e-10)
     top = singular_values(fn, x, k=3, method="lanczos", vectors=True)
     overlap = np.abs(top.right_vectors @ spec.right_vectors.T).diagonal()
     np.testing.assert_allclose(overlap, 1.0, rtol=1e-8)

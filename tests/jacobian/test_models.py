@@ -66,11 +66,12 @@ def test_mlp_tokenwise_spectrum_equals_dense_and_attention_lanczos_equals_exact(
     model = models["tiny-llama"]
     tokenwise = block_spectrum(model, TEXT, layer=1, part="mlp", tokens=3)
     dense = block_spectrum(model, TEXT, layer=1, part="mlp", tokens=3, method="exact")
-    np.testing.assert_allclose(tokenwise.spectrum.values, dense.spectrum.values, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(tokenwise.spectrum.singular_values, dense.spectrum.singular_values,
+                               rtol=1e-10, atol=1e-14)
     assert tokenwise.spectrum.rank == dense.spectrum.rank == int(tokenwise.spectrum.token_ranks.sum())
     exact = block_spectrum(model, TEXT, layer=1, part="attn", tokens=3, method="exact")
     top = block_spectrum(model, TEXT, layer=1, part="attn", tokens=3, method="lanczos", k=8)
-    np.testing.assert_allclose(top.spectrum.values, exact.spectrum.values[:8], rtol=1e-8)
+    np.testing.assert_allclose(top.spectrum.singular_values, exact.spectrum.singular_values[:8], rtol=1e-8)
 
 
 def test_attention_jacobian_is_block_lower_triangular(models):

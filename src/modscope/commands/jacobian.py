@@ -106,7 +106,7 @@ def block_figures(found: dict) -> dict:
 def rank_sentence(s) -> str:
     """One spectrum's rank with its kind, floors and gap, as the headline prints it."""
     if s.rank_is_lower_bound:
-        return (f"rank {s.rank_text} of {s.full_size}: a lower bound (only the top {len(s.values)} values were "
+        return (f"rank {s.rank_text} of {s.full_size}: a lower bound (only the top {len(s.singular_values)} values were "
                 f"computed, by {s.method}; all are above the floor {s.noise_floor:.2g})")
     gap = "" if np.isnan(s.rank_gap) else f", gap σ_r/σ_r+1 = {s.rank_gap:.3g}"
     return (f"rank {s.rank_text} of {s.full_size} ({s.rank_kind}) above the floor {s.noise_floor:.2g} "
@@ -195,14 +195,14 @@ def path_figures(found: dict) -> dict:
 
 def path_headline(found: dict) -> tuple[list[str], str]:
     lines = [f"{r.model} {r.label}: {rank_sentence(r.spectrum)}, σ₁ = {r.spectrum.sigma_max:.3g}, σ₁/σ_median = "
-             f"{r.spectrum.sigma_max / max(float(r.spectrum.values[len(r.spectrum.values) // 2]), 1e-300):.3g}"
+             f"{r.spectrum.sigma_max / max(float(r.spectrum.singular_values[len(r.spectrum.singular_values) // 2]), 1e-300):.3g}"
              for r in found["paths"]]
     lines += [f"{a.model}: top-{a.k} Jacobian input directions vs top-{a.k} covariance eigenvectors: mean cos² "
               f"{a.mean_cos2:.3f} vs random-subspace null {a.null_mean_cos2:.3f} ± {a.null_sd_cos2:.3f} (z = {a.z:.1f})"
               for a in found["alignments"]]
     first = found["paths"][0]
     s = first.spectrum
-    survive = (f"at least {s.rank} of {s.full_size} directions survive (top-{len(s.values)} lower bound)"
+    survive = (f"at least {s.rank} of {s.full_size} directions survive (top-{len(s.singular_values)} lower bound)"
                if s.rank_is_lower_bound else f"{s.rank_text} of {plural(s.full_size, 'direction')} survive")
     verdict = (f"{first.model} {first.label} (one token pair, one text): {survive} the path above the float64 floor"
                f" ({s.float32_rank_text} above the float32 threshold).")

@@ -44,13 +44,8 @@ class StreamRanking(Result):
     streams: np.ndarray = field(repr=False)
     labels: list = field(repr=False)
 
-    _json_exclude = ("F", "streams", "labels", "score", "p", "p_fwer")
-
-    def to_json(self):
-        out = super().to_json()
-        out["shown_scores"] = [{"dim": d, "score": float(self.score[d]), "p": float(self.p[d]),
-                                "p_fwer": float(self.p_fwer[d])} for d in self.shown]
-        return out
+    _json_exclude = ("F", "streams", "labels")
+    _frame_columns = ("score", "p", "p_fwer")
 
     def plot(self, ax=None, *, which: int = 0):
         """Stream diagram of ``shown[which]``: its value at each layer, one line per sample, coloured by category."""

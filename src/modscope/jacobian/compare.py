@@ -137,6 +137,6 @@ def path_vs_covariance(
     store = capture(model, source if isinstance(source, Corpus) else list(source), [site], ctx=ctx,
                     max_tokens=max_rows, progress=False)
     cov = covariance(store[site])
-    found = subspace_alignment(path.spectrum.right_vectors[:k], path.spectrum.values, cov.cov, model=model.name,
-                               rows=int(cov.n))
+    found = subspace_alignment(path.spectrum.right_vectors[:k], path.spectrum.singular_values, cov.cov,
+                               model=model.name, rows=int(cov.n))
     return replace(found, sample=store.rows_description())

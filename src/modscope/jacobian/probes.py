@@ -144,6 +144,6 @@ def layer_ranks(
         model.name, part, residual, tokens, np.asarray(layers), np.array([s.rank for s in spectra]),
         spectra[0].full_size, np.array([s.sigma_max for s in spectra]), np.array([s.noise_floor for s in spectra]),
         kinds.pop() if len(kinds) == 1 else "mixed",
-        np.array([effective_rank(s.values) if s.density is None else np.nan for s in spectra]),
+        np.array([effective_rank(s.singular_values) if s.density is None else np.nan for s in spectra]),
         np.array([s.float32_rank for s in spectra]), np.array([s.rank_gap for s in spectra]),
     )

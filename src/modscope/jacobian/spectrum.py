@@ -25,8 +25,8 @@ class JacobianSpectrum(Result):
     """Singular values of a Jacobian J [n_out, n_in] and its numerical rank.
 
     Attributes:
-        values: singular values σ₁ ≥ σ₂ ≥ … (output units per input unit), all of them (exact, tokenwise) or the
-            top k (lanczos); for slq the Ritz nodes of the density, sorted.
+        singular_values: σ₁ ≥ σ₂ ≥ … (output units per input unit), all of them (exact, tokenwise) or the
+            top k (lanczos); for slq the Ritz nodes of the density, sorted. (``values``: the old name, read-only.)
         method: ``exact`` (jacrev + svdvals), ``tokenwise`` (union of per-token block spectra), ``lanczos``
             (top-k by ARPACK on the matrix-free operator) or ``slq`` (stochastic Lanczos quadrature density).
         n_in, n_out: the sizes of J (input and output elements: tokens × width).
@@ -48,7 +48,7 @@ class JacobianSpectrum(Result):
             lower bound, the bound (None when exact), and the ranks as printed (``≥ 64``, ``≈ 300``, ``2190``).
     """
 
-    values: np.ndarray
+    singular_values: np.ndarray
     method: str
     n_in: int
     n_out: int
@@ -69,10 +69,17 @@ class JacobianSpectrum(Result):
     float32_rank_text: str = field(init=False, default="")
 
     _json_exclude = ("right_vectors",)
+    _json_aliases = {"values": "singular_values"}
+    _frame_columns = ("singular_values",)
+
+    @property
+    def values(self) -> np.ndarray:
+        """Old name of ``singular_values`` (kept for one release)."""
+        return self.singular_values
 
     @property
     def sigma_max(self) -> float:
-        return float(self.values[0]) if len(self.values) else 0.0
+        return float(self.singular_values[0]) if len(self.singular_values) else 0.0
 
     @property
     def full_size(self) -> int:
@@ -89,7 +96,7 @@ class JacobianSpectrum(Result):
         """(index from 1, σ) in rank order; for slq the density's quantile curve."""
         if self.density is not None:
             return self.density.quantile_curve()
-        return np.arange(1, len(self.values) + 1), self.values
+        return np.arange(1, len(self.singular_values) + 1), self.singular_values
 
     def plot(self, ax=None, *, label: str | None = None, color: str = style.TRAINED, floor: bool = True):
         """Singular values on a log scale against their index, with the float64 floor and float32 threshold."""
@@ -202,7 +209,7 @@ def singular_values(
 
 def truncate(spectrum: JacobianSpectrum, k: int) -> JacobianSpectrum:
     """Keep the top k values; ranks, floors and gap stay those of the full spectrum."""
-    return replace(spectrum, values=spectrum.values[:k].copy())
+    return replace(spectrum, singular_values=spectrum.singular_values[:k].copy())
 
 
 @dataclass(frozen=True)

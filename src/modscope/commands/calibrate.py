@@ -97,7 +97,7 @@ def demo_steps() -> list[DemoStep]:
         from modscope.calibration import calibrate
 
         quick = ctx.size != "full"
-        result = calibrate(quick=quick, reps=ctx.pick(40, None, None), seed=0)
+        result = calibrate(quick=quick, reps=ctx.pick(40, 60, None), seed=0)
         write_page(out_dir, result, {"quick": quick, "reps": result.reps, **result.sizes})
 
     return [DemoStep("calibration", "Calibration: false-positive rate of every verdict rule", run)]

@@ -156,7 +156,7 @@ def demo_similarity(ctx: DemoContext, out: Path) -> None:
                       sites=ctx.pick("resid_post.*", "attn_out.*,resid_post.*", "attn_out.*,resid_post.*"),
                       kinds=ctx.pick(["cosine"], ["cosine", "centred"], ["cosine", "scaled", "centred"]),
                       per_category=ctx.pick(2, 3, 4), positions=ctx.pick("last:5", "last:10", "last:10"),
-                      ctx=ctx.pick(128, 256, 512), n_permutations=ctx.pick(200, 500, 2000), out=out)
+                      ctx=ctx.pick(128, 256, 512), n_permutations=ctx.pick(200, 200, 2000), out=out)
 
 
 def demo_anisotropy(ctx: DemoContext, out: Path) -> None:

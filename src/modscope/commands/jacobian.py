@@ -294,10 +294,10 @@ def demo_blocks(ctx: DemoContext) -> tuple[dict, int | None]:
     models = [ctx.trained(), ctx.twin()]
     found = block_report(models, text, layer=1, parts=["mlp", "attn"], tokens=ctx.pick([2, 8], [2, 34], [2, 34, 128]),
                          k=ctx.pick(32, 64, 64), method="auto", floor=None, residual=False, ranks=True,
-                         rank_tokens=ctx.pick(2, 4, 34), rank_parts=["mlp"])
+                         rank_tokens=ctx.pick(2, 2, 34), rank_parts=["mlp"])
     # the exact attention spectrum is a dense (T·d)² SVD, O(T³): SmolLM2 took 184 s at 10 tokens (one model), and
     # 163 s for trained + twin at 4 tokens on 2 cores shared with other jobs (~12 s each when idle, by T³)
-    exact_tokens = ctx.pick(None, 4, 10)
+    exact_tokens = ctx.pick(None, 3, 10)
     if exact_tokens:
         exact = block_report(models, text, layer=1, parts=["attn"], tokens=[exact_tokens], k=None, method="exact",
                              floor=None, residual=False, ranks=False, rank_tokens=exact_tokens)
@@ -319,7 +319,7 @@ def run_demo(ctx: DemoContext, out_dir: Path) -> None:
     src_pos = ctx.pick(8, 64, 100)
     paths = path_report(models, text, src="resid_pre.0", dst=f"resid_post.{last}", src_pos=src_pos,
                         dst_pos=[src_pos, src_pos + 2], k=None, method="auto", floor=None,
-                        covariance=ctx.size != "quick", cov_k=16, max_rows=ctx.pick(2000, 8000, 20000))
+                        covariance=ctx.size != "quick", cov_k=16, max_rows=ctx.pick(2000, 4000, 20000))
     write_report(out_dir / "jacobian_path", paths, path_figures, path_headline,
                  f"Path Jacobian resid_pre.0 → resid_post.{last}", {"src_pos": src_pos, "size": ctx.size})
 

@@ -149,9 +149,9 @@ def demo_steps() -> list[DemoStep]:
         from modscope.sae.page import write_report
         from modscope.sae.run import report_for, train_on_model
 
-        tokens, expansion, k = ctx.pick((16_384, 4, 16), (400_000, 8, 32), (2_000_000, 8, 32))
+        tokens, expansion, k = ctx.pick((16_384, 4, 16), (200_000, 8, 32), (2_000_000, 8, 32))
         cfg = SAEConfig(expansion=expansion, k=k, batch_size=ctx.pick(512, 2048, 4096), tokens=tokens,
-                        lr=ctx.pick(2e-3, 1e-3, 4e-4), checkpoints=ctx.pick(4, 8, 10),
+                        lr=ctx.pick(2e-3, 1e-3, 4e-4), checkpoints=ctx.pick(4, 6, 10),
                         heldout_tokens=ctx.pick(2048, 8192, 32768))
         model = ctx.trained()
         sae, windows = train_on_model(model, "mlp_out.3", load_texts("bundled"), cfg, ctx=128)

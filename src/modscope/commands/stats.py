@@ -278,7 +278,7 @@ def demo_steps() -> list[DemoStep]:
         tokens, layers = sizes(ctx)
         sites = spread_sites(ctx.trained().n_layers, layers)
         main, twin, names = demo_stores(ctx, sites, tokens)
-        result = mi_of_stores(main, twin, names, curve_points=ctx.pick(4, 6, 8), permutations=ctx.pick(19, 39, 99),
+        result = mi_of_stores(main, twin, names, curve_points=ctx.pick(4, 4, 8), permutations=ctx.pick(19, 19, 99),
                               allow_identical=True)
         write_mi(out_dir, result, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens,
                                    "rows": main.rows_description()})

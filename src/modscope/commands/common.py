@@ -108,8 +108,9 @@ def sites_option(default: str, note: str = "") -> Any:
     return typer.Option(default, "--sites", help=f"Sites or patterns, comma-separated (see `modscope sites`){note}.")
 
 
-def ctx_option(default: int) -> Any:
-    return typer.Option(default, "--ctx", help="Tokens per document (longer documents are cut).")
+def ctx_option(default: int, what: str = "Tokens per document (longer documents are cut)") -> Any:
+    """``--ctx``: the context length in tokens of one forward pass."""
+    return typer.Option(default, "--ctx", help=f"{what}.")
 
 
 def per_category_option(default: int | None) -> Any:

@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("grad-svd")
     def grad_svd_cmd(
-        store: Path | None = store_option("The gradient store to read (from `modscope train ...`; required)"),
+        store: Path | None = store_option("The gradient store that `modscope train ... --out` wrote (required)"),
         k: int = typer.Option(50, "--k", help="Singular values wanted."),
         method: str = typer.Option("auto", "--method", help="auto | gram | svd_compressed"),
         power_iters: int = typer.Option(2, "--power-iters", help="Power iterations of svd_compressed (>= 2)."),

@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         threshold: float = typer.Option(1e-5, "--ultra-rare", help="Density below which a live feature is ultra-rare."),
         corpus: str = CORPUS_OPTION,
         store: Path = store_option("Train on this capture store's --site instead of running --model"),
-        ctx: int = ctx_option(128),
+        ctx: int = ctx_option(128, "Tokens per window (documents are split into windows of this length)"),
         stream: bool = typer.Option(None, "--stream/--in-memory", help="Recompute activations every epoch, or keep "
                                     "the first pass (default: keep it if it fits in 2 GiB)."),
         features: int = typer.Option(12, "--features", help="Features shown on the page."),
@@ -124,7 +124,8 @@ def register(app: typer.Typer) -> None:
     def inspect_cmd(
         directory: Path = typer.Argument(..., help="Directory written by `modscope sae train`."),
         model: str = typer.Option(None, "--model", help="Model to read features through (default: the SAE's)."),
-        corpus: str = CORPUS_OPTION, ctx: int = ctx_option(128),
+        corpus: str = CORPUS_OPTION,
+        ctx: int = ctx_option(128, "Tokens per window (documents are split into windows of this length)"),
         features: int = typer.Option(12, "--features", help="Features shown on the page."),
         out: Path = typer.Option(None, "--out", help="Where to write the page (default: DIRECTORY)."),
         as_json: bool = JSON_OPTION,

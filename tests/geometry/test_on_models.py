@@ -98,7 +98,7 @@ def test_streams_and_cka_commands_print_json(tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["result"]["streams"]["shown"] == [3, 7]
-    result = runner.invoke(app, ["cka", "--model", "tiny-gpt2", "--vs", "random", "--per-category", "2",
+    result = runner.invoke(app, ["cka", "--model", "tiny-gpt2", "--twin", "random", "--per-category", "2",
                                  "--positions", "last:3", "--ctx", "64", "--json"])
     assert result.exit_code == 0, result.output
     across = json.loads(result.stdout)["result"]["across"]

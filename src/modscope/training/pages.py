@@ -31,7 +31,7 @@ def write_train_page(out: Path, run, payload: dict) -> Path:
         headline=[f"{run.n_steps} steps, {run.n_params} parameters; final loss {payload['final_loss']:.3f} nats "
                   f"(chance ln 10 = 2.303).",
                   f"validation accuracy {run.valid_accuracy:.4f}, test {run.test_accuracy:.4f} (chance 0.1)."],
-        verdict=f"trained to {run.test_accuracy:.1%} test accuracy; analyse with `modscope gradients {out}`.",
+        verdict=f"trained to {run.test_accuracy:.1%} test accuracy; analyse with `modscope gradients --store {out}`.",
         figures={"loss": _loss_figure(run.losses)}, settings=run.config)
 
 

@@ -36,6 +36,7 @@ def run_clusterability(model: str, twin: str, *, k: int, n_shuffles: int, layers
                        fold_norm: bool, epochs: int, seed: int, twin_seed: int = 0, jobs: int = 1,
                        quiet: bool = False):
     """(trained result, twin result or None, trained units): the library calls behind the command and demo."""
+    from modscope.training.mnist import mnist_mlp_weights
     from modscope.weights.sources import network_units
     from modscope.weights.summary import network_clusterability
 
@@ -45,7 +46,8 @@ def run_clusterability(model: str, twin: str, *, k: int, n_shuffles: int, layers
 
     def analyse(name: str, loader_seed: int):
         units, graph = network_units(name, layers=layers, gate=gate, fold_norm=fold_norm, epochs=epochs, seed=seed,
-                                     model_loader=lambda n: cached_model(n, loader_seed))
+                                     model_loader=lambda n: cached_model(n, loader_seed),
+                                     mnist_loader=mnist_mlp_weights)
         if not quiet:
             console.print(f"[bold]{name}[/bold]: {len(units)} units, {n_shuffles} shuffles each")
         return network_clusterability(units, model=name, graph=graph, k=k, n_shuffles=n_shuffles, seed=seed,

@@ -13,8 +13,9 @@ Public API (pure arrays in, frozen dataclasses out; float64 throughout):
   modularity with a shuffle null.
 - ``subspace(cov)``: numerical rank and whitening on the non-null subspace.
 - ``find_massive(x)`` -> ``MassiveActivations``: coordinates and rows far above the median |x| (Sun et al. 2024).
-- ``calibrate(...)``: false-positive rate and power of every verdict rule on simulated data (runs the study
-  ``modscope.calibration``, imported on call since it uses other probes' cores).
+
+The calibration of every verdict rule (it uses other probes' cores, so it sits above them) is
+``modscope.calibration.calibrate``.
 """
 
 from modscope.stats.block_structure import BlockResult, blocks
@@ -27,12 +28,11 @@ from modscope.stats.spectra import SpectrumResult, spectrum
 from modscope.stats.subspace import Subspace, subspace
 
 __all__ = ["BlockResult", "Covariance", "MICurve", "MIResult", "MassiveActivations", "SpectrumResult", "Subspace",
-           "blocks", "calibrate", "covariance", "find_massive", "gaussian_mi", "logdet_bias", "mi_curve",
+           "blocks", "covariance", "find_massive", "gaussian_mi", "logdet_bias", "mi_curve",
            "mi_from_covariance", "mi_null", "spectrum", "subspace"]
 
 
-def calibrate(**kwargs):
-    """``modscope.calibration.calibrate(**kwargs)``: see there (quick=, rules=, regimes=, reps=, seed=)."""
-    from modscope.calibration import calibrate as run
-
-    return run(**kwargs)
+def __getattr__(name: str):
+    if name == "calibrate":  # moved: stats is below the probes that calibration runs
+        raise AttributeError("modscope.stats.calibrate moved to modscope.calibration.calibrate (same arguments)")
+    raise AttributeError(f"module 'modscope.stats' has no attribute {name!r}")

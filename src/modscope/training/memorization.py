@@ -113,7 +113,7 @@ def planted_pool(n: int = 2000, *, flipped: float = 0.02, atypical: float = 0.02
     Returns:
         (images float32 [n + copies, 784], labels int64, groups).
     """
-    from modscope.training.mnist import load_mnist
+    from modscope.models.mnist import load_mnist
 
     images, labels = load_mnist("train")
     rng = np.random.default_rng(seed)

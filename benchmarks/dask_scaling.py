@@ -25,7 +25,6 @@ import numpy as np
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import modscope.distributed as md  # noqa: E402
 from _timing import environment  # noqa: E402
 from modscope.stats import covariance  # noqa: E402
 
@@ -93,16 +92,16 @@ def main() -> None:
             base = None
             for scale in (1, 2, 4):
                 store = write_store(root / f"x{scale}", args.rows * scale, args.dim, args.chunk)
-                seconds, acc = timed(lambda s=store: md.covariance(s, engine="dask", client=client))
-                _, peak = with_peak_rss(client, lambda s=store: md.covariance(s, engine="dask", client=client))
+                seconds, acc = timed(lambda s=store: covariance(s, engine="dask", client=client))
+                _, peak = with_peak_rss(client, lambda s=store: covariance(s, engine="dask", client=client))
                 base = base or seconds
                 rows_out.append({"scale": scale, "rows": store.shape[0], "store_mb": store.nbytes / 2**20,
                                  "seconds": seconds, "time_ratio": seconds / base,
                                  "worker_peak_rss_mb": peak, "n": acc.n})
             in_memory = np.asarray(write_store(root / "mem", args.rows, args.dim, args.chunk))
             local_s, local = timed(lambda: covariance(in_memory))
-            dask_s, dask = timed(lambda: md.covariance(zarr_in_memory(in_memory, args.chunk), engine="dask",
-                                                       client=client))
+            dask_s, dask = timed(lambda: covariance(zarr_in_memory(in_memory, args.chunk), engine="dask",
+                                                    client=client))
             agree = float(np.max(np.abs(dask.cov - local.cov)) / np.max(np.abs(local.cov)))
     finally:
         shutil.rmtree(root, ignore_errors=True)

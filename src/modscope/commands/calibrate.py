@@ -6,16 +6,8 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import (
-    JSON_OPTION,
-    OUT_OPTION,
-    SEED_OPTION,
-    DemoContext,
-    DemoStep,
-    console,
-    emit,
-    parse_csv,
-)
+from modscope.commands import common
+from modscope.commands.common import DemoContext, DemoStep, console, emit, parse_csv
 from modscope.report.numbers import plural
 
 QUESTION = ("How often does each decision rule of the report claim an effect on simulated data with none "
@@ -69,8 +61,8 @@ def register(app: typer.Typer) -> None:
         rules: str = typer.Option("", "--rules", help="Comma-separated rule names (default: all)."),
         regimes: str = typer.Option("", "--regimes", help="Comma-separated regimes (default: all)."),
         reps: int = typer.Option(0, "--reps", help="Trials per rule × regime (default: from the sizes)."),
-        seed: int = SEED_OPTION,
-        out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
+        seed: int = common.SEED_OPTION,
+        out: Path | None = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
     ) -> None:
         """False-positive rate and power of every verdict rule on simulated data with known truth."""
         from modscope.calibration import calibrate

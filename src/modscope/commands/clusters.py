@@ -6,36 +6,21 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import (
-    CORPUS_OPTION,
-    JSON_OPTION,
-    MODEL_OPTION,
-    OUT_OPTION,
-    SEED_OPTION,
-    TWIN_OPTION,
-    TWIN_SEED_OPTION,
-    DemoContext,
-    DemoStep,
-    ctx_option,
-    emit,
-    per_category_option,
-    positions_option,
-    positive,
-    sites_option,
-)
+from modscope.commands import common
+from modscope.commands.common import DemoContext, DemoStep, emit, positive
 from modscope.commands.geometry import load_corpus, models_with_twin
 
 
 def register(app: typer.Typer) -> None:
     @app.command("clusters")
     def clusters_cmd(
-        model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION,
-        per_category: int = per_category_option(2),
-        positions: str = positions_option("all"),  # 'all' keeps the first token, which often forms its own cluster
-        ctx: int = ctx_option(128), sites: str = sites_option("embed,resid_post.*"),
+        model: str = common.MODEL_OPTION, corpus: str = common.CORPUS_OPTION,
+        # positions 'all' keep the first token, which often forms its own cluster
+        per_category: int = common.per_category_option(2), positions: str = common.positions_option("all"),
+        ctx: int = common.ctx_option(128), sites: str = common.sites_option("embed,resid_post.*"),
         max_k: int = typer.Option(6, "--max-k", help="Largest k tried (k = 1 is always allowed)."),
-        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION, seed: int = SEED_OPTION,
-        out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        twin: str = common.TWIN_OPTION, twin_seed: int = common.TWIN_SEED_OPTION, seed: int = common.SEED_OPTION,
+        out: Path = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
     ) -> None:
         """Clusters of hidden states per site (k by silhouette, null: one Gaussian), mean cosine raw / globally
         centred / cluster-wise centred, and Cai et al.'s inter-/intra-type cosines, trained vs twin."""

@@ -165,7 +165,6 @@ def positional_store(store: Path | None, positional: Path | None) -> Path:
 
 
 # the options of every capture command (`capture`, `capture-shard`)
-CAPTURE_CORPUS = CORPUS_OPTION
 CAPTURE_SITES = sites_option("resid_post.*")
 CAPTURE_POSITIONS = positions_option("all")
 CAPTURE_MAX_TOKENS = max_tokens_option(None)

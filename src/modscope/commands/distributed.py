@@ -7,30 +7,8 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import (
-    CAPTURE_BATCH_SIZE,
-    CAPTURE_CORPUS,
-    CAPTURE_CTX,
-    CAPTURE_MAX_TOKENS,
-    CAPTURE_OUT,
-    CAPTURE_POSITIONS,
-    CAPTURE_SAMPLE,
-    CAPTURE_SITES,
-    ENGINE_OPTION,
-    JSON_OPTION,
-    MODEL_OPTION,
-    OUT_OPTION,
-    SCHEDULER_OPTION,
-    SEED_OPTION,
-    cached_model,
-    console,
-    emit,
-    engine_kwargs,
-    old_spelling,
-    positional_store,
-    renamed,
-    store_option,
-)
+from modscope.commands import common
+from modscope.commands.common import cached_model, console, emit
 from modscope.errors import ModscopeError
 
 BACKENDS = ("processes", "dask", "serial")
@@ -57,33 +35,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command("capture-shard")
     def capture_shard_cmd(
-        model: str = MODEL_OPTION,
-        corpus: str = CAPTURE_CORPUS, sites: str = CAPTURE_SITES, positions: str = CAPTURE_POSITIONS,
-        max_tokens: int = CAPTURE_MAX_TOKENS, ctx: int = CAPTURE_CTX, batch_size: int = CAPTURE_BATCH_SIZE,
-        sample: str = CAPTURE_SAMPLE, seed: int = SEED_OPTION,
+        model: str = common.MODEL_OPTION, corpus: str = common.CORPUS_OPTION, sites: str = common.CAPTURE_SITES,
+        positions: str = common.CAPTURE_POSITIONS, max_tokens: int = common.CAPTURE_MAX_TOKENS,
+        ctx: int = common.CAPTURE_CTX, batch_size: int = common.CAPTURE_BATCH_SIZE, sample: str = common.CAPTURE_SAMPLE,
+        seed: int = common.SEED_OPTION,
         shards: int = typer.Option(2, "--shards", help="Disjoint document ranges captured in parallel."),
         backend: str = typer.Option("processes", "--backend", help="Where the shards run: 'processes' (a local "
                                     "process pool; every worker loads --model by name), 'dask' (Dask tasks) or "
                                     "'serial' (one after the other, here)."),
-        scheduler: str = SCHEDULER_OPTION,
-        out: Path = CAPTURE_OUT,
-        as_json: bool = JSON_OPTION,
-        sample_seed: int | None = old_spelling("--sample-seed"),
-        engine: str | None = old_spelling("--engine"),
+        scheduler: str = common.SCHEDULER_OPTION,
+        out: Path = common.CAPTURE_OUT,
+        as_json: bool = common.JSON_OPTION,
+        sample_seed: int | None = common.old_spelling("--sample-seed"),
+        engine: str | None = common.old_spelling("--engine"),
     ) -> None:
         """Capture SITES of MODEL into one Zarr store from several processes or Dask workers (resumable)."""
         from modscope import corpus as corpus_mod
         from modscope.capture.sharded import capture_sharded
 
-        seed = renamed(seed, sample_seed, "--sample-seed", "--seed")
-        backend = renamed(backend, engine, "capture-shard --engine", "--backend")
+        seed = common.renamed(seed, sample_seed, "--sample-seed", "--seed")
+        backend = common.renamed(backend, engine, "capture-shard --engine", "--backend")
         if backend not in BACKENDS:
             raise ModscopeError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
         if max_tokens is not None and max_tokens <= 0:
             raise ModscopeError(f"--max-tokens must be > 0, got {max_tokens}")
         store = capture_sharded(cached_model(model), corpus_mod.load(corpus), sites, out=out, shards=shards,
                                 positions=positions, max_tokens=max_tokens, ctx=ctx, batch_size=batch_size,
-                                engine=backend, scheduler=scheduler, sample=sample, seed=seed)
+                                backend=backend, scheduler=scheduler, sample=sample, seed=seed)
         summary = {"store": str(out), "rows": store.n_rows, "sites": store.shapes, "shards": shards}
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
@@ -92,35 +70,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command("dask-stats")
     def dask_stats_cmd(
-        store: Path | None = store_option("The capture store to read (required)"),
+        store: Path | None = common.store_option("The capture store to read (required)"),
         stat: str = typer.Option("covariance", "--stat", help="covariance | mi | spectrum | histogram"),
         site: str = typer.Option(..., "--site", help="Site (X for mi)."),
         site_y: str = typer.Option(None, "--site-y", help="Y site for mi."),
-        engine: str = ENGINE_OPTION,
-        scheduler: str = SCHEDULER_OPTION,
-        out: Path = OUT_OPTION,
-        as_json: bool = JSON_OPTION,
-        positional: Path | None = POSITIONAL_STORE,
+        engine: str = common.ENGINE_OPTION, scheduler: str = common.SCHEDULER_OPTION,
+        out: Path = common.OUT_OPTION, as_json: bool = common.JSON_OPTION, positional: Path | None = POSITIONAL_STORE,
     ) -> None:
         """A streaming statistic of a store's rows, chunk by chunk, here or on a Dask cluster."""
-        import modscope.distributed as md
         from modscope.capture import ActivationStore
+        from modscope.geometry import cosine_histogram
+        from modscope.stats import covariance, gaussian_mi, spectrum
 
-        store = positional_store(store, positional)
+        store = common.positional_store(store, positional)
         if stat not in STATS:
             raise ModscopeError(f"--stat must be one of {', '.join(STATS)}, got '{stat}'")
         if stat == "mi" and not site_y:
             raise ModscopeError("--stat mi needs --site-y (the Y site)")
         acts = ActivationStore.open(store)
-        where = engine_kwargs(engine, scheduler)
+        where = common.engine_kwargs(engine, scheduler)
         if stat == "covariance":
-            result = md.covariance((acts, site), **where)
+            result = covariance((acts, site), **where)
         elif stat == "mi":
-            result = md.gaussian_mi((acts, site), (acts, site_y), **where)
+            result = gaussian_mi((acts, site), (acts, site_y), **where)
         elif stat == "spectrum":
-            result = md.covariance_spectrum((acts, site), **where)
+            result = spectrum((acts, site), massive=False, **where)
         else:
-            result = md.cosine_histogram((acts, site), **where)
+            result = cosine_histogram((acts, site), **where)
         payload = {"stat": stat, "engine": engine, "store": str(store), "site": site, "site_y": site_y,
                    "result": _summary(stat, result)}
         _write(out, payload)
@@ -131,22 +107,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("grad-svd")
     def grad_svd_cmd(
-        store: Path | None = store_option("The gradient store that `modscope train ... --out` wrote (required)"),
+        store: Path | None = common.store_option("The gradient store that `modscope train ... --out` wrote (required)"),
         k: int = typer.Option(50, "--k", help="Singular values wanted."),
-        method: str = typer.Option("auto", "--method", help="auto | gram | svd_compressed"),
-        power_iters: int = typer.Option(2, "--power-iters", help="Power iterations of svd_compressed (>= 2)."),
-        engine: str = ENGINE_OPTION,
-        scheduler: str = SCHEDULER_OPTION,
-        out: Path = OUT_OPTION,
-        as_json: bool = JSON_OPTION,
-        positional: Path | None = POSITIONAL_STORE,
+        method: str = typer.Option("auto", "--method", help="auto | gram | randomized (svd_compressed: old name)"),
+        power_iters: int = typer.Option(2, "--power-iters", help="Power iterations of randomized (>= 2)."),
+        engine: str = common.ENGINE_OPTION, scheduler: str = common.SCHEDULER_OPTION,
+        out: Path = common.OUT_OPTION, as_json: bool = common.JSON_OPTION, positional: Path | None = POSITIONAL_STORE,
     ) -> None:
         """Top singular values of a recorded gradient store, out of core, with their error bounds."""
-        import modscope.distributed as md
+        from modscope.training.spectrum import gradient_svd
 
-        store = positional_store(store, positional)
-        result = md.gradient_svd(store, k=k, method=method, power_iters=power_iters,
-                                 **engine_kwargs(engine, scheduler))
+        store = common.positional_store(store, positional)
+        result = gradient_svd(store, k=k, method=method, power_iters=power_iters,
+                              **common.engine_kwargs(engine, scheduler))
         payload = result.to_json()
         _write(out, payload)
         emit(None, payload, as_json)

@@ -9,25 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modscope.commands.common import (
-    CAPTURE_BATCH_SIZE,
-    CAPTURE_CORPUS,
-    CAPTURE_CTX,
-    CAPTURE_MAX_TOKENS,
-    CAPTURE_OUT,
-    CAPTURE_POSITIONS,
-    CAPTURE_SAMPLE,
-    CAPTURE_SITES,
-    JSON_OPTION,
-    MODEL_OPTION,
-    SEED_OPTION,
-    cached_model,
-    console,
-    emit,
-    old_spelling,
-    per_category_option,
-    renamed,
-)
+from modscope.commands import common
+from modscope.commands.common import cached_model, console, emit
 from modscope.errors import ModscopeError
 
 
@@ -56,7 +39,7 @@ def available_models() -> list[dict]:
 
 def register(app: typer.Typer) -> None:
     @app.command("models")
-    def models_cmd(as_json: bool = JSON_OPTION) -> None:
+    def models_cmd(as_json: bool = common.JSON_OPTION) -> None:
         """List the models that can be loaded here and where they come from."""
         rows = available_models()
         if as_json:
@@ -70,7 +53,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sites")
     def sites_cmd(model: str = typer.Argument(..., help="Model name (see `modscope models`)."),
-                  as_json: bool = JSON_OPTION) -> None:
+                  as_json: bool = common.JSON_OPTION) -> None:
         """Every site name of MODEL with its per-token shape."""
         from modscope.models import SITE_DOC, parse_site
 
@@ -86,20 +69,20 @@ def register(app: typer.Typer) -> None:
 
     @app.command("capture")
     def capture_cmd(
-        model: str = MODEL_OPTION,
-        corpus: str = CAPTURE_CORPUS, sites: str = CAPTURE_SITES, positions: str = CAPTURE_POSITIONS,
-        max_tokens: int = CAPTURE_MAX_TOKENS, ctx: int = CAPTURE_CTX, batch_size: int = CAPTURE_BATCH_SIZE,
-        sample: str = CAPTURE_SAMPLE, seed: int = SEED_OPTION,
-        per_category: int = per_category_option(None),
-        out: Path = CAPTURE_OUT,
-        as_json: bool = JSON_OPTION,
-        sample_seed: int | None = old_spelling("--sample-seed"),
+        model: str = common.MODEL_OPTION, corpus: str = common.CORPUS_OPTION,
+        per_category: int = common.per_category_option(None), sites: str = common.CAPTURE_SITES,
+        positions: str = common.CAPTURE_POSITIONS, max_tokens: int = common.CAPTURE_MAX_TOKENS,
+        ctx: int = common.CAPTURE_CTX, batch_size: int = common.CAPTURE_BATCH_SIZE, sample: str = common.CAPTURE_SAMPLE,
+        seed: int = common.SEED_OPTION,
+        out: Path = common.CAPTURE_OUT,
+        as_json: bool = common.JSON_OPTION,
+        sample_seed: int | None = common.old_spelling("--sample-seed"),
     ) -> None:
         """Capture SITES of MODEL over a corpus into a resumable Zarr store."""
         from modscope import corpus as corpus_mod
         from modscope.capture import capture
 
-        seed = renamed(seed, sample_seed, "--sample-seed", "--seed")
+        seed = common.renamed(seed, sample_seed, "--sample-seed", "--seed")
         if max_tokens is not None and max_tokens <= 0:
             raise ModscopeError(f"--max-tokens must be > 0, got {max_tokens}")
         texts = corpus_mod.load(corpus)
@@ -115,7 +98,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("report")
     def report_cmd(directory: Path = typer.Argument(..., help="A run directory containing probe results."),
-                   as_json: bool = JSON_OPTION) -> None:
+                   as_json: bool = common.JSON_OPTION) -> None:
         """Build DIR/index.html linking every probe result under DIR."""
         from modscope.report import build_index, find_results
 

@@ -6,37 +6,22 @@ from pathlib import Path
 
 import typer
 
+from modscope.commands import common
 from modscope.commands.common import (
-    CORPUS_OPTION,
-    ENGINE_OPTION,
-    JSON_OPTION,
-    MODEL_OPTION,
-    OUT_OPTION,
-    SCHEDULER_OPTION,
-    SEED_OPTION,
-    TWIN_OPTION,
-    TWIN_SEED_OPTION,
     DemoContext,
     DemoStep,
     cached_model,
-    ctx_option,
     emit,
-    engine_kwargs,
-    old_spelling,
     parse_csv,
     parse_ints,
-    per_category_option,
-    positions_option,
     positive,
-    renamed,
-    sites_option,
     twin_name,
 )
 from modscope.errors import ModscopeError
 
-PER_CATEGORY_OPTION = per_category_option(3)
-POSITIONS_OPTION = positions_option("last:10")
-CTX_OPTION = ctx_option(512)
+PER_CATEGORY_OPTION = common.per_category_option(3)
+POSITIONS_OPTION = common.positions_option("last:10")
+CTX_OPTION = common.ctx_option(512)
 
 
 def models_with_twin(model: str, twin: str, twin_seed: int = 0) -> list:
@@ -56,14 +41,14 @@ def load_corpus(name: str):
 def register(app: typer.Typer) -> None:
     @app.command("similarity")
     def similarity_cmd(
-        model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
+        model: str = common.MODEL_OPTION, corpus: str = common.CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
         positions: str = POSITIONS_OPTION, ctx: int = CTX_OPTION,
-        sites: str = sites_option("attn_out.*,resid_post.*", "; 'head_out.L' gives one matrix per head"),
+        sites: str = common.sites_option("attn_out.*,resid_post.*", "; 'head_out.L' gives one matrix per head"),
         kind: str = typer.Option("cosine,scaled,centred", "--kind",
                                  help="Similarity kinds: cosine, scaled, centred, euclidean, dot."),
-        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
+        twin: str = common.TWIN_OPTION, twin_seed: int = common.TWIN_SEED_OPTION,
         permutations: int = typer.Option(1000, "--permutations", help="Null size."),
-        seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        seed: int = common.SEED_OPTION, out: Path = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
     ) -> None:
         """Similarity matrices by category per layer (seed 001), with separation z against a permutation null."""
         from modscope.geometry.reports import similarity_report
@@ -80,13 +65,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("streams")
     def streams_cmd(
-        model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
+        model: str = common.MODEL_OPTION, corpus: str = common.CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
         positions: str = POSITIONS_OPTION, ctx: int = CTX_OPTION,
-        sites: str = sites_option("resid_post.*", " of one width, in depth order"),
+        sites: str = common.sites_option("resid_post.*", " of one width, in depth order"),
         dims: str = typer.Option("auto", "--dims", help="'auto' (rank by ANOVA F) or dimensions like 13,42."),
         top: int = typer.Option(6, "--top", help="How many ranked dimensions to draw with --dims auto."),
         permutations: int = typer.Option(200, "--permutations", help="Null size."),
-        seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        seed: int = common.SEED_OPTION, out: Path = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
     ) -> None:
         """Stream diagrams: a hidden dimension's value across layers, one line per sample, coloured by category."""
         from modscope.geometry.reports import streams_report
@@ -101,15 +86,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command("cka")
     def cka_cmd(
-        model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
+        model: str = common.MODEL_OPTION, corpus: str = common.CORPUS_OPTION, per_category: int = PER_CATEGORY_OPTION,
         positions: str = POSITIONS_OPTION, ctx: int = CTX_OPTION,
-        sites: str = sites_option("resid_post.*"),
-        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
+        sites: str = common.sites_option("resid_post.*"),
+        twin: str = common.TWIN_OPTION, twin_seed: int = common.TWIN_SEED_OPTION,
         pca_k: int = typer.Option(2, "--pca", help="Principal components per site."),
         embed: str = typer.Option("pca", "--embed", help="Scatter plots: 'pca', 'phate' or 'pca,phate' (PHATE needs "
                                   "the optional extra: pip install 'modscope[phate]')."),
-        seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
-        vs: str | None = old_spelling("--vs"),
+        seed: int = common.SEED_OPTION, out: Path = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
+        vs: str | None = common.old_spelling("--vs"),
     ) -> None:
         """Layer x layer (and model x model: --twin, same tokenizer) debiased linear CKA, and PCA scatter plots.
 
@@ -120,7 +105,7 @@ def register(app: typer.Typer) -> None:
 
         positive(pca_k, "--pca")
         embeddings = parse_embed(embed)
-        twin = renamed(twin, vs, "--vs", "--twin")
+        twin = common.renamed(twin, vs, "--vs", "--twin")
         other = None if twin.lower() == "none" else cached_model(twin_name(model, twin), twin_seed)
         payload = cka_report(cached_model(model), other, load_corpus(corpus), sites=sites, per_category=per_category,
                              positions=positions, ctx=ctx, pca_k=pca_k, seed=seed, out=out, embed=embeddings)
@@ -128,21 +113,22 @@ def register(app: typer.Typer) -> None:
 
     @app.command("anisotropy")
     def anisotropy_cmd(
-        model: str = MODEL_OPTION, corpus: str = CORPUS_OPTION,
-        per_category: int = per_category_option(2), positions: str = positions_option("all"),
-        ctx: int = ctx_option(256), sites: str = sites_option("embed,resid_post.*", " ('' for weights only)"),
+        model: str = common.MODEL_OPTION, corpus: str = common.CORPUS_OPTION,
+        per_category: int = common.per_category_option(2), positions: str = common.positions_option("all"),
+        ctx: int = common.ctx_option(256),
+        sites: str = common.sites_option("embed,resid_post.*", " ('' for weights only)"),
         vocab_rows: int = typer.Option(None, "--vocab-rows", help="Sample this many tokens of W_E (default: all)."),
         bins: int = typer.Option(200, "--bins", help="Histogram bins over [-1, 1]."),
-        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION, seed: int = SEED_OPTION,
-        engine: str = ENGINE_OPTION, scheduler: str | None = SCHEDULER_OPTION,
-        out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        twin: str = common.TWIN_OPTION, twin_seed: int = common.TWIN_SEED_OPTION, seed: int = common.SEED_OPTION,
+        engine: str = common.ENGINE_OPTION, scheduler: str | None = common.SCHEDULER_OPTION,
+        out: Path = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
     ) -> None:
         """Exact all-pairs cosine histograms of W_E, W_U (if untied) and hidden states, raw vs mean-centred."""
         from modscope.geometry.reports import anisotropy_report
 
         positive(bins, "--bins")
         positive(vocab_rows, "--vocab-rows")
-        engines = engine_kwargs(engine, scheduler)
+        engines = common.engine_kwargs(engine, scheduler)
         payload = anisotropy_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
                                     per_category=per_category, positions=positions, ctx=ctx, vocab_rows=vocab_rows,
                                     bins=bins, seed=seed, out=out, **engines)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import JSON_OPTION, OUT_OPTION, SEED_OPTION, DemoContext, DemoStep, emit, positive
+from modscope.commands import common
+from modscope.commands.common import DemoContext, DemoStep, emit, positive
 
 
 def register(app: typer.Typer) -> None:
@@ -15,8 +16,8 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., help="The --out directory of `modscope train modadd`."),
         components: int = typer.Option(5, "--components", help="Top singular directions per SVD."),
         max_rows: int = typer.Option(1000, "--max-rows", help="Gradient steps used (evenly thinned beyond this)."),
-        seed: int = SEED_OPTION,
-        out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
+        seed: int = common.SEED_OPTION,
+        out: Path = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
     ) -> None:
         """Express the top gradient / weight-trajectory directions of the embedding in the Fourier basis of Z_p
         (sparse or dense against random directions), ablate each from the final weights, and PCA the per-example

@@ -7,22 +7,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from modscope.commands.common import (
-    JSON_OPTION,
-    MODEL_OPTION,
-    OUT_OPTION,
-    TWIN_OPTION,
-    TWIN_SEED_OPTION,
-    DemoContext,
-    DemoStep,
-    cached_model,
-    emit,
-    old_spelling,
-    parse_ints,
-    positive,
-    renamed,
-    twin_name,
-)
+from modscope.commands import common
+from modscope.commands.common import DemoContext, DemoStep, cached_model, emit, parse_ints, positive, twin_name
 from modscope.errors import ModscopeError
 from modscope.report.numbers import plural
 
@@ -224,7 +210,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("jacobian")
     def jacobian_command(
-        model: str = MODEL_OPTION,
+        model: str = common.MODEL_OPTION,
         layer: int = typer.Option(1, "--layer", help="Block of the sublayer (negative counts from the end)."),
         part: str = typer.Option("mlp", "--part", help="mlp, attn, block, or several comma-separated."),
         token_counts: str = typer.Option("2,34", "--token-counts", help="Token counts, comma-separated, one "
@@ -242,15 +228,15 @@ def register(app: typer.Typer) -> None:
                                         "site's covariance over the bundled corpus."),
         cov_k: int = typer.Option(16, "--cov-k", help="Subspace dimension for --covariance."),
         max_rows: int = typer.Option(20000, "--max-rows", help="Covariance rows for --covariance."),
-        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
+        twin: str = common.TWIN_OPTION, twin_seed: int = common.TWIN_SEED_OPTION,
         text: str = typer.Option(None, "--text", help="Input text (default: the bundled corpus, joined)."),
-        out: Path = OUT_OPTION,
-        as_json: bool = JSON_OPTION,
-        tokens: str | None = old_spelling("--tokens"),
+        out: Path = common.OUT_OPTION,
+        as_json: bool = common.JSON_OPTION,
+        tokens: str | None = common.old_spelling("--tokens"),
     ) -> None:
         """Singular values and rank of sublayer or end-to-end Jacobians, with a stated noise floor (a tight pass is
         called only against the twin's float32 band, hence --twin random by default)."""
-        token_counts = renamed(token_counts, tokens, "jacobian --tokens", "--token-counts")
+        token_counts = common.renamed(token_counts, tokens, "jacobian --tokens", "--token-counts")
         for value, what in ((k, "--k"), (rank_tokens, "--rank-tokens"), (cov_k, "--cov-k"), (max_rows, "--max-rows")):
             positive(value, what)
         settings = {"model": model, "twin": twin, "layer": layer, "part": part, "tokens": token_counts, "k": k,

@@ -6,18 +6,8 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import (
-    JSON_OPTION,
-    OUT_OPTION,
-    SEED_OPTION,
-    WORKERS_HELP,
-    DemoContext,
-    DemoStep,
-    emit,
-    old_spelling,
-    positive,
-    renamed,
-)
+from modscope.commands import common
+from modscope.commands.common import DemoContext, DemoStep, emit, positive
 from modscope.errors import ModscopeError
 
 
@@ -29,18 +19,18 @@ def register(app: typer.Typer) -> None:
         models: int = typer.Option(16, "--models", help="Subset models, each trained on a random half."),
         steps: int = typer.Option(400, "--steps", help="Adam steps (batch 64) per model: the fixed budget."),
         width: int = typer.Option(128, "--width", help="Hidden units of each MLP."),
-        workers: int = typer.Option(2, "--workers", help=WORKERS_HELP),
+        workers: int = typer.Option(2, "--workers", help=common.WORKERS_HELP),
         scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address (runs the models there)."),
         shuffled_null: bool = typer.Option(True, "--shuffled-null/--no-shuffled-null",
                                            help="Also run the label-shuffled null ensemble."),
-        seed: int = SEED_OPTION, out: Path = OUT_OPTION, as_json: bool = JSON_OPTION,
-        null: bool | None = old_spelling("--null/--no-null"),
+        seed: int = common.SEED_OPTION, out: Path = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
+        null: bool | None = common.old_spelling("--null/--no-null"),
     ) -> None:
         """Train M small MLPs on random halves, score each example in vs out (with a CI), planted checks and a
         label-shuffled null; with --out, finished models are kept and a rerun resumes."""
         from modscope.training.memorization import memorization_report
 
-        shuffled_null = renamed(shuffled_null, null, "memorization --null", "--shuffled-null")
+        shuffled_null = common.renamed(shuffled_null, null, "memorization --null", "--shuffled-null")
         for value, name in ((examples - 19, "--examples - 19"), (models - 1, "--models - 1"), (steps, "--steps"),
                             (width, "--width"), (workers, "--workers")):
             positive(value, name)

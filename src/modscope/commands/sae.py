@@ -6,20 +6,8 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import (
-    CORPUS_OPTION,
-    JSON_OPTION,
-    MODEL_OPTION,
-    SEED_OPTION,
-    DemoContext,
-    DemoStep,
-    cached_model,
-    console,
-    ctx_option,
-    emit,
-    positive,
-    store_option,
-)
+from modscope.commands import common
+from modscope.commands.common import DemoContext, DemoStep, cached_model, console, emit, positive
 from modscope.errors import ModscopeError
 
 sae_app = typer.Typer(help="Sparse autoencoders on any site: train, inspect (density over training, logit "
@@ -47,7 +35,7 @@ def register(app: typer.Typer) -> None:
 
     @sae_app.command("train")
     def train_cmd(
-        model: str = MODEL_OPTION,
+        model: str = common.MODEL_OPTION,
         site: str = typer.Option("mlp_act.3", "--site", help="resid_post.L, mlp_out.L, mlp_act.L (or attn_out.L)."),
         logit_space: bool = typer.Option(False, "--logit-space", help="Train on the site's direct logit update "
                                          "(vocab-wide: practical for small vocabularies only)."),
@@ -61,13 +49,13 @@ def register(app: typer.Typer) -> None:
         checkpoints: int = typer.Option(10, "--checkpoints", help="Density checkpoints during training."),
         heldout: int = typer.Option(16384, "--heldout-tokens", help="Held-out tokens for density and evaluation."),
         threshold: float = typer.Option(1e-5, "--ultra-rare", help="Density below which a live feature is ultra-rare."),
-        corpus: str = CORPUS_OPTION,
-        store: Path = store_option("Train on this capture store's --site instead of running --model"),
-        ctx: int = ctx_option(128, "Tokens per window (documents are split into windows of this length)"),
+        corpus: str = common.CORPUS_OPTION,
+        store: Path = common.store_option("Train on this capture store's --site instead of running --model"),
+        ctx: int = common.ctx_option(128, "Tokens per window (documents are split into windows of this length)"),
         stream: bool = typer.Option(None, "--stream/--in-memory", help="Recompute activations every epoch, or keep "
                                     "the first pass (default: keep it if it fits in 2 GiB)."),
         features: int = typer.Option(12, "--features", help="Features shown on the page."),
-        seed: int = SEED_OPTION,
+        seed: int = common.SEED_OPTION,
         aux_k_coefficient: float = typer.Option(1 / 32, "--aux-k-coefficient", help="Weight of the auxiliary-K "
                                                 "loss that revives dead TopK latents (Gao et al. 2024); 0: off."),
         resample_dead: bool = typer.Option(False, "--resample-dead/--no-resample-dead", help="ReLU: resample dead "
@@ -78,7 +66,7 @@ def register(app: typer.Typer) -> None:
         file_format: str = typer.Option("modscope", "--format", help="modscope or saelens (sae_weights.safetensors "
                                         "+ cfg.json, loadable by SAELens' SAE.load_from_disk)."),
         out: Path = typer.Option(..., "--out", help="Directory for the SAE (safetensors + JSON) and its page."),
-        as_json: bool = JSON_OPTION,
+        as_json: bool = common.JSON_OPTION,
     ) -> None:
         """Train an SAE on a site (streamed from the model, or from a capture store) and write its page."""
         from modscope.sae.config import SAEConfig
@@ -124,11 +112,11 @@ def register(app: typer.Typer) -> None:
     def inspect_cmd(
         directory: Path = typer.Argument(..., help="Directory written by `modscope sae train`."),
         model: str = typer.Option(None, "--model", help="Model to read features through (default: the SAE's)."),
-        corpus: str = CORPUS_OPTION,
-        ctx: int = ctx_option(128, "Tokens per window (documents are split into windows of this length)"),
+        corpus: str = common.CORPUS_OPTION,
+        ctx: int = common.ctx_option(128, "Tokens per window (documents are split into windows of this length)"),
         features: int = typer.Option(12, "--features", help="Features shown on the page."),
         out: Path = typer.Option(None, "--out", help="Where to write the page (default: DIRECTORY)."),
-        as_json: bool = JSON_OPTION,
+        as_json: bool = common.JSON_OPTION,
     ) -> None:
         """Rebuild an SAE's page: density heat map, ultra-rare trends, logit tables, top contexts, spliced loss."""
         from modscope.sae.base import load_sae

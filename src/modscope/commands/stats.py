@@ -8,32 +8,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from modscope.commands.common import (
-    CORPUS_OPTION,
-    ENGINE_OPTION,
-    JSON_OPTION,
-    MODEL_OPTION,
-    OUT_OPTION,
-    SCHEDULER_OPTION,
-    SEED_OPTION,
-    TWIN_OPTION,
-    TWIN_SEED_OPTION,
-    TWIN_STORE_OPTION,
-    DemoContext,
-    DemoStep,
-    cached_model,
-    ctx_option,
-    emit,
-    engine_kwargs,
-    max_tokens_option,
-    old_spelling,
-    parse_csv,
-    positive,
-    renamed,
-    sites_option,
-    store_option,
-    twin_name,
-)
+from modscope.commands import common
+from modscope.commands.common import DemoContext, DemoStep, cached_model, emit, parse_csv, positive, twin_name
 from modscope.errors import ModscopeError
 from modscope.report.numbers import plural
 
@@ -42,10 +18,10 @@ MI_QUESTION = ("How much information do two sites share beyond what finite-sampl
 SPECTRUM_QUESTION = ("Is the variance of each site carried by one big channel or by many medium ones, "
                      "and can the variables be permuted into blocks?")
 
-SITES_OPTION = sites_option("resid_post.*")
-TOKENS_OPTION = max_tokens_option(20000)
-CTX_OPTION = ctx_option(512)
-STORE_OPTION = store_option()
+SITES_OPTION = common.sites_option("resid_post.*")
+TOKENS_OPTION = common.max_tokens_option(20000)
+CTX_OPTION = common.ctx_option(512)
+STORE_OPTION = common.store_option()
 
 
 def store_sites(store, pattern: str) -> list[str]:
@@ -172,16 +148,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("mi")
     def mi_command(
-        model: str = MODEL_OPTION, twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
+        model: str = common.MODEL_OPTION, twin: str = common.TWIN_OPTION, twin_seed: int = common.TWIN_SEED_OPTION,
         sites: str = SITES_OPTION,
         pair: str = typer.Option("twin", "--pair", help="'twin': model vs twin per site; 'layers': consecutive sites."),
-        corpus: str = CORPUS_OPTION, max_tokens: int = TOKENS_OPTION, ctx: int = CTX_OPTION,
-        store: Path | None = STORE_OPTION, twin_store: Path | None = TWIN_STORE_OPTION,
+        corpus: str = common.CORPUS_OPTION, max_tokens: int = TOKENS_OPTION, ctx: int = CTX_OPTION,
+        store: Path | None = STORE_OPTION, twin_store: Path | None = common.TWIN_STORE_OPTION,
         curve_points: int = typer.Option(8, "--curve-points", help="Points of each MI-vs-n curve (0: none)."),
         permutations: int = typer.Option(0, "--permutations", help="Row shuffles for a permutation null."),
-        seed: int = SEED_OPTION,
-        engine: str = ENGINE_OPTION, scheduler: str | None = SCHEDULER_OPTION,
-        out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
+        seed: int = common.SEED_OPTION,
+        engine: str = common.ENGINE_OPTION, scheduler: str | None = common.SCHEDULER_OPTION,
+        out: Path | None = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
     ) -> None:
         """Gaussian MI between a model and its twin at each site (or between consecutive layers), with nulls.
 
@@ -193,7 +169,7 @@ def register(app: typer.Typer) -> None:
         if curve_points < 0 or permutations < 0:
             raise ModscopeError("--curve-points and --permutations must be >= 0")
         site_pairs(["a", "b"], pair)  # validates --pair before any capture
-        engines = engine_kwargs(engine, scheduler)
+        engines = common.engine_kwargs(engine, scheduler)
         main, other, names = load_stores(model, twin, twin_seed, sites, corpus, max_tokens, ctx, store, twin_store,
                                          need_twin=pair == "twin")
         result = mi_of_stores(main, other, names, pair=pair, curve_points=curve_points, permutations=permutations,
@@ -210,16 +186,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("spectrum")
     def spectrum_command(
-        model: str = MODEL_OPTION, twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
-        sites: str = SITES_OPTION, corpus: str = CORPUS_OPTION, max_tokens: int = TOKENS_OPTION,
-        ctx: int = CTX_OPTION, store: Path | None = STORE_OPTION, twin_store: Path | None = TWIN_STORE_OPTION,
+        model: str = common.MODEL_OPTION, twin: str = common.TWIN_OPTION, twin_seed: int = common.TWIN_SEED_OPTION,
+        sites: str = SITES_OPTION, corpus: str = common.CORPUS_OPTION, max_tokens: int = TOKENS_OPTION,
+        ctx: int = CTX_OPTION, store: Path | None = STORE_OPTION, twin_store: Path | None = common.TWIN_STORE_OPTION,
         block_sites: str = typer.Option("", "--blocks", help="Sites whose correlation matrix is tested for blocks."),
         standardise: bool = typer.Option(False, "--standardise", help="Spectra of correlation matrices."),
         n_shuffles: int = typer.Option(20, "--shuffles", help="Shuffled matrices in the block-modularity null."),
-        seed: int = SEED_OPTION,
-        engine: str = ENGINE_OPTION, scheduler: str | None = SCHEDULER_OPTION,
-        out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
-        standardize: bool | None = old_spelling("--standardize"),
+        seed: int = common.SEED_OPTION,
+        engine: str = common.ENGINE_OPTION, scheduler: str | None = common.SCHEDULER_OPTION,
+        out: Path | None = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
+        standardize: bool | None = common.old_spelling("--standardize"),
     ) -> None:
         """Covariance spectra per site (model vs twin) with Marchenko–Pastur and shuffle nulls, and block structure.
 
@@ -227,9 +203,9 @@ def register(app: typer.Typer) -> None:
         """
         from modscope.stats.model_spectra import spectra_of_stores
 
-        standardise = renamed(standardise, standardize, "--standardize", "--standardise")
+        standardise = common.renamed(standardise, standardize, "--standardize", "--standardise")
         positive(n_shuffles, "--shuffles")
-        engines = engine_kwargs(engine, scheduler)
+        engines = common.engine_kwargs(engine, scheduler)
         main, other, names = load_stores(model, twin, twin_seed, sites, corpus, max_tokens, ctx, store, twin_store,
                                          need_twin=False)
         result = spectra_of_stores(main, other, names, block_sites=parse_csv(block_sites), standardize=standardise,

@@ -8,21 +8,8 @@ from pathlib import Path
 
 import typer
 
-from modscope.commands.common import (
-    ENGINE_OPTION,
-    JSON_OPTION,
-    OUT_OPTION,
-    SEED_OPTION,
-    DemoStep,
-    console,
-    emit,
-    old_spelling,
-    parse_csv,
-    parse_ints,
-    positional_store,
-    renamed,
-    store_option,
-)
+from modscope.commands import common
+from modscope.commands.common import DemoStep, console, emit, parse_csv, parse_ints
 from modscope.errors import ModscopeError
 from modscope.locking import directory_lock
 
@@ -69,7 +56,7 @@ def train_mnist_cmd(
     batch_size: int = typer.Option(64, "--batch-size"),
     lr: float = typer.Option(None, help="Learning rate (default 0.1 for sgd, 1e-3 for adam)."),
     optimizer: str = typer.Option("sgd", help="sgd (update = -lr * gradient) or adam."),
-    seed: int = SEED_OPTION,
+    seed: int = common.SEED_OPTION,
     null: str = typer.Option(None, help="Null condition: noise:0.5, pixel-shuffle, row-shuffle, label-shuffle, "
                                         "classes:2, downscale:14, init-scale:10, width:32."),
     record: str = typer.Option("grads", help="grads (record every step to OUT/grads, resumable) or none."),
@@ -77,8 +64,8 @@ def train_mnist_cmd(
     checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Probe-batch logits every N steps."),
     n_train: int = typer.Option(None, "--n-train", help="Use only the first N training images."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
-    out: Path = OUT_OPTION,
-    as_json: bool = JSON_OPTION,
+    out: Path = common.OUT_OPTION,
+    as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Train the seed-004 MNIST network (seeded, deterministic) and record every step's gradient."""
     from modscope.training.mnist import train_mnist
@@ -117,10 +104,10 @@ def train_modadd_cmd(
     train_frac: float = typer.Option(0.5, "--train-frac", help="Fraction of the p^2 pairs used for training."),
     weight_decay: float = typer.Option(1.0, "--weight-decay"),
     lr: float = typer.Option(1e-3),
-    seed: int = SEED_OPTION,
+    seed: int = common.SEED_OPTION,
     every: int = typer.Option(1, help="Record one step in EVERY."),
-    out: Path = OUT_OPTION,
-    as_json: bool = JSON_OPTION,
+    out: Path = common.OUT_OPTION,
+    as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Train a one-hidden-layer MLP on (a + b) mod p to grokking and record its gradients."""
     from modscope.training.modadd import train_modadd
@@ -142,17 +129,17 @@ def train_modadd_cmd(
 
 
 def gradients(
-    store: Path | None = store_option("The gradient store to read, or the `modscope train` --out directory holding "
-                                      "it (required)"),
+    store: Path | None = common.store_option("The gradient store to read, or the `modscope train` --out directory "
+                                             "holding it (required)"),
     sample_size: int = typer.Option(400, "--sample-size", help="Steps per sample (seed: 400)."),
     repeats: int = typer.Option(10, help="Samples drawn (seed: 10)."),
     skip_first: int = typer.Option(None, "--skip-first", help="Steps left out in the skip study (default 10%)."),
-    engine: str = ENGINE_OPTION,
+    engine: str = common.ENGINE_OPTION,
     replay: str = typer.Option(None, help="Comma-separated k to replay training with rank-k gradients."),
-    out: Path = OUT_OPTION,
-    as_json: bool = JSON_OPTION,
+    out: Path = common.OUT_OPTION,
+    as_json: bool = common.JSON_OPTION,
     source: Path | None = typer.Argument(None, hidden=True, metavar="STORE", help="Same as --store (old spelling)."),
-    method: str | None = old_spelling("--method"),
+    method: str | None = common.old_spelling("--method"),
 ) -> None:
     """Spectrum of all recorded gradients with the seed's thresholds, sampling study, residual, profiles.
 
@@ -162,11 +149,11 @@ def gradients(
     from modscope.training.analysis import analyse_gradients
     from modscope.training.store import GradientStore
 
-    source = positional_store(store, source)
+    source = common.positional_store(store, source)
     if method is not None:  # the old spelling: --method gram|dask
         if method not in ("gram", "dask"):
             raise ModscopeError(f"--method must be gram or dask, got '{method}'; use --engine local|dask")
-        engine = renamed(engine, "local" if method == "gram" else "dask", "gradients --method", "--engine")
+        engine = common.renamed(engine, "local" if method == "gram" else "dask", "gradients --method", "--engine")
     if engine not in ("local", "dask"):
         raise ModscopeError(f"--engine must be 'local' or 'dask', got '{engine}'")
     _at_least(sample_size, 2, "--sample-size")
@@ -208,15 +195,15 @@ def sweep(
     epochs: int = typer.Option(2),
     arch: str = typer.Option("mlp"),
     centre: bool = typer.Option(False, "--centre/--no-centre", help="Subtract the mean gradient before counting."),
-    seed: int = SEED_OPTION,
-    out: Path = OUT_OPTION,
-    as_json: bool = JSON_OPTION,
-    center: bool | None = old_spelling("--center/--no-center"),
+    seed: int = common.SEED_OPTION,
+    out: Path = common.OUT_OPTION,
+    as_json: bool = common.JSON_OPTION,
+    center: bool | None = common.old_spelling("--center/--no-center"),
 ) -> None:
     """Train under each null condition and compare the counts of singular values above 5/10/15% of max."""
     from modscope.training.sweep import run_sweep
 
-    centre = renamed(centre, center, "--center", "--centre")
+    centre = common.renamed(centre, center, "--center", "--centre")
     conditions = parse_csv(nulls)
     if not conditions:
         raise ModscopeError("--nulls is empty; give e.g. none,noise:0.5,pixel-shuffle")

@@ -8,24 +8,8 @@ import numpy as np
 import pandas as pd
 import typer
 
-from modscope.commands.common import (
-    JSON_OPTION,
-    MODEL_OPTION,
-    OUT_OPTION,
-    SEED_OPTION,
-    TWIN_OPTION,
-    TWIN_SEED_OPTION,
-    WORKERS_HELP,
-    DemoContext,
-    DemoStep,
-    cached_model,
-    console,
-    emit,
-    old_spelling,
-    parse_ints,
-    renamed,
-    twin_name,
-)
+from modscope.commands import common
+from modscope.commands.common import DemoContext, DemoStep, cached_model, console, emit, parse_ints, twin_name
 from modscope.errors import ModscopeError
 
 QUESTION = ("Are the network's neurons wired in modules: does spectral clustering of the |weight| graph cut it with "
@@ -103,24 +87,25 @@ def register(app: typer.Typer) -> None:
 
     @app.command("clusterability")
     def clusterability_command(
-        model: str = MODEL_OPTION,  # also 'mnist-mlp' (the trained MNIST MLP); an LM is read by its MLP blocks
+        model: str = common.MODEL_OPTION,  # also 'mnist-mlp' (the trained MNIST MLP); an LM is read by its MLP blocks
         k: int = typer.Option(4, "--k", help="Clusters per graph."),
         n_shuffles: int = typer.Option(50, "--shuffles", help="Weight-shuffled null networks per unit."),
-        twin: str = TWIN_OPTION, twin_seed: int = TWIN_SEED_OPTION,
+        twin: str = common.TWIN_OPTION, twin_seed: int = common.TWIN_SEED_OPTION,
         layers: str = typer.Option("", "--layers", help="Blocks (LM) or layers (MLP) to analyse, e.g. 0,5,29."),
         gate: str = typer.Option("sum", "--gate", help="Gated MLPs: in-edges |W_gate|+|W_up| (sum), up or gate."),
         fold_norm: bool = typer.Option(False, "--fold-norm", help="Fold the pre-MLP norm gain into W_in."),
         epochs: int = typer.Option(1, "--epochs", help="MNIST MLP training epochs (trained once, then cached)."),
-        seed: int = SEED_OPTION,
-        jobs: int = typer.Option(1, "--workers", help=WORKERS_HELP),
-        out: Path | None = OUT_OPTION, as_json: bool = JSON_OPTION,
-        old_shuffles: int | None = old_spelling("--n-shuffles"), old_jobs: int | None = old_spelling("--jobs"),
+        seed: int = common.SEED_OPTION,
+        jobs: int = typer.Option(1, "--workers", help=common.WORKERS_HELP),
+        out: Path | None = common.OUT_OPTION, as_json: bool = common.JSON_OPTION,
+        old_shuffles: int | None = common.old_spelling("--n-shuffles"),
+        old_jobs: int | None = common.old_spelling("--jobs"),
     ) -> None:
         """n-cut of spectral clustering of each MLP block / layer vs weight-shuffled networks, trained vs twin.
 
         --model also takes 'mnist-mlp' (the trained MNIST MLP, whose twin is the same run at initialisation)."""
-        n_shuffles = renamed(n_shuffles, old_shuffles, "--n-shuffles", "--shuffles")
-        jobs = renamed(jobs, old_jobs, "--jobs", "--workers")
+        n_shuffles = common.renamed(n_shuffles, old_shuffles, "--n-shuffles", "--shuffles")
+        jobs = common.renamed(jobs, old_jobs, "--jobs", "--workers")
         if k < 2:
             raise ModscopeError(f"--k must be at least 2, got {k}")
         if n_shuffles < 2:

@@ -84,37 +84,3 @@ def test_clusters_report_on_tiny_model_writes_a_page(tiny_gpt2, tmp_path):
     written = json.loads((tmp_path / "result.json").read_text())  # the page says what the rows are
     rows = written["settings"]["rows"]
     assert rows["n_documents"] == 5 and site["n_rows"] == rows["n_rows"] and "Rows: " in written["verdict"]
-
-
-# ---- PHATE (seed 001): an optional extra; the error without it, the embedding with it ----
-
-def test_embed_phate_without_the_package_is_one_clear_error(monkeypatch):
-    import builtins
-
-    from modscope.geometry.phate_embed import parse_embed
-
-    real_import = builtins.__import__
-
-    def no_phate(name, *args, **kwargs):
-        if name == "phate":
-            raise ImportError("no phate")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_phate)
-    with pytest.raises(ModscopeError, match="pip install 'modscope\\[phate\\]'"):
-        parse_embed("pca,phate")
-    assert parse_embed("pca") == ["pca"]
-    with pytest.raises(ModscopeError):
-        parse_embed("tsne")
-
-
-def test_phate_separates_planted_clusters():
-    pytest.importorskip("phate")
-    from modscope.geometry.phate_embed import phate_embedding
-
-    states, labels = planted(n=300, k=3)
-    result = phate_embedding(states, labels.tolist())
-    centres = np.stack([result.coordinates[labels == c].mean(0) for c in range(3)])
-    spread = max(result.coordinates[labels == c].std(0).max() for c in range(3))
-    gaps = [np.linalg.norm(centres[a] - centres[b]) for a in range(3) for b in range(a + 1, 3)]
-    assert min(gaps) > 2 * spread

@@ -13,7 +13,7 @@ from modscope.errors import ModscopeError
 
 BACKENDS = ("processes", "dask", "serial")
 # the store used to be the first argument of dask-stats and grad-svd: still accepted for one release
-POSITIONAL_STORE = typer.Argument(None, hidden=True, metavar="STORE", help="Same as --store (old spelling).")
+POSITIONAL_STORE = typer.Argument(None, hidden=True, metavar="STORE")  # the old spelling of --store
 STATS = ("covariance", "mi", "spectrum", "histogram")
 
 

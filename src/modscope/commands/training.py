@@ -138,7 +138,7 @@ def gradients(
     replay: str = typer.Option(None, help="Comma-separated k to replay training with rank-k gradients."),
     out: Path = common.OUT_OPTION,
     as_json: bool = common.JSON_OPTION,
-    source: Path | None = typer.Argument(None, hidden=True, metavar="STORE", help="Same as --store (old spelling)."),
+    source: Path | None = typer.Argument(None, hidden=True, metavar="STORE"),  # the old spelling of --store
     method: str | None = common.old_spelling("--method"),
 ) -> None:
     """Spectrum of all recorded gradients with the seed's thresholds, sampling study, residual, profiles.

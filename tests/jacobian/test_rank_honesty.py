@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from modscope.commands.jacobian import block_figures, block_headline, path_headline, twin_comparisons
+from modscope.commands.jacobian import block_headline, path_headline, twin_comparisons
 from modscope.jacobian import compare_ranks, singular_values, tokenwise_singular_values
+from modscope.jacobian.figures import block_figures
 from modscope.jacobian.probes import block_spectrum
 from modscope.jacobian.rank import EPS32, count_above, gap_at, rank_text
 from modscope.jacobian.results import BlockSpectrum, PathSpectrum

@@ -10,6 +10,7 @@ import typer
 from modscope.commands import common
 from modscope.commands.common import DemoContext, DemoStep, cached_model, emit, parse_ints, positive, twin_name
 from modscope.errors import ModscopeError
+from modscope.jacobian.figures import block_figures, path_figures
 from modscope.report.numbers import plural
 
 QUESTION = ("Is there a tight pass: do attention/MLP sublayers (no residual) or the end-to-end path squeeze the "
@@ -61,32 +62,6 @@ def twin_comparisons(spectra: list) -> list:
     mine = {(r.part, r.tokens, r.residual, r.layer): r for r in spectra if r.model == trained}
     return [compare_ranks(f"{r.model} vs {trained} {r.label}", mine[key].spectrum, r.spectrum)
             for r in spectra if r.model != trained and (key := (r.part, r.tokens, r.residual, r.layer)) in mine]
-
-
-def block_figures(found: dict) -> dict:
-    from modscope import figures as style
-
-    figures = {}
-    parts = sorted({r.part for r in found["spectra"]})
-    fig, axs = style.grid(len(parts), cols=2, size=4.2)
-    for ax, part in zip(axs, parts, strict=True):
-        mine = [r for r in found["spectra"] if r.part == part]
-        for i, r in enumerate(mine):
-            bound = " lower bound, top-k only" if r.spectrum.rank_is_lower_bound else ""
-            curve = len(ax.lines)
-            r.spectrum.plot(ax, label=f"{r.model}, {r.tokens} tok (rank {r.spectrum.rank_text}/{r.spectrum.full_size}"
-                            f"{bound})", color=style.model_colour(r.model), floor=i == 0)
-            ax.lines[curve].set_alpha(0.4 + 0.6 * (i + 1) / len(mine))
-        ax.set_title(f"{part} Jacobian, layer {mine[0].layer}{' + identity' if mine[0].residual else ''}")
-    figures["singular_values"] = fig
-    if found["ranks"]:
-        fig, axs = style.grid(len(parts), cols=2, size=4.2)
-        for ax, part in zip(axs, parts, strict=True):
-            for r in found["ranks"]:
-                if r.part == part:
-                    r.plot(ax)
-        figures["rank_per_layer"] = fig
-    return figures
 
 
 def rank_sentence(s) -> str:
@@ -158,25 +133,6 @@ def path_report(models: list, text: str, *, src: str, dst: str | None, src_pos: 
         alignments = [path_vs_covariance(m, text, source, src=src, dst=dst, src_pos=src_pos, dst_pos=dst_pos[0],
                                          k=cov_k, max_rows=max_rows) for m in models]
     return {"paths": paths, "alignments": alignments}
-
-
-def path_figures(found: dict) -> dict:
-    from modscope import figures as style
-
-    ax = style.axes(None)
-    for i, r in enumerate(found["paths"]):
-        curve = len(ax.lines)
-        r.spectrum.plot(ax, label=f"{r.model}: {r.label} (rank {r.spectrum.rank_text})",
-                        color=style.model_colour(r.model), floor=i == 0)
-        ax.lines[curve].set_linestyle("-" if r.dst_pos == r.src_pos else "--")
-    ax.set_title("path Jacobian singular values")
-    figures = {"path_singular_values": ax.figure}
-    if found["alignments"]:
-        ax = style.axes(None)
-        for r in found["alignments"]:
-            r.plot(ax)
-        figures["jacobian_vs_covariance"] = ax.figure
-    return figures
 
 
 def path_headline(found: dict) -> tuple[list[str], str]:

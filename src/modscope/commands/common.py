@@ -122,8 +122,8 @@ def positions_option(default: str) -> Any:
                         "range:A:B | i,j,k")
 
 
-def max_tokens_option(default: int | None) -> Any:
-    return typer.Option(default, "--max-tokens", help="Rows (token positions) to capture in all (see --sample).")
+def max_tokens_option(default: int | None, note: str = "") -> Any:
+    return typer.Option(default, "--max-tokens", help=f"Rows (token positions) to capture in all{note}.")
 
 
 def store_option(what: str = "Read activations from this capture store instead of running --model") -> Any:
@@ -167,7 +167,7 @@ def positional_store(store: Path | None, positional: Path | None) -> Path:
 # the options of every capture command (`capture`, `capture-shard`)
 CAPTURE_SITES = sites_option("resid_post.*")
 CAPTURE_POSITIONS = positions_option("all")
-CAPTURE_MAX_TOKENS = max_tokens_option(None)
+CAPTURE_MAX_TOKENS = max_tokens_option(None, " (see --sample)")
 CAPTURE_SAMPLE = typer.Option("balanced", "--sample",
                               help="How --max-tokens rows are chosen when the corpus holds more: 'balanced' (seeded "
                                    "documents round-robin over categories, positions spread unless --positions "

@@ -122,6 +122,16 @@ def iter_chunks(source: Any, *, chunk_rows: int = DEFAULT_ROWS) -> Iterator[np.n
             yield pending.result()
 
 
+def fold(parts: Iterator[Any], merge: Callable[[list], Any]) -> Any:
+    """The local engine: merge the partials in order as they come, one partial and the running result in memory."""
+    result = None
+    for part in parts:
+        result = part if result is None else merge([result, part])
+    if result is None:
+        raise ModscopeError("nothing to reduce: the source has no rows")
+    return result
+
+
 def reduce_tasks(task: Callable[..., Any], args: Sequence[tuple], merge: Callable[[list], Any], *,
                  engine: str = "local", client: Any = None, scheduler: str | None = None) -> Any:
     """``merge`` of ``task(*a)`` over every ``a`` in ``args``, in order, here or on a Dask cluster.
@@ -133,14 +143,10 @@ def reduce_tasks(task: Callable[..., Any], args: Sequence[tuple], merge: Callabl
         engine: ``local`` (sequential fold, one partial in memory at a time) or ``dask`` (a tree of merges,
             ``SPLIT_EVERY`` partials each). client, scheduler: see ``modscope.distributed.dask_client``.
     """
+    if check_engine(engine) == "local":
+        return fold((task(*a) for a in args), merge)
     if not args:
         raise ModscopeError("nothing to reduce: the source has no rows")
-    if check_engine(engine) == "local":
-        result = None
-        for a in args:
-            part = task(*a)
-            result = part if result is None else merge([result, part])
-        return result
     with dask_client(client, scheduler) as dask:
         shared: dict[int, Any] = {}  # large in-memory arguments are sent once, not pickled into every task
         for value in (v for a in args for v in a):
@@ -177,13 +183,7 @@ def map_reduce(kernel: Callable[[np.ndarray], Any], source: Any, merge: Callable
     """
     sources = _sources(source)
     if check_engine(engine) == "local":
-        result = None
-        for chunk in iter_chunks(sources, chunk_rows=chunk_rows or DEFAULT_ROWS):
-            part = kernel(chunk)
-            result = part if result is None else merge([result, part])
-        if result is None:
-            raise ModscopeError("nothing to reduce: the source has no rows")
-        return result
+        return fold((kernel(c) for c in iter_chunks(sources, chunk_rows=chunk_rows or DEFAULT_ROWS)), merge)
     with dask_client(client, scheduler) as dask:
         spans = chunk_spans(sources, chunk_rows=chunk_rows, chunk_bytes=task_bytes(dask))
         return reduce_tasks(apply_to_rows, [(kernel, sources, *s) for s in spans], merge, engine="dask",

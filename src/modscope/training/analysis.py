@@ -58,7 +58,7 @@ def analyse_gradients(source, *, sample_size: int = 400, repeats: int = 10, skip
             counts approach min(steps, dim) once dim >> steps, as for the real run's 10^5 parameters).
     """
     store = as_store(source)
-    gg = compute_gram(store, params=params, engine="dask" if method == "dask" else "numpy")
+    gg = compute_gram(store, params=params, engine="dask" if method == "dask" else "local")
     n = gg.gram.shape[0]
     size = max(2, min(sample_size, n // 2))
     skip = n // 10 if skip_first is None else skip_first

@@ -71,7 +71,7 @@ def step_progress(display: Console) -> Progress:
     """
     return Progress(TextColumn("[bold]demo"), BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn("steps"),
                     TimeElapsedColumn(), EtaColumn(), TextColumn("{task.description}"), console=display,
-                    transient=False)
+                    transient=False, auto_refresh=display.is_terminal, refresh_per_second=2)
 
 
 def check_resumable(out: Path, size: str, model: str) -> None:

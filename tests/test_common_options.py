@@ -181,3 +181,33 @@ def test_an_old_spelling_reaches_the_new_option(tmp_path, args, message):
     result = CliRunner().invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
     assert isinstance(result.exception, ModscopeError), result.output
     assert message in str(result.exception)
+
+
+class Reached(Exception):
+    """Raised by a stand-in for the library call, to read the arguments the command passed."""
+
+
+@pytest.mark.parametrize("argv, target, keyword, value", [
+    (["sweep"], "modscope.training.sweep.run_sweep", "center", False),
+    (["sweep", "--centre"], "modscope.training.sweep.run_sweep", "center", True),
+    (["sweep", "--center"], "modscope.training.sweep.run_sweep", "center", True),
+    (["sweep", "--centre", "--no-center"], "modscope.training.sweep.run_sweep", "center", False),
+    (["memorization"], "modscope.training.memorization.memorization_report", "shuffled_null", True),
+    (["memorization", "--no-shuffled-null"], "modscope.training.memorization.memorization_report", "shuffled_null",
+     False),
+    (["memorization", "--no-null"], "modscope.training.memorization.memorization_report", "shuffled_null", False),
+])
+def test_flags_under_the_old_and_the_new_spelling_reach_the_library(monkeypatch, argv, target, keyword, value):
+    import importlib
+
+    seen = {}
+
+    def stand_in(*args, **kwargs):
+        seen.update(kwargs)
+        raise Reached
+
+    module, name = target.rsplit(".", 1)
+    monkeypatch.setattr(importlib.import_module(module), name, stand_in)
+    result = CliRunner().invoke(app, argv)
+    assert isinstance(result.exception, Reached), result.output
+    assert seen[keyword] is value

@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,13 +45,24 @@ KEEP_VALUES = 256  # top values kept from the naive spectrum (errors are read on
 def naive_spectrum(fn, x: torch.Tensor, chunk_size: int) -> dict:
     """The seed's path on a prepared map and input: dense J by jacrev, then float64 svdvals (timed in two parts)."""
     n_in = x.numel()
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     jac = torch.func.jacrev(fn, chunk_size=chunk_size)(x).detach()
     jac = jac.reshape(-1, n_in)
     middle = time.perf_counter()
     values = torch.linalg.svdvals(jac).numpy()
     end = time.perf_counter()
-    return {"values": values, "jacrev_s": middle - start, "svdvals_s": end - middle}
+    return {"values": values, "jacrev_s": middle - start, "svdvals_s": end - middle,
+            "cpu_s": time.process_time() - cpu}
+
+
+def cpu_timed(fn):
+    """``fn`` returning (its value, process CPU seconds of all threads): a second clock that outside load
+    inflates far less than wall time (the machine is shared)."""
+    def run():
+        cpu = time.process_time()
+        value = fn()
+        return value, time.process_time() - cpu
+    return run
 
 
 def modscope_top(pm, part: str, k: int) -> np.ndarray:
@@ -61,6 +74,44 @@ def modscope_top(pm, part: str, k: int) -> np.ndarray:
 def rel_error(got: np.ndarray, want: np.ndarray) -> float:
     k = len(got)
     return float(np.max(np.abs(got - want[:k]) / want[:k]))
+
+
+def compare_whole(got: np.ndarray, want: np.ndarray) -> dict:
+    """Every singular value and the rank at the dense floor max(n_in, n_out)·eps64·σ₁ (of the naive values)."""
+    floor = len(want) * np.finfo(np.float64).eps * float(want[0])
+    above = want > floor
+    return {"n_values": len(want), "floor": floor, "rank_naive": int(above.sum()),
+            "rank_modscope": int((got > floor).sum()),
+            "max_rel_error_above_floor": float(np.max(np.abs(got[above] - want[above]) / want[above])),
+            "max_abs_error_over_sigma1": float(np.max(np.abs(got - want)) / want[0])}
+
+
+def sample_load(samples: list, stop: threading.Event, every: float = 30.0) -> None:
+    """Record the 1-minute load average every ``every`` seconds until ``stop`` (the machine is shared)."""
+    while not stop.is_set():
+        samples.append(round(os.getloadavg()[0], 2))
+        stop.wait(every)
+
+
+def merged(report: dict) -> dict:
+    """``report`` plus the parts and table rows of the previous results/jacobian.json that this run did not redo
+    (each keeps the date and machine of its own run)."""
+    out = RESULTS / "jacobian.json"
+    if not out.exists():
+        return report
+    old = json.loads(out.read_text())
+    old_env = old.get("environment", {})
+    for part, entry in old.get("parts", {}).items():
+        if part not in report["parts"]:
+            report["parts"][part] = {"environment": old_env, **entry}
+    done = {r["workload"] for r in report["table"]}
+    kept = [{"date": old_env.get("date", "")[:10], "machine": old_env.get("machine"), **r}
+            for r in old.get("table", []) if r["workload"] not in done]
+    report["table"] = kept + report["table"]
+    for key in ("whole_mlp", "whole_attn"):
+        if key in old and key not in report:
+            report[key] = {"environment": old_env, **old[key]}
+    return report
 
 
 def cache_key(args, part: str, text_ids: torch.Tensor) -> str:
@@ -94,11 +145,15 @@ def naive_side(args, part: str, pm, ids, cache: dict) -> dict:
     x = pm.x.detach().to(torch.float64)
     timing = measure(lambda: naive_spectrum(pm.fn, x, args.chunk_size), args.repeats, "best")
     last = timing.pop("value")
+    values = np.asarray(last["values"], dtype=np.float64)
+    floor = max(values.shape[0], n) * np.finfo(np.float64).eps * float(values[0])
     entry = {"status": "measured", **timing, "jacrev_s": last["jacrev_s"], "svdvals_s": last["svdvals_s"],
-             "n": n, "top_values": last["values"][:KEEP_VALUES].tolist(), "environment": environment(),
-             "source": "measured in this run"}
+             "cpu_s": last["cpu_s"],
+             "n": n, "top_values": values[:KEEP_VALUES].tolist(), "rank": int((values > floor).sum()),
+             "rank_floor": floor, "rank_floor_rule": "max(n_in, n_out)·eps64·σ₁",
+             "environment": environment(), "source": "measured in this run", "_values": values}
     if not args.quick:
-        cache["entries"][key] = {k: v for k, v in entry.items() if k != "source"}
+        cache["entries"][key] = {k: v for k, v in entry.items() if k not in ("source", "_values")}
         NAIVE_CACHE.parent.mkdir(parents=True, exist_ok=True)
         NAIVE_CACHE.write_text(json.dumps(cache, indent=2) + "\n")
         print(f"  naive {part}: kept in {NAIVE_CACHE}")
@@ -127,6 +182,8 @@ def main() -> None:
     text = "\n\n".join(load_corpus("bundled").texts)
     ids = token_ids(model, text, args.tokens)
     cache = load_cache()
+    load, stop = [], threading.Event()
+    threading.Thread(target=sample_load, args=(load, stop), daemon=True).start()
     report = {"benchmark": "jacobian", "model": args.model, "layer": args.layer, "k": args.k, "tokens": args.tokens,
               "naive_method": f"torch.func.jacrev(chunk_size={args.chunk_size}) + float64 torch.linalg.svdvals",
               "parts": {}, "table": []}
@@ -135,12 +192,16 @@ def main() -> None:
         modscope_top(part_map(model, token_ids(model, text, 2), layer=args.layer, part=part), part, 8)  # warm-up
         pm = part_map(model, ids, layer=args.layer, part=part)
         k = min(args.k, pm.x.numel() - 1)
-        fast = measure(lambda pm=pm, part=part, k=k: modscope_top(pm, part, k), args.repeats, "best")
-        values = fast.pop("value")
+        fast = measure(cpu_timed(lambda pm=pm, part=part, k=k: modscope_top(pm, part, k)), args.repeats, "best")
+        values, fast["cpu_s"] = fast.pop("value")
         naive = naive_side(args, part, pm, ids, cache)
         how = "token-wise exact spectrum (vmap per-token J + batched SVD)" if part == "mlp" else \
             "ARPACK Lanczos on the jvp/vjp operator"
         entry = {"modscope_method": how, "modscope": fast, "naive": naive, "sigma_1": float(values[0])}
+        whole = naive.pop("_values", None)
+        if part == "mlp" and whole is not None:  # both whole spectra in this run: compare every value and the rank
+            entry["whole_spectrum"] = compare_whole(tokenwise_singular_values(pm.token_fn, pm.x).singular_values, whole)
+            print(f"  mlp whole spectrum: {entry['whole_spectrum']}")
         if naive["status"] == "measured":
             entry["rel_error_top_k"] = rel_error(values, np.asarray(naive["top_values"]))
             entry["ratio"] = naive["seconds"] / fast["seconds"]
@@ -170,7 +231,9 @@ def main() -> None:
         report["table"].append(row(f"whole spectrum, layer-{args.layer} MLP Jacobian, {args.big_tokens} tokens",
                                    "jacrev + float64 svdvals", None, whole["seconds"], whole["statistic"],
                                    f"naive not run: dense J {n * n * 8 / 2**30:.0f} GiB"))
-    write_result("jacobian", report, quick=args.quick)
+    stop.set()
+    report["loadavg_1min_samples"] = load  # every 30 s through the run (other processes share the machine)
+    write_result("jacobian", report if args.quick else merged(report), quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -44,8 +44,10 @@ class SAEConfig:
         resample_dead: a ReLU SAE re-initialises its dead latents from badly reconstructed inputs (Bricken et al.
             2023, "Towards Monosemanticity", resampling) every ``dead_after_tokens`` until the learning-rate decay.
         dead_after_tokens: a latent that has not fired on this many consecutive training tokens is dead (for the
-            aux-K loss and resampling; ``None``: ``min(10_000_000, max(batch_size, tokens // 10))``; Gao et al.
-            use 10M).
+            aux-K loss and resampling; ``None``: ``min(10_000_000, tokens // 10, heldout_tokens)``, at least one
+            batch; Gao et al. use 10M). Capped at ``heldout_tokens`` so that a latent the evaluation counts as dead
+            (firing on none of the held-out tokens) is one the aux-K loss acts on: with a longer window, latents
+            firing once in 20k-200k tokens were left alone in training yet silent on 20k held-out tokens.
         dense_threshold: density above which a latent counts as dense in the evaluation.
     """
 
@@ -116,7 +118,7 @@ class SAEConfig:
         """Consecutive training tokens without firing after which a latent counts as dead."""
         if self.dead_after_tokens is not None:
             return self.dead_after_tokens
-        return min(10_000_000, max(self.batch_size, self.tokens // 10))
+        return max(self.batch_size, min(10_000_000, self.tokens // 10, self.heldout_tokens))
 
     @property
     def steps(self) -> int:

@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         resample_dead: bool = typer.Option(False, "--resample-dead/--no-resample-dead", help="ReLU: resample dead "
                                            "latents (Bricken et al. 2023)."),
         dead_after: str = typer.Option(None, "--dead-after-tokens", help="Tokens without firing after which a "
-                                       "latent is dead (default: min(1e7, tokens/10))."),
+                                       "latent is dead (default: min(1e7, tokens/10, --heldout-tokens))."),
         device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
         file_format: str = typer.Option("modscope", "--format", help="modscope or saelens (sae_weights.safetensors "
                                         "+ cfg.json, loadable by SAELens' SAE.load_from_disk)."),

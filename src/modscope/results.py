@@ -14,7 +14,11 @@ import numpy as np
 
 
 def jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays, dataclasses, tuples and non-finite floats into plain JSON values."""
+    """Convert numpy scalars/arrays, dataclasses, tuples and non-finite floats into plain JSON values.
+
+    A nested result is written by its own ``to_json`` (so its ``_json_exclude`` holds there too)."""
+    if isinstance(value, Result):
+        return value.to_json()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
@@ -36,6 +40,8 @@ def same(a: Any, b: Any) -> bool:
         a, b = np.asarray(a), np.asarray(b)
         numeric = a.dtype.kind in "biufc" and b.dtype.kind in "biufc"
         return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=numeric and a.dtype.kind in "fc"))
+    if dataclasses.is_dataclass(a) and not isinstance(a, type) and type(a) is type(b):
+        return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a) if f.compare)
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -131,10 +137,7 @@ class Result:
                 setattr(cls, name, getattr(Result, name))
 
     def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return all(same(getattr(self, f.name), getattr(other, f.name))
-                   for f in dataclasses.fields(self) if f.compare)  # type: ignore[arg-type]
+        return same(self, other) if other.__class__ is self.__class__ else NotImplemented
 
     def __hash__(self) -> int:
         # only plain scalars: equal results have equal scalars (NaNs, whose hash is per object, are skipped)
@@ -172,6 +175,10 @@ class Result:
             raise TypeError(f"{type(self).__name__} is not a table; read its fields or to_json() instead")
         columns = {name: getattr(self, name) for name in self._frame_columns}
         return pd.DataFrame({name: list(v) for name, v in columns.items() if v is not None})
+
+    def table(self, *args: Any, **kwargs: Any):
+        """Old name of ``to_frame`` (kept for one release)."""
+        return self.to_frame(*args, **kwargs)
 
     def plot(self, ax=None):  # pragma: no cover - every subclass overrides
         raise NotImplementedError

@@ -136,3 +136,12 @@ def test_resampling_points_dead_relu_latents_at_badly_reconstructed_inputs():
     assert (sae.b_enc[:5] == 0).all()
     assert (optimiser.state[sae.W_dec]["exp_avg_sq"][:5] == 0).all()
     assert (optimiser.state[sae.W_dec]["exp_avg_sq"][5:] > 0).any()
+
+
+def test_default_dead_window_is_at_most_the_heldout_tokens():
+    """What training treats as dead (silent for a window) must be what the held-out evaluation counts as dead."""
+    assert SAEConfig(tokens=2_400_000, batch_size=512, heldout_tokens=20_000).dead_window_tokens == 20_000
+    assert SAEConfig(tokens=100_000, batch_size=512, heldout_tokens=20_000).dead_window_tokens == 10_000
+    assert SAEConfig(tokens=10**10, batch_size=512, heldout_tokens=10**8).dead_window_tokens == 10_000_000
+    assert SAEConfig(tokens=4096, batch_size=4096, heldout_tokens=100).dead_window_tokens == 4096
+    assert SAEConfig(dead_after_tokens=777).dead_window_tokens == 777

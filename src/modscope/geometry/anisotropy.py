@@ -49,7 +49,7 @@ class AnisotropyStudy(Result):
 
     _json_exclude = ("hidden",)
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
 
     def plot(self, ax=None, *, centred: bool = False):

@@ -86,6 +86,12 @@ class CKAMap(Result):
     diagonal: list[float]
     matrix: np.ndarray = field(repr=False)
 
+    def to_frame(self):
+        """The CKA matrix with the site names as index (rows) and columns."""
+        import pandas as pd
+
+        return pd.DataFrame(self.matrix, index=self.row_names, columns=self.column_names)
+
     def plot(self, ax=None):
         """Heat map of the CKA matrix."""
         ax = axes(ax, figsize=(5.0, 4.2))

@@ -265,20 +265,14 @@ def describe(assign: np.ndarray, k: int, positions, tokens, categories, top: int
 
 
 @dataclass(frozen=True)
-class ClusterStudy:
+class ClusterStudy(Result):
     """Clusters of every site of one model. Fields: model, sites (site -> SiteClusters), settings."""
 
     model: str
-    sites: dict
+    sites: dict[str, SiteClusters]
     settings: dict = field(default_factory=dict)
 
-    def to_json(self) -> dict:
-        from modscope.results import jsonable
-
-        return {"model": self.model, "settings": jsonable(self.settings),
-                "sites": {s: r.to_json() for s, r in self.sites.items()}}
-
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         cols = ("site", "n_rows", "k", "null_silhouette", "mean_cosine_raw", "mean_cosine_global",
                 "mean_cosine_clusterwise", "within_cosine_global", "within_cosine_clusterwise", "inter_type",
                 "intra_type", "inter_type_clusterwise", "intra_type_clusterwise")

@@ -44,6 +44,12 @@ class HistogramResult(Result):
     n_outside: int
     centred: bool
 
+    def to_frame(self):
+        """One row per bin: its edges and count of pairs."""
+        import pandas as pd
+
+        return pd.DataFrame({"left": self.edges[:-1], "right": self.edges[1:], "count": self.counts})
+
     def plot(self, ax=None, *, color: str = TRAINED, label: str | None = None):
         """Step plot of the pair density with the mean marked."""
         ax = axes(ax)

@@ -36,6 +36,7 @@ class PCAResult(Result):
     labels: list | None = field(default=None, repr=False)
 
     _json_exclude = ("components", "scores", "labels")
+    _frame_columns = ("explained_variance", "explained_ratio")
 
     def plot(self, ax=None):
         """Scatter of the first two scores, coloured by label."""

@@ -46,7 +46,7 @@ class SimilarityStudy(Result):
 
     _json_exclude = ("labels", "groups", "matrices", "separations", "splits")
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
 
     def best(self, kind: str) -> dict:

@@ -10,9 +10,20 @@ from modscope.jacobian.spectrum import (
     singular_values,
     tokenwise_singular_values,
 )
+from modscope.lazy import lazy_exports
+
+# the model-facing probes, imported on first use
+__getattr__ = lazy_exports(__name__, {
+    "block_spectrum": "modscope.jacobian.probes", "path_spectrum": "modscope.jacobian.probes",
+    "layer_ranks": "modscope.jacobian.probes", "BlockSpectrum": "modscope.jacobian.results",
+    "PathSpectrum": "modscope.jacobian.results", "LayerRanks": "modscope.jacobian.results",
+    "path_vs_covariance": "modscope.jacobian.compare", "subspace_alignment": "modscope.jacobian.compare",
+    "SubspaceAlignment": "modscope.jacobian.compare", "exact_spectrum": "modscope.jacobian.exact",
+})
 
 __all__ = [
-    "JacobianSpectrum", "RankComparison", "SpectralDensity", "TokenwiseSpectrum", "compare_ranks", "jacobian_matrix",
-    "noise_floor", "operator", "rank_text", "singular_values", "slq_density", "tokenwise_jacobians",
-    "tokenwise_singular_values",
+    "BlockSpectrum", "JacobianSpectrum", "LayerRanks", "PathSpectrum", "RankComparison", "SpectralDensity",
+    "SubspaceAlignment", "TokenwiseSpectrum", "block_spectrum", "compare_ranks", "exact_spectrum", "jacobian_matrix",
+    "layer_ranks", "noise_floor", "operator", "path_spectrum", "path_vs_covariance", "rank_text", "singular_values",
+    "slq_density", "subspace_alignment", "tokenwise_jacobians", "tokenwise_singular_values",
 ]

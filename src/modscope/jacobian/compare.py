@@ -48,6 +48,8 @@ class SubspaceAlignment(Result):
     rows: int
     sample: dict | None = None
 
+    _frame_columns = ("cosines", "angles_deg")
+
     @property
     def z(self) -> float:
         """(mean_cos2 − null) / null sd."""

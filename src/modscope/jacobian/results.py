@@ -95,6 +95,8 @@ class LayerRanks(Result):
     float32_ranks: np.ndarray | None = None
     rank_gaps: np.ndarray | None = None
 
+    _frame_columns = ("layers", "ranks", "sigma_max", "noise_floors", "effective_rank", "float32_ranks", "rank_gaps")
+
     @property
     def rank_prefix(self) -> str:
         """"≈ " for slq estimates, "" for exact ranks (per-layer ranks are never top-k lower bounds)."""

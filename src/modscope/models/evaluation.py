@@ -25,6 +25,12 @@ class LossResult(Result):
     loss: np.ndarray
     uniform: float
 
+    def to_frame(self):
+        """Mean loss (nats per token), one row per model and one column per category."""
+        import pandas as pd
+
+        return pd.DataFrame(self.loss, index=list(self.models), columns=list(self.categories))
+
     def plot(self, ax=None):
         from modscope.figures import axes, model_colour
 

@@ -1,5 +1,6 @@
 """Sparse autoencoders on any site of any model: training, logit-space features, density over training."""
 
+from modscope.lazy import lazy_exports
 from modscope.sae import relu as _relu  # noqa: F401 - registers the architecture
 from modscope.sae import topk as _topk  # noqa: F401
 from modscope.sae.base import SAE, load_sae, make_sae
@@ -13,7 +14,16 @@ from modscope.sae.trainer import train
 
 load = load_sae  # ``modscope.sae.load(dir)``: either modscope's format or an SAE saved by SAELens
 
+# the evaluations, imported on first use
+__getattr__ = lazy_exports(__name__, {
+    "feature_logits": "modscope.sae.features", "FeatureLogits": "modscope.sae.features",
+    "spliced_loss": "modscope.sae.splice", "SplicedLoss": "modscope.sae.splice",
+    "evaluate_reconstruction": "modscope.sae.evaluate", "Reconstruction": "modscope.sae.evaluate",
+})
+
 __all__ = [
-    "SAE", "ActivationSource", "ArraySource", "DensityHistory", "ModelSource", "ReluSAE", "SAEConfig", "StoreSource",
-    "TopKSAE", "TrainingLog", "density_history", "feature_firing_counts", "load", "load_sae", "make_sae", "train",
+    "SAE", "ActivationSource", "ArraySource", "DensityHistory", "FeatureLogits", "ModelSource", "Reconstruction",
+    "ReluSAE", "SAEConfig", "SplicedLoss", "StoreSource", "TopKSAE", "TrainingLog", "density_history",
+    "evaluate_reconstruction", "feature_firing_counts", "feature_logits", "load", "load_sae", "make_sae",
+    "spliced_loss", "train",
 ]

@@ -55,7 +55,7 @@ class FeatureContexts(Result):
     examples: list
     n_tokens: int
 
-    def table(self, per_feature: int = 5) -> pd.DataFrame:
+    def to_frame(self, per_feature: int = 5) -> pd.DataFrame:
         rows = [{"feature": int(f), "activation": e["activation"], "context": e["context"]}
                 for f, ex in zip(self.features, self.examples) for e in ex[:per_feature]]
         return pd.DataFrame(rows, columns=["feature", "activation", "context"])

@@ -63,6 +63,7 @@ class DensityHistory(Result):
     densities: np.ndarray
 
     _json_exclude = ("densities",)
+    _frame_columns = ("tokens_seen", "dead", "ultra_rare")
 
     def plot(self, ax=None):
         """Heat map: x = training tokens, y = log10 density, colour = number of features; dead on the bottom row."""

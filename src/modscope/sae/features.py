@@ -37,7 +37,7 @@ class FeatureLogits(Result):
     suppressed_tokens: list
     scale: float
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """One row per feature: its top promoted and suppressed tokens with their logit weights."""
         rows = []
         for i, feature in enumerate(self.features):

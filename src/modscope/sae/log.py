@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from modscope.results import Result
 from modscope.sae.density import DensityHistory, density_history
 
 
-@dataclass
-class TrainingLog:
-    """What ``train`` records while it runs.
+@dataclass(frozen=True)
+class TrainingLog(Result):
+    """What ``train`` records while it runs (it appends to the lists, then sets the wall time once).
 
     Attributes:
         steps / tokens / loss / mse / l0: the loss curve, one entry per logged step (``mse`` summed over d_in,
@@ -44,10 +45,23 @@ class TrainingLog:
     seconds: float = 0.0
     tokens_per_second: float = 0.0
 
+    _frame_columns = ("steps", "tokens", "loss", "mse", "l0", "dead", "aux_loss")
+
     def density(self, *, window: int = 5) -> DensityHistory:
         """The density history of this run (see ``modscope.sae.density.density_history``)."""
         return density_history(np.array(self.checkpoint_counts), self.n_heldout, np.array(self.checkpoint_tokens),
                                threshold=self.threshold, window=window)
+
+    def plot(self, ax=None):
+        """The training loss against training tokens (log scale)."""
+        from modscope.figures import axes
+
+        ax = axes(ax)
+        ax.plot(self.tokens, self.loss)
+        ax.set_yscale("log")
+        ax.set_xlabel("training tokens")
+        ax.set_ylabel("loss")
+        return ax
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

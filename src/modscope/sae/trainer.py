@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -177,8 +178,8 @@ def _train(src: ActivationSource, cfg: SAEConfig, progress, device: torch.device
             log.checkpoint_tokens.append(done * cfg.batch_size)
             log.checkpoint_counts.append(counts.tolist())
             log.checkpoint_fve.append(fve)
-    log.seconds = time.perf_counter() - started
-    log.tokens_per_second = cfg.steps * cfg.batch_size / max(log.seconds, 1e-9)
+    seconds = time.perf_counter() - started
+    log = replace(log, seconds=seconds, tokens_per_second=cfg.steps * cfg.batch_size / max(seconds, 1e-9))
     if cfg.decoder_norm == "free":
         sae.fold_decoder_norms()
     sae.fold_input_scale(scale)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.cluster.vq import kmeans2
-from scipy.linalg import eigh
 
 from modscope.errors import ModscopeError
 from modscope.results import Result
 from modscope.stats.covariance import Covariance
+from modscope.stats.spectral_clustering import kmeans, normalized_embedding
 
 
 @dataclass(frozen=True)
@@ -59,6 +57,7 @@ class BlockResult(Result):
     null: str = "shuffled entries"
 
     _json_exclude = ("permuted",)
+    _frame_columns = ("labels",)
 
     def plot(self, ax=None, *, title: str | None = None):
         from modscope import figures as style
@@ -104,28 +103,14 @@ def partition(A: np.ndarray, max_blocks: int, seed: int) -> tuple[np.ndarray, np
     Returns:
         (labels, fiedler, k, eigengap, leading eigenvalues).
     """
-    degree = A.sum(axis=1)
-    inv_sqrt = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
-    d = A.shape[0]
-    n_top = min(max_blocks + 2, d)
-    # only the leading eigenpairs are needed: the eigengap, the embedding and the Fiedler vector
-    values, vectors = eigh(A * inv_sqrt[:, None] * inv_sqrt[None, :], subset_by_index=(d - n_top, d - 1))
-    values, vectors = values[::-1], vectors[:, ::-1]
+    values, vectors, inv_sqrt = normalized_embedding(A, min(max_blocks + 2, A.shape[0]))
     top = values[: max_blocks + 1]
     gaps = top[1:-1] - top[2:]  # gaps after λ_2, λ_3, …: k ≥ 2 blocks
     k = int(np.argmax(gaps)) + 2
     embedding = vectors[:, :k]
     embedding = embedding / np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)
-    best_labels, best_q = None, -np.inf
-    for restart in range(3):
-        with warnings.catch_warnings():  # an empty cluster only lowers Q; the best restart is kept
-            warnings.simplefilter("ignore", UserWarning)
-            _, labels = kmeans2(embedding, k, minit="++", seed=seed + restart)
-        q = modularity(A, labels)
-        if q > best_q:
-            best_labels, best_q = labels, q
     fiedler = vectors[:, 1] * inv_sqrt
-    return best_labels, fiedler, k, float(gaps[k - 2]), top
+    return kmeans(embedding, k, seed=seed), fiedler, k, float(gaps[k - 2]), top
 
 
 def shuffled_affinity(A: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -103,7 +103,7 @@ class CalibrationResult(Result):
                     out.append((rule, regime, float(self.fp[i, j] / n)))
         return out
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """One row per (rule, regime): FPR with its 95 % Clopper–Pearson CI vs nominal, and power."""
         rows = []
         for i, rule in enumerate(self.rules):

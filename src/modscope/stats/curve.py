@@ -51,6 +51,8 @@ class MICurve(Result):
     verdict: str
     extrapolated: bool = False
 
+    _frame_columns = ("n", "mi", "mi_corrected", "null_mean", "null_sd", "z")
+
     def plot(self, ax=None, *, title: str | None = None):
         from modscope import figures as style
 

@@ -35,7 +35,7 @@ class ModelMIResult(Result):
     results: list[MIResult]
     curves: list[MICurve | None]
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """One row per pair: plug-in, corrected, null, z, extrapolated MI (nats) and dimensions used."""
         rows = []
         for label, r, c in zip(self.labels, self.results, self.curves, strict=True):

@@ -41,7 +41,7 @@ class ModelSpectraResult(Result):
     blocks: list[BlockResult]
     twin_blocks: list[BlockResult]
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """One row per (site, model): PR, effective rank, top shares, tail exponent and null counts."""
         rows = []
         for who, spectra in (("trained", self.trained), ("twin", self.twin_spectra)):

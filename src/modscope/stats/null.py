@@ -9,12 +9,14 @@ report uses for z and p when it is computed.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import digamma, polygamma
 from scipy.stats import chi2
 
 from modscope.errors import ModscopeError
+from modscope.results import Result
 
 
 def logdet_bias(n: int, d: int) -> float:
@@ -36,7 +38,35 @@ def logdet_bias(n: int, d: int) -> float:
     return float(np.sum(digamma((n - i) / 2.0)) + d * math.log(2.0 / (n - 1)))
 
 
-def mi_null(n: int, dx: int, dy: int) -> tuple[float, float]:
+@dataclass(frozen=True)
+class MINull(Result):
+    """The exact null of the plug-in Gaussian MI (see ``mi_null``): ``mean`` and ``sd`` in nats.
+
+    Unpacks like the ``(mean, sd)`` tuple it replaces (``mean, sd = mi_null(n, dx, dy)``).
+    """
+
+    mean: float
+    sd: float
+    n: int
+    dx: int
+    dy: int
+
+    def __iter__(self):
+        return iter((self.mean, self.sd))
+
+    def plot(self, ax=None):
+        """The null's normal approximation, mean ± 3 sd."""
+        from modscope.figures import NULL, axes
+
+        ax = axes(ax)
+        x = np.linspace(self.mean - 3 * self.sd, self.mean + 3 * self.sd, 200)
+        ax.plot(x, np.exp(-0.5 * ((x - self.mean) / self.sd) ** 2) / (self.sd * math.sqrt(2 * math.pi)), color=NULL)
+        ax.set(xlabel="plug-in MI under independence (nats)", ylabel="density",
+               title=f"n={self.n}, dx={self.dx}, dy={self.dy}")
+        return ax
+
+
+def mi_null(n: int, dx: int, dy: int) -> MINull:
     """Exact mean and sd (nats) of the plug-in Gaussian MI of n rows when X ⟂ Y are Gaussian.
 
     The plug-in estimate is MI = −½ log Λ with Λ = det S / (det S_xx det S_yy), Wilks' lambda. Under
@@ -53,7 +83,7 @@ def mi_null(n: int, dx: int, dy: int) -> tuple[float, float]:
         n: rows. dx, dy: dimensions (numerical ranks) of X and Y.
 
     Returns:
-        (null_mean, null_sd) in nats.
+        MINull (mean and sd in nats; unpacks as ``(null_mean, null_sd)``).
     """
     if dx < 1 or dy < 1:
         raise ModscopeError(f"MI needs at least one dimension on each side, got dx={dx}, dy={dy}")
@@ -65,7 +95,7 @@ def mi_null(n: int, dx: int, dy: int) -> tuple[float, float]:
     apb = (n - i) / 2.0
     mean = -0.5 * float(np.sum(digamma(a) - digamma(apb)))
     var = 0.25 * float(np.sum(polygamma(1, a) - polygamma(1, apb)))
-    return mean, math.sqrt(var)
+    return MINull(mean, math.sqrt(var), n, dx, dy)
 
 
 def exact_p(n: int, dx: int, dy: int, mi: float) -> float:

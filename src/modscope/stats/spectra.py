@@ -86,6 +86,7 @@ class SpectrumResult(Result):
     massive: Any = None
 
     _json_exclude = ("explained",)
+    _frame_columns = ("eigenvalues", "explained")
 
     def plot(self, ax=None, *, color=None, label=None):
         from modscope import figures as style

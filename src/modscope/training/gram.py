@@ -16,6 +16,7 @@ import numpy as np
 
 from modscope.engine import check_engine, dask_client, task_bytes
 from modscope.errors import ModscopeError
+from modscope.results import Result
 from modscope.training.store import GradientStore
 
 MAX_CHUNK_ELEMENTS = 1 << 24  # float64 elements per column chunk (128 MB)
@@ -56,7 +57,7 @@ def center_gram(gram: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
 
 
 @dataclass(frozen=True)
-class GradGram:
+class GradGram(Result):
     """The float64 Gram of a gradient matrix and what it was built from.
 
     Attributes:
@@ -67,10 +68,21 @@ class GradGram:
     """
 
     gram: np.ndarray
-    per_param: dict
-    names: tuple
+    per_param: dict[str, np.ndarray]
+    names: tuple[str, ...]
     steps: np.ndarray
     n_params: int
+
+    _json_exclude = ("gram", "per_param")  # [steps, steps] each: kept for the spectrum, not for the JSON
+
+    def plot(self, ax=None):
+        """The Gram as an image: bright off-diagonal bands are steps whose gradients point the same way."""
+        from modscope.figures import axes
+
+        ax = axes(ax)
+        ax.imshow(self.gram, cmap="viridis", interpolation="nearest")
+        ax.set(xlabel="step", ylabel="step", title=f"gradient Gram ({self.n_params:,} parameters)")
+        return ax
 
     def subset(self, rows: np.ndarray) -> GradGram:
         """The Gram of a subset of rows (steps): ``G[rows][:, rows]``, no second pass over the data."""

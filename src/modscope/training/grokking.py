@@ -51,7 +51,7 @@ class GrokkingStudy(Result):
     loss_pca: LossPCA | None
     curves: dict
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame([{k: v for k, v in c.items() if k != "dominant"} for c in self.components])
         frame["dominant"] = [", ".join(str(f) for f, _ in c["dominant"][:3]) for c in self.components]
         return frame.merge(pd.DataFrame(self.ablations), on=["source", "component"], how="left")

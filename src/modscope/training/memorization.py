@@ -44,6 +44,8 @@ class Memorization(Result):
     null_sd: float
     shuffled_group_means: dict = field(default_factory=dict)
 
+    _frame_columns = ("mem", "mem_loss", "ci_low", "ci_high", "n_in", "n_out", "groups")
+
     def plot(self, ax=None):
         """Distribution of scores per planted group, the permutation null marked."""
         ax = axes(ax)

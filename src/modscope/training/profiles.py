@@ -29,6 +29,7 @@ class TimeProfiles(Result):
     early_mass: np.ndarray
 
     _json_exclude = ("profiles", "steps")
+    _frame_columns = ("singular_values", "centroid_step", "early_mass")
 
     def plot(self, ax=None, *, show: int = 5):
         ax = axes(ax)

@@ -48,6 +48,7 @@ class ReplayResult(Result):
     max_abs_loss_diff: np.ndarray
 
     _json_exclude = ("losses", "original_losses")
+    _frame_columns = ("ks", "final_loss", "valid_accuracy", "max_abs_loss_diff")
 
     def plot(self, ax=None):
         ax = axes(ax)

@@ -37,6 +37,8 @@ class HeldoutResidual(Result):
     n_heldout: int
     center: bool
 
+    _frame_columns = ("ks", "heldout_explained", "fit_explained", "null_explained")
+
     def plot(self, ax=None):
         ax = axes(ax)
         ax.plot(self.ks, self.heldout_explained, "o-", color=TRAINED, ms=3, label="held-out steps")

@@ -39,6 +39,14 @@ class SamplingStudy(Result):
     all_steps_count: dict
     n_steps: int
 
+    def to_frame(self):
+        """One row per threshold: mean and sd of the count over the sampled subsets, and the all-steps count."""
+        import pandas as pd
+
+        return pd.DataFrame({"threshold": list(self.mean), "mean": list(self.mean.values()),
+                             "sd": [self.sd[t] for t in self.mean],
+                             "all_steps": [self.all_steps_count.get(t) for t in self.mean]})
+
     def plot(self, ax=None):
         """Sampled counts per threshold (dots, mean +- sd) and the all-steps count (open square)."""
         ax = axes(ax)

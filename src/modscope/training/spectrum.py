@@ -77,6 +77,12 @@ class GradSpectrum(Result):
     gram: np.ndarray | None = field(default=None, repr=False)
 
     _json_exclude = ("time_profiles", "gram", "steps")
+    def to_frame(self):
+        """One row per threshold: the count of singular values above threshold × σ₁ and its fraction of steps."""
+        import pandas as pd
+
+        return pd.DataFrame({"threshold": list(self.counts), "count": list(self.counts.values()),
+                             "fraction": [self.count_fraction[t] for t in self.counts]})
 
     def plot(self, ax=None, *, label: str | None = None, colour: str = TRAINED, thresholds: bool = True):
         """Normalised singular values (log y) against index, with the 0.05/0.10/0.15 thresholds."""
@@ -313,6 +319,7 @@ class OutOfCoreSVD(Result):
     n_params: int
 
     _json_exclude = ("time_profiles",)
+    _frame_columns = ("singular_values", "residuals", "relative_error_bound")
 
     def plot(self, ax=None):
         ax = axes(ax)

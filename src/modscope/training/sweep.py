@@ -41,6 +41,7 @@ class SweepResult(Result):
     spectra: list = field(repr=False)
 
     _json_exclude = ("spectra",)
+    _frame_columns = ("conditions", "n_steps", "n_params", "final_loss", "valid_accuracy")
 
     def plot(self, ax=None, *, frac: float = 0.10):
         """Count above ``frac`` of the largest per condition (bar), the unchanged run highlighted."""

@@ -15,17 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.cluster.vq import vq
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from modscope.errors import ModscopeError
+from modscope.results import Result
+from modscope.stats.spectral_clustering import kmeans
 from modscope.weights.graph import layer_sizes
 
 DENSE_BELOW = 64  # Gram side at or below which an exact dense eigh is used (ARPACK needs k < n)
 
 
 @dataclass(frozen=True)
-class SpectralPartition:
+class SpectralPartition(Result):
     """A spectral clustering of one graph.
 
     Attributes:
@@ -38,6 +39,18 @@ class SpectralPartition:
     labels: np.ndarray
     eigenvalues: np.ndarray
     n_isolated: int
+
+    _frame_columns = ("labels",)
+
+    def plot(self, ax=None):
+        """The smallest Laplacian eigenvalues (a gap after the k-th says k clusters are well separated)."""
+        from modscope.figures import axes
+
+        ax = axes(ax)
+        ax.plot(np.arange(1, len(self.eigenvalues) + 1), self.eigenvalues, "o-")
+        ax.set_xlabel("index i")
+        ax.set_ylabel("Laplacian eigenvalue")
+        return ax
 
 
 def _degrees(layers: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -135,57 +148,6 @@ def spectral_embedding(
     embedding = np.concatenate(per_layer) * np.concatenate(inv_sqrt)[:, None]
     isolated = np.concatenate(degrees) <= 0
     return embedding, np.sort(np.clip(1.0 - singular, 0.0, None)), isolated
-
-
-def kmeans(
-    points: np.ndarray, k: int, *, n_init: int = 10, max_iter: int = 300, tol: float = 1e-4, seed: int = 0
-) -> np.ndarray:
-    """Lloyd's k-means with k-means++ starts (Arthur & Vassilvitskii 2007); the lowest-inertia run wins.
-
-    Settings follow scikit-learn's ``KMeans`` (used by Filan et al. 2021): 10 starts, at most 300 iterations,
-    stop when the centres move less than ``tol`` times the mean per-dimension variance of the points.
-
-    Args:
-        points: ``[n, d]`` rows to cluster.
-        k: number of clusters. n_init: restarts. max_iter: Lloyd iterations per restart.
-        tol: relative convergence tolerance on the squared centre shift.
-        seed: seed of the starts.
-
-    Returns:
-        ``[n]`` labels in ``0..k-1``, renumbered so that cluster ids appear in order of first occurrence.
-    """
-    rng = np.random.default_rng(seed)
-    points = np.asarray(points, dtype=np.float64)
-    n, dims = points.shape
-    if n < k:
-        raise ModscopeError(f"cannot form k={k} clusters from {n} connected neurons; choose a smaller k")
-    threshold = tol * float(np.mean(points.var(axis=0)))
-    best_labels, best_inertia = None, np.inf
-    for _ in range(n_init):
-        centres = np.empty((k, dims))
-        centres[0] = points[rng.integers(n)]
-        closest = np.full(n, np.inf)
-        for c in range(1, k):
-            closest = np.minimum(closest, ((points - centres[c - 1]) ** 2).sum(axis=1))
-            total = closest.sum()
-            centres[c] = points[rng.choice(n, p=closest / total) if total > 0 else rng.integers(n)]
-        for _ in range(max_iter):
-            labels, _ = vq(points, centres, check_finite=False)
-            counts = np.bincount(labels, minlength=k)
-            sums = np.stack([np.bincount(labels, weights=points[:, j], minlength=k) for j in range(dims)], axis=1)
-            moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centres)
-            shift = float(np.sum((moved - centres) ** 2))
-            centres = moved
-            if shift <= threshold:
-                break
-        labels, distance = vq(points, centres, check_finite=False)
-        inertia = float(np.sum(distance**2))
-        if inertia < best_inertia:
-            best_labels, best_inertia = labels, inertia
-    _, first = np.unique(best_labels, return_index=True)
-    renumber = np.zeros(k, dtype=np.int64)
-    renumber[best_labels[np.sort(first)]] = np.arange(len(first))
-    return renumber[best_labels]
 
 
 def spectral_clusters(

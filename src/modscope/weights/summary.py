@@ -55,6 +55,7 @@ class NetworkClusterability(Result):
     results: tuple[ClusterResult, ...]
 
     _json_exclude: ClassVar[tuple[str, ...]] = ("results",)
+    _frame_columns = ("units", "ncut", "null_mean", "null_sd", "z", "p_value")
 
     @property
     def n_clusterable(self) -> int:

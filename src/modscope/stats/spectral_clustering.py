@@ -1,0 +1,59 @@
+"""Spectral clustering: leading eigenvectors of a degree-normalised affinity, then k-means on their rows.
+
+Both block finders use it: ``stats.blocks`` on a dense |correlation| affinity (Ng, Jordan & Weiss 2001) and
+``weights.spectral_clusters`` on a layered neuron graph, whose embedding comes from the bipartite (co-clustering)
+trick of Dhillon 2001 instead of ``normalized_embedding`` (see ``modscope.weights.spectral``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.linalg import eigh
+
+from modscope.errors import ModscopeError
+
+
+def normalized_embedding(A: np.ndarray, n_top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Leading eigenpairs of the normalised affinity N = D^-1/2 A D^-1/2 (D = diag of the row sums of A).
+
+    Args:
+        A: [d, d] symmetric non-negative affinity. n_top: eigenpairs wanted (at most d).
+
+    Returns:
+        (eigenvalues [n_top] descending, eigenvectors [d, n_top] as columns, D^-1/2 [d] with 1 for zero degree).
+    """
+    degree = A.sum(axis=1)
+    inv_sqrt = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
+    d = A.shape[0]
+    # only the leading eigenpairs are needed (eigengap, embedding, Fiedler vector): a subset eigh
+    values, vectors = eigh(A * inv_sqrt[:, None] * inv_sqrt[None, :], subset_by_index=(d - n_top, d - 1))
+    return values[::-1], vectors[:, ::-1], inv_sqrt
+
+
+def kmeans(points: np.ndarray, k: int, *, n_init: int = 10, seed: int = 0) -> np.ndarray:
+    """k-means on the rows of ``points``: scikit-learn's ``KMeans`` (k-means++ starts, Arthur & Vassilvitskii
+    2007; Lloyd iterations; the lowest-inertia of ``n_init`` starts wins; ``random_state=seed``).
+
+    Args:
+        points: [n, dims] rows to cluster (an embedding). k: clusters. n_init: starts. seed: fixed random state.
+
+    Returns:
+        [n] labels in 0..k-1, renumbered in order of first occurrence (so equal partitions give equal labels).
+    """
+    from sklearn.cluster import KMeans  # imported on use: scikit-learn takes a second to import
+    from threadpoolctl import threadpool_limits
+
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) < k:
+        raise ModscopeError(f"cannot form k={k} clusters from {len(points)} points; choose a smaller k")
+    # one OpenMP thread: the null forks worker processes, and a forked child of a process whose GNU OpenMP pool
+    # has started deadlocks at its first parallel region; embeddings are small, so nothing is lost
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="openmp"):
+        warnings.simplefilter("ignore")  # fewer distinct points than k: an empty cluster, a valid answer
+        labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(points).labels_
+    _, first = np.unique(labels, return_index=True)
+    renumber = np.zeros(k, dtype=np.int64)
+    renumber[labels[np.sort(first)]] = np.arange(len(first))
+    return renumber[labels]

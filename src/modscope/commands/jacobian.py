@@ -67,8 +67,8 @@ def twin_comparisons(spectra: list) -> list:
 def rank_sentence(s) -> str:
     """One spectrum's rank with its kind, floors and gap, as the headline prints it."""
     if s.rank_is_lower_bound:
-        return (f"rank {s.rank_text} of {s.full_size}: a lower bound (only the top {len(s.singular_values)} values were "
-                f"computed, by {s.method}; all are above the floor {s.noise_floor:.2g})")
+        return (f"rank {s.rank_text} of {s.full_size}: a lower bound (only the top {len(s.singular_values)} values "
+                f"were computed, by {s.method}; all are above the floor {s.noise_floor:.2g})")
     gap = "" if np.isnan(s.rank_gap) else f", gap σ_r/σ_r+1 = {s.rank_gap:.3g}"
     return (f"rank {s.rank_text} of {s.full_size} ({s.rank_kind}) above the floor {s.noise_floor:.2g} "
             f"({s.floor_rule}); {s.float32_rank_text} above the float32 threshold ({s.float32_floor_rule}){gap}")
@@ -137,8 +137,8 @@ def path_report(models: list, text: str, *, src: str, dst: str | None, src_pos: 
 
 def path_headline(found: dict) -> tuple[list[str], str]:
     lines = [f"{r.model} {r.label}: {rank_sentence(r.spectrum)}, σ₁ = {r.spectrum.sigma_max:.3g}, σ₁/σ_median = "
-             f"{r.spectrum.sigma_max / max(float(r.spectrum.singular_values[len(r.spectrum.singular_values) // 2]), 1e-300):.3g}"
-             for r in found["paths"]]
+             f"{r.spectrum.sigma_max / max(float(sv[len(sv) // 2]), 1e-300):.3g}"
+             for r in found["paths"] for sv in [r.spectrum.singular_values]]
     lines += [f"{a.model}: top-{a.k} Jacobian input directions vs top-{a.k} covariance eigenvectors: mean cos² "
               f"{a.mean_cos2:.3f} vs random-subspace null {a.null_mean_cos2:.3f} ± {a.null_sd_cos2:.3f} (z = {a.z:.1f})"
               for a in found["alignments"]]

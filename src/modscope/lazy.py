@@ -8,11 +8,20 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_exports(package: str, where: dict[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` (PEP 562) for ``package``: ``where`` maps each name to the module defining it.
+def lazy_exports(package: str, table: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) for ``package``.
 
-    The first access imports that module and caches the name on the package, so later lookups are plain.
+    Args:
+        package: the package's ``__name__``.
+        table: one line per submodule, ``"submodule: name name ..."``: the names it defines that the package
+            exports. A name must not be a submodule's own name (the import system would bind the module there).
+
+    The first access imports the submodule and caches the name on the package, so later lookups are plain.
     """
+    where = {}
+    for line in table.strip().splitlines():
+        module, _, names = line.partition(":")
+        where.update({name: f"{package}.{module.strip()}" for name in names.split()})
 
     def __getattr__(name: str) -> Any:
         if name not in where:

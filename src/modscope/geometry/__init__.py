@@ -11,11 +11,11 @@ from modscope.geometry.streams import StreamRanking, rank_stream_dimensions
 from modscope.lazy import lazy_exports
 
 # the model-facing studies, imported on first use
-__getattr__ = lazy_exports(__name__, {
-    "similarity_study": "modscope.geometry.study", "SimilarityStudy": "modscope.geometry.study",
-    "site_clusters": "modscope.geometry.clusters", "SiteClusters": "modscope.geometry.clusters",
-    "anisotropy_study": "modscope.geometry.anisotropy",
-})
+__getattr__ = lazy_exports(__name__, """
+    study: similarity_study SimilarityStudy
+    clusters: site_clusters SiteClusters
+    anisotropy: anisotropy_study
+""")
 
 __all__ = [
     "KINDS", "CKAMap", "Gathered", "HistogramResult", "LowRankSplit", "PCAResult", "SeparationResult",

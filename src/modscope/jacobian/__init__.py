@@ -13,13 +13,12 @@ from modscope.jacobian.spectrum import (
 from modscope.lazy import lazy_exports
 
 # the model-facing probes, imported on first use
-__getattr__ = lazy_exports(__name__, {
-    "block_spectrum": "modscope.jacobian.probes", "path_spectrum": "modscope.jacobian.probes",
-    "layer_ranks": "modscope.jacobian.probes", "BlockSpectrum": "modscope.jacobian.results",
-    "PathSpectrum": "modscope.jacobian.results", "LayerRanks": "modscope.jacobian.results",
-    "path_vs_covariance": "modscope.jacobian.compare", "subspace_alignment": "modscope.jacobian.compare",
-    "SubspaceAlignment": "modscope.jacobian.compare", "exact_spectrum": "modscope.jacobian.exact",
-})
+__getattr__ = lazy_exports(__name__, """
+    probes: block_spectrum path_spectrum layer_ranks
+    results: BlockSpectrum PathSpectrum LayerRanks
+    compare: path_vs_covariance subspace_alignment SubspaceAlignment
+    exact: exact_spectrum
+""")
 
 __all__ = [
     "BlockSpectrum", "JacobianSpectrum", "LayerRanks", "PathSpectrum", "RankComparison", "SpectralDensity",

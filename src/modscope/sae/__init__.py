@@ -15,11 +15,11 @@ from modscope.sae.trainer import train
 load = load_sae  # ``modscope.sae.load(dir)``: either modscope's format or an SAE saved by SAELens
 
 # the evaluations, imported on first use
-__getattr__ = lazy_exports(__name__, {
-    "feature_logits": "modscope.sae.features", "FeatureLogits": "modscope.sae.features",
-    "spliced_loss": "modscope.sae.splice", "SplicedLoss": "modscope.sae.splice",
-    "evaluate_reconstruction": "modscope.sae.evaluate", "Reconstruction": "modscope.sae.evaluate",
-})
+__getattr__ = lazy_exports(__name__, """
+    features: feature_logits FeatureLogits
+    splice: spliced_loss SplicedLoss
+    evaluate: evaluate_reconstruction Reconstruction
+""")
 
 __all__ = [
     "SAE", "ActivationSource", "ArraySource", "DensityHistory", "FeatureLogits", "ModelSource", "Reconstruction",

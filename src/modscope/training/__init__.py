@@ -7,15 +7,17 @@ from modscope.training.recorder import GradientRecorder
 from modscope.training.store import GradientStore
 
 # the analyses, imported on first use
-__getattr__ = lazy_exports(__name__, {
-    "gradient_spectrum": "modscope.training.spectrum", "count_above": "modscope.training.spectrum",
-    "gradient_svd": "modscope.training.spectrum", "GradSpectrum": "modscope.training.spectrum",
-    "OutOfCoreSVD": "modscope.training.spectrum", "compute_gram": "modscope.training.gram",
-    "GradGram": "modscope.training.gram", "sampling_study": "modscope.training.sampling",
-    "replay_projected": "modscope.training.replay", "analyse_gradients": "modscope.training.analysis",
-    "run_sweep": "modscope.training.sweep", "train_modadd": "modscope.training.modadd",
-    "grokking_study": "modscope.training.grokking", "counterfactual_memorization": "modscope.training.memorization",
-})
+__getattr__ = lazy_exports(__name__, """
+    spectrum: gradient_spectrum count_above gradient_svd GradSpectrum OutOfCoreSVD
+    gram: compute_gram GradGram
+    sampling: sampling_study
+    replay: replay_projected
+    analysis: analyse_gradients
+    sweep: run_sweep
+    modadd: train_modadd
+    grokking: grokking_study
+    memorization: counterfactual_memorization
+""")
 
 __all__ = ["GradGram", "GradSpectrum", "GradientRecorder", "GradientStore", "NullCondition", "OutOfCoreSVD",
            "TrainRun", "analyse_gradients", "compute_gram", "count_above", "counterfactual_memorization",

@@ -7,10 +7,10 @@ from modscope.weights.null import compare_lower, shuffle_within_layers
 from modscope.weights.spectral import SpectralPartition, kmeans, spectral_clusters, spectral_embedding
 
 # the model-facing calls, imported on first use
-__getattr__ = lazy_exports(__name__, {
-    "network_clusterability": "modscope.weights.summary", "NetworkClusterability": "modscope.weights.summary",
-    "model_mlp_blocks": "modscope.weights.models", "mlp_weights": "modscope.weights.models",
-})
+__getattr__ = lazy_exports(__name__, """
+    summary: network_clusterability NetworkClusterability
+    models: model_mlp_blocks mlp_weights
+""")
 
 __all__ = [
     "ClusterResult", "NetworkClusterability", "SpectralPartition", "clusterability", "compare_lower", "kmeans",

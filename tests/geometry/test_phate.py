@@ -85,3 +85,17 @@ def test_phate_separates_planted_clusters_and_scores_them_against_chance():
     assert result.accuracy == 1.0 and result.pca_accuracy == 1.0
     assert abs(result.null_mean - 1 / 3) < 0.05 and result.null_sd > 0
     assert result.to_json()["accuracy"] == 1.0 and "coordinates" not in result.to_json()
+
+
+def test_rows_of_one_document_cannot_vouch_for_each_other():
+    # each "document" is a tight blob of 10 rows; categories are random across documents: all neighbours from the
+    # own document give accuracy 1, neighbours from other documents only give chance
+    rng = np.random.default_rng(5)
+    documents = np.repeat(np.arange(30), 10)
+    categories = rng.integers(0, 3, 30)[documents]
+    x = rng.normal(size=(30, 2))[documents] * 10 + rng.normal(size=(300, 2)) * 0.01
+    assert category_knn_accuracy(x, categories)[0] == 1.0
+    across, null = category_knn_accuracy(x, categories, groups=documents, permutations=100)
+    assert abs(across - null.mean()) < 0.2 and across < 0.6
+    with pytest.raises(ModscopeError, match="outside the largest group"):
+        category_knn_accuracy(x[:12], categories[:12], groups=documents[:12])

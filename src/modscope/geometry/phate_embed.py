@@ -44,7 +44,8 @@ class PhateResult(Result):
     How well the 2-D picture keeps the categories apart (``category_knn_accuracy``, k = 5, leave-one-out):
     accuracy on the PHATE coordinates, ``pca_accuracy`` on the top-2 principal components of the same rows (the
     PCA scatter's picture), and ``null_mean`` / ``null_sd`` of the PHATE accuracy with the labels permuted
-    (200 permutations; chance given the category sizes).
+    (200 permutations; chance given the category sizes). ``other_documents``: each row's neighbours were taken
+    from other documents only (``groups`` given), so one document's rows cannot vouch for each other.
     """
 
     site: str
@@ -58,6 +59,7 @@ class PhateResult(Result):
     pca_accuracy: float = float("nan")
     null_mean: float = float("nan")
     null_sd: float = float("nan")
+    other_documents: bool = False
 
     _json_exclude = ("coordinates",)
 
@@ -75,25 +77,32 @@ class PhateResult(Result):
         return ax
 
 
-def category_knn_accuracy(coordinates: np.ndarray, labels: Sequence, *, k: int = 5, permutations: int = 0,
-                          seed: int = 0) -> tuple[float, np.ndarray]:
+def category_knn_accuracy(coordinates: np.ndarray, labels: Sequence, *, groups: Sequence | None = None, k: int = 5,
+                          permutations: int = 0, seed: int = 0) -> tuple[float, np.ndarray]:
     """Leave-one-out k-nearest-neighbour accuracy of the categories in an embedding, and its label-permutation null.
 
     Row i is predicted as the commonest label among its k nearest other rows (Euclidean; a tie goes to the label
     holding the nearest tied neighbour); accuracy = share of rows predicted right, in [0, 1]. 1 = every row sits
     among its own category; chance ~ sum_c share_c^2. The null keeps the neighbours and permutes the labels.
+    ``groups`` (e.g. the document of each row): neighbours from the row's own group are not counted, so rows of
+    one document cannot vouch for each other; the score then asks for category structure beyond the document.
 
     Returns:
         (accuracy, null accuracies [permutations]).
     """
     x = np.asarray(coordinates, dtype=np.float64)
     codes = np.unique(np.asarray([str(v) for v in labels]), return_inverse=True)[1]
-    if x.ndim != 2 or len(x) != len(codes) or len(x) <= k:
+    if x.ndim != 2 or len(x) != len(codes) or len(x) <= k or (groups is not None and len(groups) != len(x)):
         raise ModscopeError(f"category accuracy needs more rows than k = {k} and one label per row, got "
                             f"{x.shape} and {len(codes)} labels")
     squared = (x * x).sum(1)
     distances = squared[:, None] + squared[None, :] - 2 * x @ x.T
     np.fill_diagonal(distances, np.inf)
+    if groups is not None:
+        group = np.unique(np.asarray([str(v) for v in groups]), return_inverse=True)[1]
+        distances[group[:, None] == group[None, :]] = np.inf
+        if np.bincount(group).max() > len(x) - k:
+            raise ModscopeError(f"category accuracy: fewer than k = {k} rows outside the largest group")
     nearest = np.argsort(distances, axis=1, kind="stable")[:, :k]
     # equal counts: the label holding the nearest of the tied neighbours wins (0.5^(r+1) outweighs all later ranks)
     rank_weight = 1.0 + 1e-3 * 0.5 ** np.arange(1, k + 1)
@@ -115,20 +124,24 @@ def top2_pca(states: np.ndarray) -> np.ndarray:
     return u[:, :2] * s[:2]
 
 
-def phate_embedding(states: np.ndarray, labels: Sequence, *, site: str = "site", model: str = "",
-                    knn: int = 5, decay: int = 40, t: str | int = "auto", seed: int = 0) -> PhateResult:
-    """PHATE of ``states`` [n, d] into 2 dimensions (the ``phate`` package, its defaults but a fixed seed)."""
+def phate_embedding(states: np.ndarray, labels: Sequence, *, groups: Sequence | None = None, site: str = "site",
+                    model: str = "", knn: int = 5, decay: int = 40, t: str | int = "auto",
+                    seed: int = 0) -> PhateResult:
+    """PHATE of ``states`` [n, d] into 2 dimensions (the ``phate`` package, its defaults but a fixed seed).
+
+    ``groups`` (document per row), when given, keeps each row's own document out of its category neighbours.
+    """
     phate = require_phate()
     x = np.asarray(states, dtype=np.float64)
     if x.ndim != 2 or len(x) <= knn:
         raise ModscopeError(f"{site}: PHATE needs more rows than --knn {knn}, got shape {x.shape}")
     operator = phate.PHATE(n_components=2, knn=knn, decay=decay, t=t, random_state=seed, verbose=0, n_jobs=1)
     coordinates = np.asarray(operator.fit_transform(x))
-    accuracy, null = category_knn_accuracy(coordinates, labels, permutations=200, seed=seed)
-    pca_accuracy, _ = category_knn_accuracy(top2_pca(x), labels)
+    accuracy, null = category_knn_accuracy(coordinates, labels, groups=groups, permutations=200, seed=seed)
+    pca_accuracy, _ = category_knn_accuracy(top2_pca(x), labels, groups=groups)
     return PhateResult(site=site, model=model, coordinates=coordinates, labels=[str(v) for v in labels], knn=knn,
                        decay=decay, t=t, accuracy=accuracy, pca_accuracy=pca_accuracy, null_mean=float(null.mean()),
-                       null_sd=float(null.std(ddof=1)))
+                       null_sd=float(null.std(ddof=1)), other_documents=groups is not None)
 
 
 def phate_grid(results: Sequence[PhateResult], cols: int = 6):

@@ -196,8 +196,8 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
         from modscope.geometry.phate_embed import phate_embedding, phate_grid
 
         samples = [first] + ([second] if other is not None else [])
-        phates = [phate_embedding(g.arrays[s], g.labels, site=s, model=g.model, seed=seed) for g in samples
-                  for s in g.sites]
+        phates = [phate_embedding(g.arrays[s], g.labels, groups=g.groups, site=s, model=g.model, seed=seed)
+                  for g in samples for s in g.sites]
         figs["phate"] = phate_grid(phates)
         result["phate"] = {f"{p.model}:{p.site}": p for p in phates}
     return finish(out, probe="cka", title="CKA and PCA of hidden states",

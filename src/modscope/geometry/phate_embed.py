@@ -70,8 +70,8 @@ class PhateResult(Result):
         for index, name in enumerate(dict.fromkeys(self.labels)):
             part = self.coordinates[labels == name]
             ax.scatter(part[:, 0], part[:, 1], s=5, color=cmap(index % 10), label=str(name)[:12])
-        ax.set_title(f"{self.model} {self.site} (5-NN {self.accuracy:.2f}, PCA {self.pca_accuracy:.2f}, "
-                     f"chance {self.null_mean:.2f})", fontsize=6)
+        ax.set_title(f"{self.model} {self.site}\n5-NN {self.accuracy:.2f} · PCA {self.pca_accuracy:.2f} · "
+                     f"chance {self.null_mean:.2f}", fontsize=6)
         ax.set_xlabel("PHATE 1")
         ax.set_ylabel("PHATE 2")
         return ax

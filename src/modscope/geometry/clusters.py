@@ -10,6 +10,7 @@ import pandas as pd
 from modscope.errors import ModscopeError
 from modscope.figures import CATEGORY_CMAP, NULL, axes
 from modscope.results import Result
+from modscope.stats.spectral_clustering import kmeans
 
 SILHOUETTE_FLOOR = 0.25  # Kaufman & Rousseeuw (1990): below 0.25 "no substantial structure has been found"
 NULL_MARGIN = 0.05  # and clusters must beat one elongated Gaussian blob of the same covariance by this much
@@ -24,43 +25,6 @@ def principal_axes(centred: np.ndarray, k: int) -> np.ndarray:
     """[d, k] top eigenvectors of the float64 covariance X^T X of centred rows (the top principal axes)."""
     values, vectors = np.linalg.eigh(centred.T @ centred)
     return vectors[:, ::-1][:, :min(k, centred.shape[1])]
-
-
-def kmeans(points: np.ndarray, k: int, *, seed: int = 0, restarts: int = 4, iterations: int = 100
-           ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Lloyd's k-means with k-means++ seeding, best of ``restarts`` by inertia.
-
-    Args:
-        points: float64 [n, d]. k: clusters (1 <= k <= n).
-
-    Returns:
-        (assignment int [n], centres [k, d], inertia = sum_i ||x_i - c_{a(i)}||^2).
-    """
-    rng = np.random.default_rng(seed)
-    n = len(points)
-    best = None
-    for _ in range(restarts):
-        centres = [points[rng.integers(n)]]
-        for _ in range(1, k):
-            d2 = sq_distances(points, np.asarray(centres)).min(1)
-            total = d2.sum()
-            centres.append(points[rng.choice(n, p=d2 / total)] if total > 0 else points[rng.integers(n)])
-        centres = np.asarray(centres)
-        assign = np.zeros(n, dtype=int)
-        for step in range(iterations):
-            d2 = sq_distances(points, centres)
-            new = d2.argmin(1)
-            if step and np.array_equal(new, assign):
-                break
-            assign = new
-            for c in range(k):
-                members = points[assign == c]
-                # an emptied cluster restarts at the point worst served by the others
-                centres[c] = members.mean(0) if len(members) else points[d2.min(1).argmax()]
-        inertia = float(((points - centres[assign]) ** 2).sum())
-        if best is None or inertia < best[2]:
-            best = (assign.copy(), centres.copy(), inertia)
-    return best
 
 
 def silhouette(points: np.ndarray, assign: np.ndarray) -> float:
@@ -180,7 +144,7 @@ def choose_k(projected: np.ndarray, *, max_k: int, seed: int, floor: float = SIL
     """k = argmax_k silhouette(k-means_k) over 2..max_k, or 1 when the best is below ``floor``."""
     silhouettes, assigns = {}, {1: np.zeros(len(projected), dtype=int)}
     for k in range(2, min(max_k, len(projected) - 1) + 1):
-        assigns[k] = kmeans(projected, k, seed=seed)[0]
+        assigns[k] = kmeans(projected, k, n_init=4, seed=seed)
         silhouettes[k] = silhouette(projected, assigns[k])
     best = max(silhouettes, key=silhouettes.get) if silhouettes else 1
     k = best if silhouettes and silhouettes[best] >= floor else 1
@@ -219,7 +183,7 @@ def site_clusters(states: np.ndarray, *, site: str = "site", positions: np.ndarr
     values, vectors = np.linalg.eigh(np.atleast_2d(np.cov(projected[sub].T)))
     gauss = rng.normal(size=(len(sub), len(values))) * np.sqrt(np.clip(values, 0, None)) @ vectors.T
     null_ks = range(2, max(2, min(max_k, len(sub) - 1)) + 1)
-    null = max(silhouette(gauss, kmeans(gauss, j, seed=seed)[0]) for j in null_ks)
+    null = max(silhouette(gauss, kmeans(gauss, j, n_init=4, seed=seed)) for j in null_ks)
     k, silhouettes, sub_assign = choose_k(projected[sub], max_k=max_k, seed=seed,
                                           floor=max(SILHOUETTE_FLOOR, null + NULL_MARGIN))
     # every row joins the nearest centre of the subsample's clusters

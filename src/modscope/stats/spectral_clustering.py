@@ -2,7 +2,8 @@
 
 Both block finders use it: ``stats.blocks`` on a dense |correlation| affinity (Ng, Jordan & Weiss 2001) and
 ``weights.spectral_clusters`` on a layered neuron graph, whose embedding comes from the bipartite (co-clustering)
-trick of Dhillon 2001 instead of ``normalized_embedding`` (see ``modscope.weights.spectral``).
+trick of Dhillon 2001 instead of ``normalized_embedding`` (see ``modscope.weights.spectral``). ``kmeans`` is also
+the k-means of the residual-stream clusters (``modscope.geometry.clusters``).
 """
 
 from __future__ import annotations

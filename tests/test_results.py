@@ -138,3 +138,20 @@ def test_results_without_a_table_say_so():
 
     with pytest.raises(TypeError, match="not a table"):
         build(MIResult).to_frame()
+
+
+def test_a_saved_mi_run_reloads_as_its_type_with_the_same_table(tmp_path):
+    from modscope import capture, load_model
+    from modscope.report.page import write_probe
+    from modscope.stats.mi import MIResult
+    from modscope.stats.model_mi import ModelMIResult, mi_of_stores
+
+    texts = ["The quick brown fox jumps over the lazy dog. " * 20, "def f(x):\n    return x * 2\n" * 25]
+    store = capture(load_model("tiny-gpt2"), texts, "resid_post.*", out=tmp_path / "store", progress=False)
+    result = mi_of_stores(store, None, ["resid_post.0", "resid_post.1"], pair="layers", curve_points=3)
+    write_probe(tmp_path / "mi", probe="mi", title="MI", question="q", result=result)
+    loaded = ModelMIResult.from_json(tmp_path / "mi" / "result.json")
+    assert loaded == result
+    assert isinstance(loaded.results[0], MIResult) and loaded.results[0].canonical_correlations.shape == (64,)
+    assert loaded.to_frame().equals(result.to_frame()) and list(loaded.to_frame()["n"]) == [store.n_rows]
+    assert loaded.table().equals(loaded.to_frame())  # the old name still answers

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
+from modscope.results import Result
+
 
 @dataclass(frozen=True)
-class SpectralDensity:
+class SpectralDensity(Result):
     """A quadrature estimate of the singular-value distribution of J.
 
     Attributes:
@@ -25,6 +27,17 @@ class SpectralDensity:
     n: int
     probes: int
     steps: int
+
+    _frame_columns = ("nodes", "weights")
+
+    def plot(self, ax=None):
+        """The density as a rank-ordered curve (index against σ, log scale), comparable to exact values."""
+        from modscope.figures import axes
+
+        ax = axes(ax)
+        ax.plot(*self.quantile_curve())
+        ax.set(yscale="log", xlabel="index i", ylabel="singular value σᵢ")
+        return ax
 
     def fraction_above(self, threshold: float) -> float:
         """Estimated fraction of the n singular values above ``threshold``."""

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modscope.results import Result
+
 # Relative eigenvalue cut-off: float32 round-off of a removed direction sits many decades below it,
 # while the smallest real variance of a residual stream does not.
 DEFAULT_RANK_TOL = 1e-9
 
 
 @dataclass(frozen=True)
-class Subspace:
+class Subspace(Result):
     """The non-null eigen-subspace of a covariance.
 
     Attributes:
@@ -26,6 +28,18 @@ class Subspace:
     basis: np.ndarray
     rank: int
     dim: int
+
+    _json_exclude = ("basis",)  # [d, rank]: kept for whitening, not for the JSON
+    _frame_columns = ("eigenvalues",)
+
+    def plot(self, ax=None):
+        """The kept eigenvalues against their index (log scale)."""
+        from modscope.figures import axes
+
+        ax = axes(ax)
+        ax.plot(np.arange(1, self.rank + 1), self.eigenvalues, "o-", ms=3)
+        ax.set(yscale="log", xlabel="index i", ylabel="eigenvalue λᵢ", title=f"rank {self.rank} of {self.dim}")
+        return ax
 
     @property
     def whitener(self) -> np.ndarray:

@@ -155,3 +155,26 @@ def test_a_saved_mi_run_reloads_as_its_type_with_the_same_table(tmp_path):
     assert isinstance(loaded.results[0], MIResult) and loaded.results[0].canonical_correlations.shape == (64,)
     assert loaded.to_frame().equals(result.to_frame()) and list(loaded.to_frame()["n"]) == [store.n_rows]
     assert loaded.table().equals(loaded.to_frame())  # the old name still answers
+
+
+def test_new_result_types_draw_what_they_hold():
+    from modscope.sae.log import TrainingLog
+    from modscope.stats import mi_null, subspace
+    from modscope.training.gram import GradGram
+    from modscope.weights.spectral import spectral_clusters
+
+    null = mi_null(500, 3, 4)
+    assert null.plot().get_lines()[0].get_xdata()[0] == pytest.approx(null.mean - 3 * null.sd)
+    partition = spectral_clusters([np.kron(np.eye(2), np.ones((3, 3)))], 2)
+    assert list(partition.plot().get_lines()[0].get_ydata()) == list(partition.eigenvalues)
+    gram = np.array([[2.0, 1.0], [1.0, 3.0]])
+    image = GradGram(gram, {}, ("w",), np.arange(2), 5).plot().get_images()[0]
+    assert np.array_equal(image.get_array(), gram)
+    log = TrainingLog(steps=[1, 2], tokens=[10, 20], loss=[3.0, 1.0], mse=[2.0, 0.5], l0=[8.0, 4.0], dead=[0, 1],
+                      aux_loss=[0.0, 0.1])
+    assert list(log.plot().get_lines()[0].get_ydata()) == [3.0, 1.0]
+    assert list(log.to_frame()["loss"]) == [3.0, 1.0]
+    sub = subspace(np.diag([4.0, 1.0, 0.0]))
+    assert list(sub.plot().get_lines()[0].get_ydata()) == [4.0, 1.0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        log.seconds = 1.0

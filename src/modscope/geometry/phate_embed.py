@@ -83,7 +83,8 @@ def category_knn_accuracy(coordinates: np.ndarray, labels: Sequence, *, groups: 
 
     Row i is predicted as the commonest label among its k nearest other rows (Euclidean; a tie goes to the label
     holding the nearest tied neighbour); accuracy = share of rows predicted right, in [0, 1]. 1 = every row sits
-    among its own category; chance ~ sum_c share_c^2. The null keeps the neighbours and permutes the labels.
+    among its own category; chance ~ sum_c share_c^2. The null keeps the neighbours and permutes the labels (of
+    whole groups when ``groups`` is given and each group has one label).
     ``groups`` (e.g. the document of each row): neighbours from the row's own group are not counted, so rows of
     one document cannot vouch for each other; the score then asks for category structure beyond the document.
 
@@ -113,6 +114,10 @@ def category_knn_accuracy(coordinates: np.ndarray, labels: Sequence, *, groups: 
         return float((votes.argmax(1) == c).mean())
 
     rng = np.random.default_rng(seed)
+    if groups is not None and all(len(set(codes[group == g])) == 1 for g in range(group.max() + 1)):
+        # rows of a group share a label: permute whole groups' labels, the unit the score can tell apart
+        first = np.unique(group, return_index=True)[1]
+        return score(codes), np.array([score(rng.permutation(codes[first])[group]) for _ in range(permutations)])
     return score(codes), np.array([score(rng.permutation(codes)) for _ in range(permutations)])
 
 

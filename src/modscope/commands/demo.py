@@ -25,8 +25,9 @@ SIZES = ("quick", "default", "full")
 # Seconds per step on 2 shared cores (quick, default, full), measured on demo runs; only used for the ETA.
 ESTIMATE_S: dict[str, tuple[float, float, float]] = {
     "loss": (10, 20, 60), "mi": (15, 90, 400), "spectrum": (15, 90, 400), "similarity": (15, 60, 300),
-    "anisotropy": (10, 40, 200), "streams": (10, 40, 200), "clusterability": (15, 60, 300), "sae": (20, 120, 600),
-    "jacobian": (20, 120, 800), "gradients": (20, 90, 400), "calibration": (120, 240, 900),
+    "anisotropy": (10, 40, 200), "streams": (10, 40, 200), "clusterability": (15, 60, 300), "sae": (20, 70, 600),
+    "jacobian": (20, 120, 800), "gradients": (20, 90, 400), "calibration": (40, 60, 900), "clusters": (5, 15, 480),
+    "grokking": (5, 10, 1000), "memorization": (5, 20, 120),
 }
 FALLBACK_S = (20.0, 90.0, 400.0)
 

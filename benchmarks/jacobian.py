@@ -35,6 +35,7 @@ from _timing import RESULTS, available_gib, environment, machine, measure, row, 
 from modscope import load_model  # noqa: E402
 from modscope.corpus import load as load_corpus  # noqa: E402
 from modscope.jacobian import singular_values, tokenwise_singular_values  # noqa: E402
+from modscope.jacobian.exact import exact_spectrum, prefix_part_fn  # noqa: E402
 from modscope.jacobian.parts import part_map  # noqa: E402
 from modscope.jacobian.probes import token_ids  # noqa: E402
 
@@ -123,9 +124,14 @@ def load_cache() -> dict:
     return json.loads(NAIVE_CACHE.read_text()) if NAIVE_CACHE.exists() else {"entries": {}}
 
 
+IN_RUN: dict[str, dict] = {}  # naive results measured in this run (with all their values), by cache key
+
+
 def naive_side(args, part: str, pm, ids, cache: dict) -> dict:
     """The naive result: from the cache (same key, same machine) or measured now; {"status": "not run"} if it can't."""
     key = cache_key(args, part, ids)
+    if key in IN_RUN:
+        return dict(IN_RUN[key])
     cached = cache["entries"].get(key)
     if cached and not args.rerun_naive and not args.quick:
         if cached["environment"]["machine"] == machine():
@@ -154,10 +160,55 @@ def naive_side(args, part: str, pm, ids, cache: dict) -> dict:
              "environment": environment(), "source": "measured in this run", "_values": values}
     if not args.quick:
         cache["entries"][key] = {k: v for k, v in entry.items() if k not in ("source", "_values")}
+        on_disk = load_cache()  # another run may have added entries meanwhile: keep them
+        cache["entries"] = {**on_disk["entries"], **cache["entries"]}
         NAIVE_CACHE.parent.mkdir(parents=True, exist_ok=True)
         NAIVE_CACHE.write_text(json.dumps(cache, indent=2) + "\n")
         print(f"  naive {part}: kept in {NAIVE_CACHE}")
+    IN_RUN[key] = dict(entry)
     return entry
+
+
+def whole_case(args, model, ids, cache: dict) -> tuple[dict, dict]:
+    """The whole attention spectrum and its rank: exact_spectrum (causal prefixes + row space) against the same
+    naive jacrev + svdvals as the top-k case (cached or measured); returns (result entry, table row)."""
+    pm = part_map(model, ids, layer=args.layer, part="attn")
+    warm = token_ids(model, "\n\n".join(load_corpus("bundled").texts), 3)
+    exact_spectrum(prefix_part_fn(model, warm, layer=args.layer, part="attn"), part_map(
+        model, warm, layer=args.layer, part="attn").x)  # warm-up (first-call costs), outside the timer
+    fast = measure(cpu_timed(lambda: exact_spectrum(prefix_part_fn(model, ids, layer=args.layer, part="attn"),
+                                                    pm.x)), args.repeats, "best")
+    spec, fast["cpu_s"] = fast.pop("value")
+    naive = naive_side(args, "attn", pm, ids, cache)
+    entry = {"modscope_method": "exact_spectrum: J by causal prefixes, its row space token by token, dense SVD of "
+             "J·Q (n x rank)", "modscope": fast, "naive": {k: v for k, v in naive.items() if k != "_values"},
+             "n": spec.n_in, "rank": spec.rank, "floor": spec.noise_floor, "floor_rule": spec.floor_rule,
+             "rank_gap": spec.rank_gap, "sigma_1": spec.sigma_max}
+    note = f"rank {spec.rank}/{spec.n_in}"
+    if naive["status"] == "measured":
+        entry["ratio"] = naive["seconds"] / fast["seconds"]
+        if "_values" in naive:  # measured in this run: every value and the rank
+            entry["whole_spectrum"] = compare_whole(spec.values, naive["_values"])
+            cmp = entry["whole_spectrum"]
+            note += (f" (naive {cmp['rank_naive']}); all {cmp['n_values']} values: max rel. error "
+                     f"{cmp['max_rel_error_above_floor']:.0e} above the floor")
+        else:  # cached: its top values (and its rank when the cache has it)
+            top = np.asarray(naive["top_values"])
+            entry["rel_error_top_cached"] = rel_error(spec.values[: len(top)], top)
+            entry["naive_rank"] = naive.get("rank")
+            note += (f" (naive: {naive['rank'] if 'rank' in naive else 'not cached'}); top-{len(top)} max rel. "
+                     f"error {entry['rel_error_top_cached']:.0e} vs the cached values")
+        print(f"whole attn spectrum: modscope {fast['seconds']:.1f} s (cpu {fast['cpu_s']:.0f} s), naive "
+              f"{naive['seconds']:.1f} s ({naive['source']}): {entry['ratio']:.2f}x; {note}")
+    else:
+        print(f"whole attn spectrum: modscope {fast['seconds']:.1f} s; {note}; naive not run ({naive['reason']})")
+    measured = naive["status"] == "measured"
+    table_row = row(f"whole spectrum + rank, layer-{args.layer} attn Jacobian, {args.tokens} tokens",
+                    "jacrev + float64 svdvals" + ("" if not measured or naive["source"].startswith("measured")
+                                                  else f" (cached, {naive['environment']['date'][:10]})"),
+                    naive["seconds"] if measured else None, fast["seconds"], fast["statistic"],
+                    note if measured else f"{note}; naive not run: {naive['reason']}")
+    return entry, table_row
 
 
 def main() -> None:
@@ -166,7 +217,8 @@ def main() -> None:
     parser.add_argument("--layer", type=int, default=1)
     parser.add_argument("--k", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=None, help="default 34 (6 with --quick)")
-    parser.add_argument("--parts", default="attn,mlp")
+    parser.add_argument("--parts", default="attn,mlp,whole",
+                        help="attn, mlp: top-k; whole: every singular value and the rank of the attention J")
     parser.add_argument("--repeats", type=int, default=1, help="runs per side (the same N and best-of for both)")
     parser.add_argument("--chunk-size", type=int, default=1024, help="jacrev rows per vmapped batch (memory)")
     parser.add_argument("--big-tokens", type=int, default=128, help="whole MLP spectrum at this length (0: skip)")
@@ -188,6 +240,10 @@ def main() -> None:
               "naive_method": f"torch.func.jacrev(chunk_size={args.chunk_size}) + float64 torch.linalg.svdvals",
               "parts": {}, "table": []}
     for part in args.parts.split(","):
+        if part == "whole":
+            report["whole_attn"], whole_row = whole_case(args, model, ids, cache)
+            report["table"].append(whole_row)
+            continue
         # everything the naive path does not need to redo per call is prepared here, outside both timers
         modscope_top(part_map(model, token_ids(model, text, 2), layer=args.layer, part=part), part, 8)  # warm-up
         pm = part_map(model, ids, layer=args.layer, part=part)

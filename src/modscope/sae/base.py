@@ -25,7 +25,7 @@ class TrainStep(NamedTuple):
     sparsity: torch.Tensor  # the L1 penalty before its coefficient (0 for TopK)
     l0: torch.Tensor  # active latents per token
     fired: torch.Tensor | None = None  # [n_latents] bool: latents active on at least one token of the batch
-    aux: torch.Tensor | None = None  # normalised auxiliary-K loss before its coefficient (TopK, dead latents)
+    aux: torch.Tensor | None = None  # auxiliary-K loss 1 - cos(e_hat, e) before its coefficient (TopK, dead)
 
 
 def register(name: str):

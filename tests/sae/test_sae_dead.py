@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from modscope.sae import SAEConfig, make_sae
@@ -55,7 +56,16 @@ def _paper_aux_k_loss(sae, x, dead, k_aux):
     return (e - codes @ sae.W_dec).pow(2).sum() / (e - e.mean(0)).pow(2).sum()
 
 
-def test_aux_k_keeps_the_codes_of_dead_latents_on_a_planted_dictionary_where_the_paper_form_shrinks_them():
+@pytest.fixture
+def one_thread():
+    """Tiny matrices: intra-op threads only spin (27 s instead of 0.6 s on the shared 2-core machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_aux_k_keeps_the_codes_of_dead_latents_on_a_planted_dictionary_where_the_paper_form_shrinks_them(one_thread):
     """Planted dictionary smaller than the SAE, its atoms already learnt: the residual is the encoder's
     interference, which the surplus (dead) latents cannot explain. The paper's aux loss is then minimised by
     e_hat = 0, and Adam drives the dead latents' codes towards 0 (below the TopK threshold for good); ours asks

@@ -88,6 +88,7 @@ def main() -> None:
     parts: dict[str, list[float]] = {"shuffle": [], "eigsh (bipartite Gram)": [], "k-means": [], "n-cut": []}
     baselines: dict[str, list[float]] = {"dense eigh of L": [], "eigsh LA on full N": []}
     accuracy = []
+    kmeans(np.random.default_rng(1).standard_normal((64, args.k)), args.k)  # imports scikit-learn outside the timings
     for name, weights in blocks.items():
         layers = as_abs_layers(weights)
         for rep in range(args.shuffles):

@@ -5,6 +5,11 @@ top-64 singular values. The naive side is ``torch.func.jacrev`` of the sublayer 
 ``torch.linalg.svdvals`` of the dense (34·576)² = 19584² Jacobian, nothing else inside its timer: the float64 model
 copy, the sublayer map and its input are prepared before either side is timed. modscope's side is ARPACK Lanczos
 on the matrix-free jvp/vjp operator (attention) and the exact token-wise spectrum (MLP, block diagonal).
+``--parts whole`` asks the seed's real question, every singular value and the exact rank of the attention J, of
+``modscope.jacobian.exact_spectrum`` (J by causal prefixes, its row space token by token, the dense SVD of the
+n × rank matrix J·Q) against the same naive path, comparing every value and the rank when the naive side ran in
+this run (the cache keeps the top 256 values and, from now on, the rank). Both sides also record process CPU
+seconds (all threads), which outside load inflates less than wall time, and the run samples the load average.
 Both sides use the same statistic over the same number of runs (``--repeats``, default 1: one naive run at 34
 tokens takes tens of minutes to hours on 2 cores).
 
@@ -14,6 +19,7 @@ A naive run that cannot fit in memory is reported "not run", with no ratio. Writ
 
     nice -n 19 .venv/bin/python benchmarks/jacobian.py          # full: 34 tokens; naive ~30-60 min on a quiet 2-core
     .venv/bin/python benchmarks/jacobian.py --quick             # 6 tokens, both sides measured, a few minutes
+    .venv/bin/python benchmarks/jacobian.py --parts whole --tokens 8   # whole spectrum + rank, both sides
 """
 
 from __future__ import annotations

@@ -92,8 +92,11 @@ def collect(results: Path = RESULTS) -> list[dict]:
         else:
             found = []
         for entry in found:
-            rows.append({**entry, "file": path.name, "date": env["date"][:10] if "date" in env else NOT_RECORDED,
-                         "machine": env.get("machine") or data.get("machine") or NOT_RECORDED})
+            # a row kept from an earlier run of the same benchmark carries its own date and machine
+            rows.append({**entry, "file": path.name,
+                         "date": entry.get("date") or (env["date"][:10] if "date" in env else NOT_RECORDED),
+                         "machine": entry.get("machine") or env.get("machine") or data.get("machine")
+                         or NOT_RECORDED})
     return rows
 
 

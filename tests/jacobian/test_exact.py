@@ -42,6 +42,7 @@ def test_planted_rank_and_every_value_match_the_dense_svd():
     assert int((want > floor).sum()) == 18
     np.testing.assert_allclose(got.values[:18], want[:18], rtol=1e-12)
     assert np.all(got.values[18:] <= floor)
+    assert np.isnan(got.rank_gap)  # σ_19 was never computed (outside the row space): no gap is claimed
 
 
 def test_tiny_llama_attention_matches_jacrev_and_dense_svd():

@@ -19,6 +19,8 @@ returns rounding noise below the floor there).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch.func import vjp, vmap
@@ -110,7 +112,7 @@ def exact_spectrum(fn: TensorFn, x: torch.Tensor | np.ndarray, *, causal: bool =
 
     Returns:
         A JacobianSpectrum (method ``exact``): all min(n_in, n_out) values (those outside the row space found
-        are 0), the rank above the floor and the gap at it.
+        are 0), the rank above the floor and the gap at it (nan when σ_{r+1} lies outside the row space found).
     """
     x0 = as_input(x, torch.float64)
     if not causal:
@@ -126,7 +128,10 @@ def exact_spectrum(fn: TensorFn, x: torch.Tensor | np.ndarray, *, causal: bool =
     values = np.zeros(min(n_in, n_out))
     found = np.linalg.svd(reduced, compute_uv=False)[: len(values)]
     values[: len(found)] = found
-    return spectrum_from_values(values, "exact", n_in, n_out, floor=floor, width=x0.shape[-1])
+    spectrum = spectrum_from_values(values, "exact", n_in, n_out, floor=floor, width=x0.shape[-1])
+    if spectrum.rank >= len(found):  # σ_{r+1} lies outside Q (reported as 0, not computed): the gap is unknown
+        spectrum = replace(spectrum, rank_gap=float("nan"))
+    return spectrum
 
 
 def prefix_part_fn(model: Model, input_ids: torch.Tensor, *, layer: int, part: str) -> TensorFn:

@@ -156,6 +156,7 @@ def _run_demo(out: Path, size: str, model: str, only: list[str] | None, redo: li
             after = sum(estimate(s.name, size) for s in todo[i + 1:]) * pace
             bar.update(task, description=f"{escape(step.title)} ({step.name})",
                        finish=now + estimate(step.name, size) * pace + after, after=after)
+            bar.refresh()  # the new step shows at once, not at the next tick
             if not display.is_terminal:  # a log file: rich draws nothing live there, so one line per step
                 display.print(f"{escape(f'[{i + 1}/{len(todo)}]')} {escape(step.title)} ({step.name}) · elapsed "
                               f"{duration(now - start)} · ETA {duration(estimate(step.name, size) * pace + after)}",

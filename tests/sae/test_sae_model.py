@@ -58,7 +58,7 @@ def test_feature_logits_table_lists_top_tokens_in_order(tiny_llama):
     result = feature_logits(tiny_llama, sae, features=[0, 5], top=3)
     assert result.promoted.shape == (2, 3) and np.all(np.diff(result.promoted, axis=1) <= 0)
     assert np.all(result.suppressed[:, 0] <= result.promoted[:, -1])
-    assert len(result.table()) == 2 and "promoted" in result.to_json()
+    assert len(result.to_frame()) == 2 and "promoted" in result.to_json()
 
 
 def test_feature_logits_in_latent_blocks_equal_the_full_table(tiny_llama):

@@ -17,7 +17,7 @@ QUESTION = ("How often does each decision rule of the report claim an effect on 
 
 def describe(result) -> tuple[list[str], str]:
     """(headline sentences, verdict) written from a CalibrationResult."""
-    table = result.table()
+    table = result.to_frame()
     headline = []
     for i, rule in enumerate(result.rules):
         part = table[table.rule == rule]
@@ -48,7 +48,7 @@ def write_page(out: Path, result, settings: dict) -> None:
     headline, verdict = describe(result)
     write_probe(out, probe="calibration", title="Calibration of the report's decision rules", question=QUESTION,
                 result=result, headline=headline, verdict=verdict, figures={"fpr": result.plot().figure},
-                tables={"false-positive rate [95% CI] per regime": result.wide(), "all cells": result.table()},
+                tables={"false-positive rate [95% CI] per regime": result.wide(), "all cells": result.to_frame()},
                 settings=settings)
 
 

@@ -83,7 +83,7 @@ def write_mi(out: Path | None, result, settings: dict) -> None:
         figures["mi_vs_n"] = curves
     write_probe(out, probe="mi", title=f"Gaussian MI: {result.model_x} vs {result.model_y}", question=MI_QUESTION,
                 result=result, headline=headline, verdict=result.verdict(), figures=figures,
-                tables={"mi": result.table()}, settings=settings)
+                tables={"mi": result.to_frame()}, settings=settings)
 
 
 def directions_above(spectrum) -> str:
@@ -140,7 +140,7 @@ def write_spectrum(out: Path | None, result, settings: dict) -> None:
     verdict = spectrum_verdict(result)
     write_probe(out, probe="spectrum", title=f"Covariance spectra: {result.model}", question=SPECTRUM_QUESTION,
                 result=result, headline=headline, verdict=verdict, figures=figures,
-                tables={"spectra": result.table()}, settings=settings)
+                tables={"spectra": result.to_frame()}, settings=settings)
 
 
 def register(app: typer.Typer) -> None:
@@ -181,7 +181,7 @@ def register(app: typer.Typer) -> None:
         write_mi(out, result, settings)
         emit(out, {"settings": settings, "result": result.to_json(), "verdict": result.verdict()}, as_json)
         if not as_json and out is None:
-            typer.echo(result.table().to_string(index=False))
+            typer.echo(result.to_frame().to_string(index=False))
             typer.echo(result.verdict())
 
     @app.command("spectrum")
@@ -217,7 +217,7 @@ def register(app: typer.Typer) -> None:
         write_spectrum(out, result, settings)
         emit(out, {"settings": settings, "result": result.to_json()}, as_json)
         if not as_json and out is None:
-            typer.echo(result.table().to_string(index=False))
+            typer.echo(result.to_frame().to_string(index=False))
 
 
 def spread_sites(n_layers: int, count: int) -> str:

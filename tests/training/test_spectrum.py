@@ -36,10 +36,17 @@ def test_gram_singular_values_equal_numpy_svd_to_1e8_relative():
 
 def test_centred_spectrum_equals_svd_of_mean_subtracted_matrix():
     matrix = np.random.default_rng(2).standard_normal((30, 80)) + 5.0
-    spec = gradient_spectrum(matrix, center=True)
+    spec = gradient_spectrum(matrix, centre=True)
     expected = np.linalg.svd(matrix - matrix.mean(axis=0), compute_uv=False)
     assert np.allclose(spec.singular_values[:29], expected[:29], rtol=1e-8)
     assert spec.singular_values[29] < 1e-6 * spec.singular_values[0]
+
+
+def test_old_center_keyword_still_centres_for_one_release():
+    matrix = np.random.default_rng(2).standard_normal((30, 80)) + 5.0
+    old = gradient_spectrum(matrix, center=True)
+    assert np.array_equal(old.singular_values, gradient_spectrum(matrix, centre=True).singular_values)
+    assert old.singular_values[0] < gradient_spectrum(matrix).singular_values[0] / 5  # the mean is gone
 
 
 def test_planted_rank_plus_small_noise_gives_count_above_equal_rank():
@@ -66,7 +73,7 @@ def test_randomized_method_recovers_the_top_values_of_a_low_rank_matrix():
     exact = np.linalg.svd(matrix, compute_uv=False)
     approx = gradient_spectrum(matrix, method="randomized", rank=10, power_iters=3)
     assert np.allclose(approx.singular_values[:10], exact[:10], rtol=1e-6)
-    centred = gradient_spectrum(matrix, method="randomized", rank=10, center=True)
+    centred = gradient_spectrum(matrix, method="randomized", rank=10, centre=True)
     assert np.allclose(centred.singular_values[:10],
                        np.linalg.svd(matrix - matrix.mean(0), compute_uv=False)[:10], rtol=1e-6)
 

@@ -207,7 +207,7 @@ def sweep(
     conditions = parse_csv(nulls)
     if not conditions:
         raise ModscopeError("--nulls is empty; give e.g. none,noise:0.5,pixel-shuffle")
-    result = run_sweep(conditions, center=centre, max_steps=max_steps, epochs=epochs, arch=arch, seed=seed,
+    result = run_sweep(conditions, centre=centre, max_steps=max_steps, epochs=epochs, arch=arch, seed=seed,
                        progress=lambda c: console.print(f"training [bold]{c}[/bold]"))
     if out is not None:
         from modscope.training.pages import write_sweep_page

@@ -65,7 +65,7 @@ def analyse_gradients(source, *, sample_size: int = 400, repeats: int = 10, skip
     sampling = {
         "random": sampling_study(gg, size=size, repeats=repeats, seed=seed),
         "even": sampling_study(gg, size=size, repeats=repeats, scheme="even", seed=seed),
-        "random-centred": sampling_study(gg, size=size, repeats=repeats, center=True, seed=seed),
+        "random-centred": sampling_study(gg, size=size, repeats=repeats, centre=True, seed=seed),
         "random-skip": sampling_study(gg, size=min(size, n - skip), repeats=repeats, skip_first=skip, seed=seed),
     }
     spectrum = spectrum_from_gram(gg, method=method)
@@ -77,7 +77,7 @@ def analyse_gradients(source, *, sample_size: int = 400, repeats: int = 10, skip
     trajectory = trajectory_pc_fractions(gg.gram, lrs) if every_step and plain_sgd else np.full(5, np.nan)
     ckpt = store.checkpoint_logits
     return GradientAnalysis(
-        spectrum=spectrum, centred=spectrum_from_gram(gg, center=True, method=method), sampling=sampling,
+        spectrum=spectrum, centred=spectrum_from_gram(gg, centre=True, method=method), sampling=sampling,
         residual=heldout_residual(gg, fit_size=max(2, min(sample_size, n - 1, int(0.75 * n))), seed=seed),
         profiles=time_profiles(spectrum, k=10),
         logits=logit_pca(ckpt, store.checkpoint_steps) if len(ckpt) >= 3 else None,

@@ -10,6 +10,8 @@ them all (Halko et al. 2011, sec. 5.3, for the Gram route to the SVD).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -54,6 +56,14 @@ def center_gram(gram: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
     w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=np.float64)
     gw = gram @ w
     return gram - gw[None, :] - gw[:, None] + float(w @ gw)
+
+
+def accepts_center(func: Callable) -> Callable:
+    """Let ``func`` take ``center=``, the old spelling of its ``centre=``, as a hidden alias for one release."""
+    @functools.wraps(func)
+    def wrapper(*args, center: bool | None = None, **kwargs):
+        return func(*args, **kwargs) if center is None else func(*args, centre=center, **kwargs)
+    return wrapper
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 from modscope.errors import ModscopeError
 from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
-from modscope.training.gram import GradGram, center_gram, compute_gram
+from modscope.training.gram import GradGram, accepts_center, center_gram, compute_gram
 from modscope.training.spectrum import spectrum_of_gram
 from modscope.training.store import as_store
 
@@ -52,15 +52,16 @@ class HeldoutResidual(Result):
         return ax
 
 
+@accepts_center
 def heldout_residual(store_or_gram, *, fit_size: int = 400, ks=(1, 2, 5, 10, 20, 50, 100, 200, 400),
-                     center: bool = False, params=None, seed: int = 0,
+                     centre: bool = False, params=None, seed: int = 0,
                      fit_rows: np.ndarray | None = None) -> HeldoutResidual:
     """Fit the top-k subspace on ``fit_size`` random steps (or ``fit_rows``) and score all other steps.
 
     Args:
         store_or_gram: a GradGram or anything ``gradient_spectrum`` accepts.
         fit_size: steps in the fit set (seed: 300-400). ks: subspace sizes (clipped to the fit rank).
-        center: subtract the fit steps' mean gradient from every step first.
+        centre: subtract the fit steps' mean gradient from every step first (``center``: old spelling).
     Returns:
         HeldoutResidual.
     """
@@ -74,7 +75,7 @@ def heldout_residual(store_or_gram, *, fit_size: int = 400, ks=(1, 2, 5, 10, 20,
     fit_rows = np.asarray(fit_rows)
     held = np.setdiff1d(np.arange(n), fit_rows)
     gram = gg.gram
-    if center:
+    if centre:
         weights = np.zeros(n)
         weights[fit_rows] = 1.0 / len(fit_rows)
         gram = center_gram(gram, weights)
@@ -93,4 +94,4 @@ def heldout_residual(store_or_gram, *, fit_size: int = 400, ks=(1, 2, 5, 10, 20,
 
     return HeldoutResidual(ks=ks, heldout_explained=fraction(held), fit_explained=fraction(fit_rows),
                            null_explained=ks / gg.n_params, n_fit=len(fit_rows), n_heldout=len(held),
-                           center=center)
+                           center=centre)

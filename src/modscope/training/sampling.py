@@ -9,7 +9,7 @@ import numpy as np
 from modscope.errors import ModscopeError
 from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
-from modscope.training.gram import GradGram, center_gram, compute_gram
+from modscope.training.gram import GradGram, accepts_center, center_gram, compute_gram
 from modscope.training.spectrum import THRESHOLDS, count_above, spectrum_of_gram
 from modscope.training.store import as_store
 
@@ -75,13 +75,14 @@ def sample_rows(n: int, size: int, scheme: str, rng: np.random.Generator) -> np.
     raise ModscopeError(f"unknown sampling scheme '{scheme}'; use random or even")
 
 
-def counts_of_gram(gram: np.ndarray, center: bool) -> dict:
-    values, _ = spectrum_of_gram(center_gram(gram) if center else gram)
+def counts_of_gram(gram: np.ndarray, centre: bool) -> dict:
+    values, _ = spectrum_of_gram(center_gram(gram) if centre else gram)
     return {frac: count_above(values, frac) for frac in THRESHOLDS}
 
 
+@accepts_center
 def sampling_study(store_or_gram, *, size: int = 400, repeats: int = 10, scheme: str = "random",
-                   skip_first: int = 0, center: bool = False, params=None, seed: int = 0) -> SamplingStudy:
+                   skip_first: int = 0, centre: bool = False, params=None, seed: int = 0) -> SamplingStudy:
     """Repeat the seed's sampled SVD ``repeats`` times and compare with the all-steps count.
 
     Every sample's spectrum is ``eigh`` of a sub-block ``G[S, S]`` of the full Gram, so the study costs
@@ -91,7 +92,8 @@ def sampling_study(store_or_gram, *, size: int = 400, repeats: int = 10, scheme:
         store_or_gram: a GradGram (reused) or anything ``gradient_spectrum`` accepts.
         size: steps per sample (seed: 400). repeats: samples (seed: 10). scheme: ``random`` | ``even``.
         skip_first: leave out the first steps (the comment asking whether early steps dominate).
-        center: subtract each sample's mean gradient. seed: sampling RNG seed.
+        centre: subtract each sample's mean gradient (``center``: old spelling, one release).
+        seed: sampling RNG seed.
     Returns:
         SamplingStudy.
     """
@@ -110,10 +112,10 @@ def sampling_study(store_or_gram, *, size: int = 400, repeats: int = 10, scheme:
     per_sample = []
     for _ in range(repeats):
         rows = sample_rows(n, size, scheme, rng)
-        per_sample.append(counts_of_gram(gram[np.ix_(rows, rows)], center))
+        per_sample.append(counts_of_gram(gram[np.ix_(rows, rows)], centre))
     sample_counts = {f: np.array([c[f] for c in per_sample]) for f in THRESHOLDS}
     return SamplingStudy(
-        scheme=scheme, size=size, repeats=repeats, skip_first=skip_first, center=center,
+        scheme=scheme, size=size, repeats=repeats, skip_first=skip_first, center=centre,
         sample_counts=sample_counts, mean={f: float(v.mean()) for f, v in sample_counts.items()},
         sd={f: float(v.std(ddof=1)) for f, v in sample_counts.items()},
-        all_steps_count=counts_of_gram(gram, center), n_steps=n)
+        all_steps_count=counts_of_gram(gram, centre), n_steps=n)

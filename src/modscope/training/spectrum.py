@@ -11,7 +11,7 @@ from modscope.engine import check_engine, reduce_tasks
 from modscope.errors import ModscopeError
 from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
-from modscope.training.gram import GradGram, center_gram, compute_gram, resolve_params, resolve_rows
+from modscope.training.gram import GradGram, accepts_center, center_gram, compute_gram, resolve_params, resolve_rows
 from modscope.training.store import GradientStore, as_store
 
 THRESHOLDS = (0.05, 0.10, 0.15)
@@ -100,21 +100,22 @@ class GradSpectrum(Result):
         return ax
 
 
-def spectrum_from_gram(gg: GradGram, *, center: bool = False, method: str = "gram",
+@accepts_center
+def spectrum_from_gram(gg: GradGram, *, centre: bool = False, method: str = "gram",
                        keep_profiles: int | None = None) -> GradSpectrum:
     """Build a GradSpectrum from a Gram (no pass over the gradients)."""
-    gram = center_gram(gg.gram) if center else gg.gram
+    gram = center_gram(gg.gram) if centre else gg.gram
     values, vecs = spectrum_of_gram(gram)
     rank = min(gg.gram.shape[0], gg.n_params)
     per_param = {}
     for name, g in gg.per_param.items():
-        v, _ = spectrum_of_gram(center_gram(g) if center else g)
+        v, _ = spectrum_of_gram(center_gram(g) if centre else g)
         per_param[name] = {frac: count_above(v, frac) for frac in THRESHOLDS}
     k = rank if keep_profiles is None else min(rank, keep_profiles)
-    return _make(values[:rank], vecs[:, :k].T, gg.n_params, center, method, gg.steps, per_param, gram)
+    return _make(values[:rank], vecs[:, :k].T, gg.n_params, centre, method, gg.steps, per_param, gram)
 
 
-def _make(values, profiles, n_params, center, method, steps, per_param, gram) -> GradSpectrum:
+def _make(values, profiles, n_params, centre, method, steps, per_param, gram) -> GradSpectrum:
     top = float(values[0]) if values.size and values[0] > 0 else 1.0
     energy = float(np.sum(values**2)) or 1.0
     rank = min(len(steps), n_params)
@@ -123,12 +124,13 @@ def _make(values, profiles, n_params, center, method, steps, per_param, gram) ->
         singular_values=values, normalized=values / top, counts=counts,
         count_fraction={f: c / rank for f, c in counts.items()}, per_param_counts=per_param,
         explained_top={k: float(np.sum(values[:k] ** 2) / energy) for k in (1, 10, 100)},
-        n_steps=len(steps), n_params=n_params, center=center, method=method, steps=np.asarray(steps),
+        n_steps=len(steps), n_params=n_params, center=centre, method=method, steps=np.asarray(steps),
         time_profiles=profiles, gram=gram)
 
 
+@accepts_center
 def gradient_spectrum(
-    store_or_matrix, *, params=None, steps=None, center: bool = False, method: str = "auto",
+    store_or_matrix, *, params=None, steps=None, centre: bool = False, method: str = "auto",
     rank: int = 200, power_iters: int = 4, per_param: bool = True, seed: int = 0, engine: str = "local",
     client=None, scheduler: str | None = None,
 ) -> GradSpectrum:
@@ -137,7 +139,8 @@ def gradient_spectrum(
     Args:
         store_or_matrix: GradientStore / GradientRecorder / TrainRun / store directory / [steps, params] array.
         params: tensor names (default all recorded). steps: row indices or slice (default all).
-        center: subtract the mean gradient over the selected steps first (the comment on seed 004).
+        centre: subtract the mean gradient over the selected steps first (the comment on seed 004; ``center`` is
+            the old spelling, accepted for one release).
         method: ``gram`` (exact; float64 Gram in one pass, steps <= ~2e4), ``randomized`` (top ``rank``
             values; Halko, Martinsson & Tropp 2011, Alg. 4.4 with ``power_iters`` power iterations), or ``auto``
             (``gram`` up to 20000 steps, else ``randomized``). ``dask`` is the old spelling of ``gram`` on
@@ -158,10 +161,10 @@ def gradient_spectrum(
     if method == "gram":
         gg = compute_gram(store, params=params, steps=steps, per_param=per_param, **where)
         _require_finite(store, gg)
-        return spectrum_from_gram(gg, center=center, method="dask" if check_engine(engine) == "dask" else "gram")
+        return spectrum_from_gram(gg, centre=centre, method="dask" if check_engine(engine) == "dask" else "gram")
     if method == "randomized":
         _require_finite(store)
-        return randomized_spectrum(store, params=params, steps=steps, center=center, rank=rank,
+        return randomized_spectrum(store, params=params, steps=steps, centre=centre, rank=rank,
                                    power_iters=power_iters, seed=seed, **where)
     raise ModscopeError(f"unknown method '{method}'; use auto, gram or randomized")
 
@@ -214,7 +217,8 @@ def _sum_passes(parts: list) -> tuple[np.ndarray, float]:
     return np.sum([p[0] for p in parts], axis=0), float(sum(p[1] for p in parts))
 
 
-def randomized_svd(store: GradientStore, *, params=None, steps=None, center: bool = False, rank: int = 200,
+@accepts_center
+def randomized_svd(store: GradientStore, *, params=None, steps=None, centre: bool = False, rank: int = 200,
                    power_iters: int = 4, oversample: int = 10, seed: int = 0, stripe: int | None = None,
                    residuals: bool = False, engine: str = "local", client=None, scheduler: str | None = None
                    ) -> dict[str, Any]:
@@ -252,7 +256,7 @@ def randomized_svd(store: GradientStore, *, params=None, steps=None, center: boo
         return reduce_tasks(_tensor_pass, tasks, _sum_passes, **where)
 
     def center_rows(y: np.ndarray) -> np.ndarray:
-        return y - y.mean(axis=0, keepdims=True) if center else y
+        return y - y.mean(axis=0, keepdims=True) if centre else y
 
     if dask:  # each tensor's task draws its part of Omega from the state the single draw reaches there
         states = {}
@@ -276,15 +280,16 @@ def randomized_svd(store: GradientStore, *, params=None, steps=None, center: boo
     return out
 
 
-def randomized_spectrum(store: GradientStore, *, params=None, steps=None, center: bool = False,
+@accepts_center
+def randomized_spectrum(store: GradientStore, *, params=None, steps=None, centre: bool = False,
                         rank: int = 200, power_iters: int = 4, oversample: int = 10, seed: int = 0,
                         stripe: int | None = None, engine: str = "local", client=None,
                         scheduler: str | None = None) -> GradSpectrum:
     """``GradSpectrum`` of the top-``rank`` values of ``randomized_svd`` (same arguments)."""
-    found = randomized_svd(store, params=params, steps=steps, center=center, rank=rank, power_iters=power_iters,
+    found = randomized_svd(store, params=params, steps=steps, centre=centre, rank=rank, power_iters=power_iters,
                            oversample=oversample, seed=seed, stripe=stripe, engine=engine, client=client,
                            scheduler=scheduler)
-    return _make(found["values"], found["profiles"], found["n_params"], center, "randomized",
+    return _make(found["values"], found["profiles"], found["n_params"], centre, "randomized",
                  np.asarray(store.steps)[found["rows"]], {}, None)
 
 

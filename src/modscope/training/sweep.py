@@ -9,7 +9,7 @@ import numpy as np
 
 from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
-from modscope.training.gram import compute_gram
+from modscope.training.gram import accepts_center, compute_gram
 from modscope.training.mnist import train_mnist
 from modscope.training.nulls import parse_null
 from modscope.training.spectrum import THRESHOLDS, spectrum_from_gram
@@ -66,13 +66,15 @@ class SweepResult(Result):
         return ax
 
 
-def run_sweep(conditions=DEFAULT_NULLS, *, center: bool = False,
+@accepts_center
+def run_sweep(conditions=DEFAULT_NULLS, *, centre: bool = False,
               progress: Callable[[str], None] | None = None, **train_kwargs) -> SweepResult:
     """Train once per condition (recording all parameters in RAM) and count singular values.
 
     Args:
         conditions: null labels (see ``modscope.training.nulls.NULL_KINDS``); ``none`` = unchanged.
-        center: subtract the mean gradient. progress: called with each condition's label before it runs.
+        centre: subtract the mean gradient (``center``: old spelling, one release).
+        progress: called with each condition's label before it runs.
         train_kwargs: passed to ``train_mnist`` (``max_steps``, ``epochs``, ``seed``, ``arch``, ...).
     Returns:
         SweepResult.
@@ -85,7 +87,7 @@ def run_sweep(conditions=DEFAULT_NULLS, *, center: bool = False,
         if progress is not None:
             progress(label)
         run = train_mnist(null=None if label == "none" else label, recorder=True, **train_kwargs)
-        spec = spectrum_from_gram(compute_gram(run.recorder.store, per_param=False), center=center)
+        spec = spectrum_from_gram(compute_gram(run.recorder.store, per_param=False), centre=centre)
         tail = max(1, run.n_steps // 10)
         rows.append((spec, run.n_steps, run.n_params, float(np.mean(run.losses[-tail:])), run.valid_accuracy))
         del run
@@ -93,4 +95,4 @@ def run_sweep(conditions=DEFAULT_NULLS, *, center: bool = False,
         conditions=labels, counts={f: np.array([r[0].counts[f] for r in rows]) for f in THRESHOLDS},
         n_steps=np.array([r[1] for r in rows]), n_params=np.array([r[2] for r in rows]),
         final_loss=np.array([r[3] for r in rows]), valid_accuracy=np.array([r[4] for r in rows]),
-        center=center, spectra=[r[0].normalized for r in rows])
+        center=centre, spectra=[r[0].normalized for r in rows])

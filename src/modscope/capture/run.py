@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 from collections.abc import Sequence
@@ -257,32 +258,23 @@ def _forward(model: Model, batch: list[_Doc], first_doc: int, sites: list[str]):
     return site_rows, meta_rows
 
 
-class _progress:
-    """A rich progress bar counting tokens, with tokens/s; or nothing."""
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int):
+    """A rich progress bar counting tokens, with tokens/s, yielding ``advance(n)``; or nothing."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("capture"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
-                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
-        self.bar.start()
-        task = self.bar.add_task("capture", total=self.total, rate="")
+    with Progress(TextColumn("capture"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task("capture", total=total, rate="")
 
         def advance(n: int) -> None:
-            self.bar.advance(task, n)
-            speed = self.bar.tasks[0].speed
-            self.bar.update(task, rate=f"{speed:,.0f} tok/s" if speed else "")
+            bar.advance(task, n)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate=f"{speed:,.0f} tok/s" if speed else "")
 
-        return advance
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
-        return False
+        yield advance

@@ -141,9 +141,7 @@ class ActivationStore:
         manifest = read_manifest(path)
         if manifest is None:
             raise ModscopeError(f"{path} is not a modscope capture store (no {MANIFEST}); run `modscope capture` first")
-        group = _open_group(path, "r")
-        arrays = {s: _open_array(path, group, f"sites/{s}") for s in manifest["sites"]}
-        meta = {k: _open_array(path, group, f"meta/{k}") for k in META_FIELDS}
+        arrays, meta = _open_arrays(path, manifest)
         check_consistent(path, manifest, arrays, meta)
         integrity.check_files(path, _named(arrays, meta), int(manifest["rows_done"]), manifest.get(CHECKSUMS))
         return cls(arrays, meta, docs_frame(manifest), manifest, path)
@@ -188,17 +186,15 @@ def repair_for_resume(path: Path, existing: dict | None, batch_size: int | None 
     """
     if existing is None or not existing.get("rows_done"):
         return existing
-    group = _open_group(path, "r")
-    arrays = {s: _open_array(path, group, f"sites/{s}") for s in existing["sites"]}
-    meta = {k: _open_array(path, group, f"meta/{k}") for k in META_FIELDS}
-    bad = integrity.first_bad_chunk(path, _named(arrays, meta), int(existing["rows_done"]), existing.get(CHECKSUMS))
+    arrays, meta = _open_arrays(path, existing)
+    named = _named(arrays, meta)
+    bad = integrity.first_bad_chunk(path, named, int(existing["rows_done"]), existing.get(CHECKSUMS))
     if bad is None:
         return existing
     chunk_rows = int(meta["doc"].chunks[0])
     rows, docs = integrity.rollback_point(meta["doc"], bad[0] * chunk_rows, batch_size)
     existing = {k: v for k, v in existing.items() if k != "sharded"}  # resumed as a plain capture
     existing.update(rows_done=rows, docs_done=docs, complete=False)
-    named = _named(arrays, meta)
     existing[CHECKSUMS] = {"chunk_rows": chunk_rows,
                            "arrays": {n: integrity.sums_from_disk(a, chunk_rows, rows) for n, a in named.items()}}
     write_json_atomic(path / MANIFEST, existing)
@@ -207,8 +203,7 @@ def repair_for_resume(path: Path, existing: dict | None, batch_size: int | None 
 
 def record_checksums(path: Path, manifest: dict) -> None:
     """Add the checksums of every committed chunk to ``manifest`` (for writers that fill regions out of order)."""
-    group = _open_group(path, "r")
-    named = _named({s: group[f"sites/{s}"] for s in manifest["sites"]}, {k: group[f"meta/{k}"] for k in META_FIELDS})
+    named = _named(*_open_arrays(path, manifest))
     chunk_rows = int(named["meta/doc"].chunks[0])
     manifest[CHECKSUMS] = {"chunk_rows": chunk_rows, "arrays": {
         name: integrity.sums_from_disk(arr, chunk_rows, int(manifest["rows_done"])) for name, arr in named.items()}}
@@ -239,12 +234,24 @@ def check_consistent(path: Path, manifest: dict, arrays: dict, meta: dict) -> No
                             f"{rows} rows its manifest records); delete it and re-run the capture")
 
 
-def _open_array(path: Path, group: Any, name: str):
-    try:
-        return group[name]
-    except Exception as exc:  # noqa: BLE001 - zarr raises several types for damaged array metadata
-        raise ModscopeError(f"{path} is damaged: the metadata of {name} ({name}/zarr.json) is unreadable "
-                            f"({type(exc).__name__}); delete the store and re-run `modscope capture`") from None
+def _open_arrays(path: Path, manifest: dict) -> tuple[dict, dict]:
+    """(site arrays, meta arrays) of the store at ``path``; damaged array metadata is a clear error."""
+    group = _open_group(path, "r")
+
+    def one(name: str):
+        try:
+            return group[name]
+        except Exception as exc:  # noqa: BLE001 - zarr raises several types for damaged array metadata
+            raise ModscopeError(f"{path} is damaged: the metadata of {name} ({name}/zarr.json) is unreadable "
+                                f"({type(exc).__name__}); delete the store and re-run `modscope capture`") from None
+
+    return {s: one(f"sites/{s}") for s in manifest["sites"]}, {k: one(f"meta/{k}") for k in META_FIELDS}
+
+
+def array_layout(manifest: dict) -> list[tuple[str, list[int], str]]:
+    """(name in the group, per-row shape, dtype) of every array of a store: ``sites/<site>``, then ``meta/<field>``."""
+    return [*((f"sites/{s}", shape, "float32") for s, shape in manifest["sites"].items()),
+            *((f"meta/{k}", [], "int64") for k in META_FIELDS)]
 
 
 def _open_group(path: Path, mode: str):
@@ -295,9 +302,7 @@ class ZarrWriter:
         self.group = zarr.open_group(str(path), mode="a")
         rows = manifest["rows_done"]
         self.arrays = {}
-        for name, shape in [*((f"sites/{s}", v) for s, v in manifest["sites"].items()),
-                            *((f"meta/{k}", []) for k in META_FIELDS)]:
-            dtype = "float32" if name.startswith("sites/") else "int64"
+        for name, shape, dtype in array_layout(manifest):
             if name in self.group:
                 arr = self.group[name]
                 arr.resize((rows, *shape))  # drop rows past the last committed flush
@@ -321,10 +326,8 @@ class ZarrWriter:
         return {name: integrity.sums_from_disk(arr, self.sum_rows, rows) for name, arr in self.arrays.items()}
 
     def append(self, site_rows: dict[str, np.ndarray], meta_rows: dict[str, np.ndarray], docs_done: int) -> None:
-        for site, rows in site_rows.items():
-            self.buffer[f"sites/{site}"].append(rows)
-        for key, rows in meta_rows.items():
-            self.buffer[f"meta/{key}"].append(rows)
+        for name, rows in _named(site_rows, meta_rows).items():
+            self.buffer[name].append(rows)
         self.buffered_rows += len(meta_rows["doc"])
         self.docs_done = docs_done
         if self.buffered_rows >= self.chunk_rows:

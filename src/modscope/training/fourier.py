@@ -138,6 +138,13 @@ def turning_points(trajectory: np.ndarray, n: int = 2, min_gap: int = 3) -> list
     return sorted(chosen)
 
 
+def pca_path(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores on PC1 and PC2 ``[rows, 2]`` (zero-padded) of the column-centred ``matrix`` [checkpoints, features],
+    and the variance share of every PC (the path of a run through its checkpoints)."""
+    u, s, _ = np.linalg.svd(matrix - matrix.mean(0), full_matrices=False)
+    return np.pad(u[:, :2] * s[:2], ((0, 0), (0, max(0, 2 - len(s))))), s**2 / max((s**2).sum(), 1e-300)
+
+
 @dataclass(frozen=True)
 class LossPCA(Result):
     """PCA of per-example losses over checkpoints (Olsson et al. 2022, sec. on loss PCA).
@@ -174,12 +181,7 @@ def loss_pca(losses: np.ndarray, steps) -> LossPCA:
     if matrix.ndim != 2 or len(matrix) < 3:
         raise ModscopeError(f"loss PCA needs >= 3 checkpoints of per-example losses, got shape {matrix.shape}; "
                             "train with more checkpoints")
-    centred = matrix - matrix.mean(0)
-    u, s, _ = np.linalg.svd(centred, full_matrices=False)
-    pcs = u[:, :2] * s[:2]
-    if pcs.shape[1] < 2:
-        pcs = np.pad(pcs, ((0, 0), (0, 2 - pcs.shape[1])))
-    var = s ** 2 / max((s ** 2).sum(), 1e-300)
+    pcs, var = pca_path(matrix)
     steps = [int(x) for x in steps]
     return LossPCA(steps=steps, pcs=pcs.tolist(), explained=[float(v) for v in np.pad(var, (0, 2))[:2]],
                    turning_steps=[steps[k] for k in turning_points(pcs)])

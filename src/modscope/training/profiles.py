@@ -9,6 +9,7 @@ import numpy as np
 from modscope.errors import ModscopeError
 from modscope.figures import CATEGORY_CMAP, TRAINED, axes
 from modscope.results import Result
+from modscope.training.fourier import pca_path, turning_points
 
 
 @dataclass(frozen=True)
@@ -92,22 +93,7 @@ def logit_pca(logits: np.ndarray, checkpoint_steps) -> LogitPCA:
     if logits.ndim != 3 or logits.shape[0] < 3:
         raise ModscopeError(f"need logits [checkpoints >= 3, probe, classes], got shape {logits.shape}; "
                             "train with checkpoint_every > 0 (`--checkpoint-every`)")
-    flat = logits.reshape(len(logits), -1)
-    flat = flat - flat.mean(axis=0)
-    u, s, _ = np.linalg.svd(flat, full_matrices=False)
-    coords = u[:, :2] * s[:2]
-    if coords.shape[1] < 2:
-        coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
-    var = s**2
+    coords, explained = pca_path(logits.reshape(len(logits), -1))
     steps = np.asarray(checkpoint_steps)
-    return LogitPCA(checkpoint_steps=steps, coords=coords, explained=var[:10] / max(var.sum(), 1e-300),
-                    turning_step=int(steps[_sharpest_turn(coords)]))
-
-
-def _sharpest_turn(coords: np.ndarray) -> int:
-    d = np.diff(coords, axis=0)
-    if len(d) < 2:
-        return 0
-    a, b = d[:-1], d[1:]
-    cos = np.sum(a * b, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300)
-    return int(np.argmin(cos)) + 1
+    return LogitPCA(checkpoint_steps=steps, coords=coords, explained=explained[:10],
+                    turning_step=int(steps[turning_points(coords, n=1)[0]]))

@@ -96,11 +96,14 @@ def ncut(adjacency, labels: np.ndarray) -> float:
     onehot = sp.csr_matrix(
         (np.ones(keep.sum()), (np.nonzero(keep)[0], labels[keep])), shape=(len(labels), max(n_clusters, 1))
     )
-    between = (onehot.T @ adjacency @ onehot).toarray()  # [k, k] total weight between clusters
+    return ncut_of_between((onehot.T @ adjacency @ onehot).toarray())
+
+
+def ncut_of_between(between: np.ndarray) -> float:
+    """n-cut from the ``[k, k]`` total edge weight between clusters: ``sum_c (vol_c - between_cc) / vol_c``."""
     volume = between.sum(axis=1)
-    cut = volume - np.diag(between)
     present = volume > 0
-    return float(np.sum(cut[present] / volume[present]))
+    return float(np.sum((volume - np.diag(between))[present] / volume[present]))
 
 
 def layered_ncut(layers: Sequence[np.ndarray], labels: np.ndarray, k: int) -> float:
@@ -130,7 +133,4 @@ def layered_ncut(layers: Sequence[np.ndarray], labels: np.ndarray, k: int) -> fl
     for lay, w in enumerate(layers):
         block = (onehots[lay].T @ (w @ onehots[lay + 1])).astype(np.float64)
         between += block + block.T
-    volume = between.sum(axis=1)
-    cut = volume - np.diag(between)
-    present = volume > 0
-    return float(np.sum(cut[present] / volume[present]))
+    return ncut_of_between(between)

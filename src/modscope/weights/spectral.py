@@ -100,26 +100,19 @@ def spectral_embedding(
               for i, w in enumerate(layers)]
     even_sizes, odd_sizes = sizes[0::2], sizes[1::2]
 
-    def to_odd(x: np.ndarray) -> np.ndarray:  # B^T x: even-layer vector -> odd-layer vector
-        xs, ys = _split(x, even_sizes), [np.zeros((n, *x.shape[1:]), dtype=x.dtype) for n in odd_sizes]
-        for lay, s in enumerate(scaled):
-            if lay % 2 == 0:
-                ys[lay // 2] += s.T @ xs[lay // 2]
+    def across(x: np.ndarray, to_odd: bool) -> np.ndarray:  # B^T x (even -> odd layers) or B x (odd -> even)
+        parts = _split(x, even_sizes if to_odd else odd_sizes)
+        out = [np.zeros((n, *x.shape[1:]), dtype=x.dtype) for n in (odd_sizes if to_odd else even_sizes)]
+        for lay, s in enumerate(scaled):  # layer lay is on the even side when lay is even
+            even, odd, even_to_odd = (lay + 1) // 2, lay // 2, s.T if lay % 2 == 0 else s
+            if to_odd:
+                out[odd] += even_to_odd @ parts[even]
             else:
-                ys[lay // 2] += s @ xs[(lay + 1) // 2]
-        return np.concatenate(ys)
-
-    def to_even(y: np.ndarray) -> np.ndarray:  # B y: odd-layer vector -> even-layer vector
-        ys, xs = _split(y, odd_sizes), [np.zeros((n, *y.shape[1:]), dtype=y.dtype) for n in even_sizes]
-        for lay, s in enumerate(scaled):
-            if lay % 2 == 0:
-                xs[lay // 2] += s @ ys[lay // 2]
-            else:
-                xs[(lay + 1) // 2] += s.T @ ys[lay // 2]
-        return np.concatenate(xs)
+                out[even] += even_to_odd.T @ parts[odd]
+        return np.concatenate(out)
 
     even_side = n_even <= n_odd
-    forward, back = (to_odd, to_even) if even_side else (to_even, to_odd)
+    forward, back = (lambda x: across(x, even_side)), (lambda x: across(x, not even_side))
     n_small = min(n_even, n_odd)
     if solver == "auto":
         solver = "dense" if n_small <= DENSE_BELOW or k >= n_small else "arpack"

@@ -33,7 +33,7 @@ from modscope.capture.run import (
     check_batch_size,
     plan_capture,
 )
-from modscope.capture.store import MANIFEST, META_FIELDS, ActivationStore, _open_group, record_checksums
+from modscope.capture.store import MANIFEST, ActivationStore, _open_group, array_layout, read_manifest, record_checksums
 from modscope.errors import ModscopeError
 from modscope.locking import directory_lock, has_content, remove_orphans
 from modscope.paths import write_json_atomic
@@ -164,11 +164,9 @@ def _create(path: Path, manifest: dict, docs: list[_Doc], plan: list[dict], batc
     n_rows = plan[-1]["rows"][1]
     chunk_rows = _chunk_rows(manifest)
     group = zarr.open_group(str(path), mode="a")  # not "w": that would delete the lock held on the directory
-    for site, shape in manifest["sites"].items():
-        group.create_array(f"sites/{site}", shape=(n_rows, *shape), chunks=(chunk_rows, *shape), dtype="float32",
-                           compressors=None, fill_value=np.nan)
-    for key in META_FIELDS:
-        group.create_array(f"meta/{key}", shape=(n_rows,), chunks=(chunk_rows,), dtype="int64", compressors=None)
+    for name, shape, dtype in array_layout(manifest):
+        group.create_array(name, shape=(n_rows, *shape), chunks=(chunk_rows, *shape), dtype=dtype, compressors=None,
+                           fill_value=np.nan if dtype == "float32" else 0)
     _save_plan(path, docs)
     (path / "shards").mkdir(exist_ok=True)
     manifest["sharded"] = {"plan": plan, "batch_size": batch_size, "chunk_rows": chunk_rows}
@@ -176,7 +174,7 @@ def _create(path: Path, manifest: dict, docs: list[_Doc], plan: list[dict], batc
 
 
 def _finish(path: Path) -> ActivationStore:
-    manifest = json.loads((path / MANIFEST).read_text())
+    manifest = read_manifest(path)
     plan = manifest["sharded"]["plan"]
     missing = [k for k, shard in enumerate(plan) if _shard_done(path, k) < shard["docs"][1]]
     if missing:
@@ -196,7 +194,7 @@ def _shard_done(path: Path, k: int) -> int:
     file = _shard_file(path, k)
     if file.exists():
         return int(json.loads(file.read_text())["docs_done"])
-    return int(json.loads((path / MANIFEST).read_text())["sharded"]["plan"][k]["docs"][0])
+    return int(read_manifest(path)["sharded"]["plan"][k]["docs"][0])
 
 
 @contextlib.contextmanager
@@ -232,7 +230,7 @@ def run_shard(model_name: str, seed: int, fingerprint: str, path: str, k: int, *
               lock: str = "file") -> int:
     """Capture shard ``k`` of the store at ``path`` (resuming after its last commit); returns rows written."""
     path = Path(path)
-    manifest = json.loads((path / MANIFEST).read_text())
+    manifest = read_manifest(path)
     info = manifest["sharded"]
     shard = info["plan"][k]
     if model is None:
@@ -257,7 +255,7 @@ def run_shard(model_name: str, seed: int, fingerprint: str, path: str, k: int, *
         rows = int(row_offsets[start + len(batch)] - row_offsets[buffered_from])
         if rows >= chunk_rows or start + batch_size >= end:
             blocks = {f"sites/{s}": np.concatenate([b[0][s] for b in buffer]) for s in sites}
-            blocks |= {f"meta/{m}": np.concatenate([b[1][m] for b in buffer]) for m in META_FIELDS}
+            blocks |= {f"meta/{m}": np.concatenate([b[1][m] for b in buffer]) for m in buffer[0][1]}
             _write_region(group, path, chunk_rows, int(row_offsets[buffered_from]), blocks, lock)
             write_json_atomic(_shard_file(path, k), {"docs_done": start + len(batch), "rows": shard["rows"]})
             written, buffer, buffered_from = written + rows, [], start + len(batch)

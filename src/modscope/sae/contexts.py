@@ -61,14 +61,13 @@ class FeatureContexts(Result):
         return pd.DataFrame(rows, columns=["feature", "activation", "context"])
 
     def plot(self, ax=None):
-        from modscope.figures import TRAINED, axes
+        from modscope.figures import TRAINED, axes, label
 
         ax = axes(ax)
         tops = [ex[0]["activation"] if ex else 0.0 for ex in self.examples]
         ax.bar(range(len(tops)), tops, color=TRAINED)
         ax.set_xticks(range(len(tops)), [str(int(f)) for f in self.features], rotation=90)
-        ax.set_xlabel("feature")
-        ax.set_ylabel("top activation")
+        label(ax, x="feature", y="top activation")
         return ax
 
 

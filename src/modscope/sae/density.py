@@ -69,7 +69,7 @@ class DensityHistory(Result):
         """Heat map: x = training tokens, y = log10 density, colour = number of features; dead on the bottom row."""
         import matplotlib.colors as mcolors
 
-        from modscope.figures import NULL, axes
+        from modscope.figures import NULL, axes, label
 
         ax = axes(ax, figsize=(6.5, 3.8))
         n_ckpt = len(self.tokens_seen)
@@ -84,14 +84,13 @@ class DensityHistory(Result):
         ax.axhline(self.bin_edges[0], color=NULL, lw=1)
         ax.set_xticks(range(n_ckpt), [f"{t / 1e6:.2g}M" if t >= 1e5 else f"{t / 1e3:.0f}k" for t in self.tokens_seen],
                       rotation=45)
-        ax.set_xlabel("training tokens")
-        ax.set_ylabel("log10 density (bottom row: dead)")
+        label(ax, x="training tokens", y="log10 density (bottom row: dead)")
         ax.set_title(f"feature density on {self.n_heldout} held-out tokens (dashed: ultra-rare threshold)")
         return ax
 
     def plot_trends(self, ax=None, max_features: int = 40):
         """log10 density of the ultra-rare features over the checkpoints (falling lines = heading to dead)."""
-        from modscope.figures import NULL, TRAINED, TWIN, axes
+        from modscope.figures import NULL, TRAINED, TWIN, axes, label
 
         ax = axes(ax)
         logd = np.log10(np.maximum(self.densities, 0.5 / self.n_heldout))
@@ -99,8 +98,7 @@ class DensityHistory(Result):
             ax.plot(self.tokens_seen, logd[:, feature], color=TWIN if slope < 0 else TRAINED, alpha=0.6, lw=1)
         ax.axhline(np.log10(0.5 / self.n_heldout), color=NULL, ls=":", label="dead (half-count floor)")
         ax.axhline(np.log10(self.threshold), color=NULL, ls="--", label="ultra-rare threshold")
-        ax.set_xlabel("training tokens")
-        ax.set_ylabel("log10 density")
+        label(ax, x="training tokens", y="log10 density")
         ax.set_title(f"ultra-rare features: {self.n_falling} falling, {self.n_rising} rising (>2 s.e.)")
         ax.legend(loc="lower left")
         return ax

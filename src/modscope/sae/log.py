@@ -54,13 +54,12 @@ class TrainingLog(Result):
 
     def plot(self, ax=None):
         """The training loss against training tokens (log scale)."""
-        from modscope.figures import axes
+        from modscope.figures import axes, label
 
         ax = axes(ax)
         ax.plot(self.tokens, self.loss)
         ax.set_yscale("log")
-        ax.set_xlabel("training tokens")
-        ax.set_ylabel("loss")
+        label(ax, x="training tokens", y="loss")
         return ax
 
     def to_dict(self) -> dict[str, Any]:

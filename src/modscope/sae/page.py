@@ -50,13 +50,12 @@ class SAEReport(Result):
         return self.history.plot(ax)
 
     def plot_loss(self, ax=None):
-        from modscope.figures import TRAINED, TWIN, axes
+        from modscope.figures import TRAINED, TWIN, axes, label
 
         ax = axes(ax)
         ax.plot(self.loss_curve["tokens"], self.loss_curve["mse"], color=TRAINED, label="MSE (normalised units)")
         ax.set_yscale("log")
-        ax.set_xlabel("training tokens")
-        ax.set_ylabel("MSE")
+        label(ax, x="training tokens", y="MSE")
         twin = ax.twinx()
         twin.plot(self.loss_curve["tokens"], self.loss_curve["l0"], color=TWIN, label="L0")
         twin.set_ylabel("L0 (latents/token)")
@@ -105,8 +104,7 @@ def build_report(sae, model=None, windows: torch.Tensor | None = None, heldout: 
             spliced = spliced_loss(model, sae, windows).to_json()
             found = top_contexts(model, sae, windows, features=shown, n_top=n_contexts)
             contexts = [{"feature": int(f), "examples": ex} for f, ex in zip(found.features, found.examples)]
-    curve = ({"tokens": log.tokens, "mse": log.mse, "l0": log.l0, "dead": getattr(log, "dead", []),
-              "aux_loss": getattr(log, "aux_loss", []), "resampled": getattr(log, "resampled", [])}
+    curve = ({k: getattr(log, k) for k in ("tokens", "mse", "l0", "dead", "aux_loss", "resampled")}
              if log is not None else {})
     return SAEReport(
         config=sae.cfg.to_dict(), meta=dict(sae.meta), reconstruction=recon, spliced=spliced,
@@ -150,22 +148,16 @@ def headline(report: SAEReport) -> tuple[list[str], str]:
 
 def write_report(out: str | Path, report: SAEReport, settings: dict | None = None) -> Path:
     """Write the SAE page (result.json, figures, index.html) into ``out``."""
-    from modscope.figures import subplots
+    from modscope.figures import axes
     from modscope.report import write_probe
 
     figures = {}
     if report.history is not None:
-        fig, ax = subplots(figsize=(7, 4))
-        report.history.plot(ax)
-        figures["density_heatmap"] = fig
+        figures["density_heatmap"] = report.history.plot(axes(figsize=(7, 4))).figure
         if len(report.history.ultra_rare_features):
-            fig, ax = subplots(figsize=(6, 3.6))
-            report.history.plot_trends(ax)
-            figures["ultra_rare_trends"] = fig
+            figures["ultra_rare_trends"] = report.history.plot_trends(axes(figsize=(6, 3.6))).figure
     if report.loss_curve:
-        fig, ax = subplots(figsize=(6, 3.6))
-        report.plot_loss(ax)
-        figures["training_curve"] = fig
+        figures["training_curve"] = report.plot_loss(axes(figsize=(6, 3.6))).figure
     tables = {}
     if report.features:
         tables["feature logit weights (direct path, frozen final-norm scale)"] = pd.DataFrame(report.features)

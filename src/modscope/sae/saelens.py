@@ -135,11 +135,6 @@ def load_saelens(directory: str | Path):
                             f"W_dec {tuple(w_dec.shape)}, b_enc {tuple(b_enc.shape)}, b_dec {tuple(b_dec.shape)}")
     if not cfg.get("apply_b_dec_to_input", True):
         b_enc += w_enc @ b_dec  # (x - b_dec) W + b_enc' = x W + b_enc
-    if arch == "topk" and cfg.get("rescale_acts_by_decoder_norm", False):
-        norms = w_dec.norm(dim=1)
-        w_enc *= norms[:, None]
-        b_enc *= norms
-        w_dec /= norms[:, None]
     metadata = dict(cfg.get("metadata") or {})
     ours = metadata.get("modscope") or {}
     unit_rows = bool(torch.allclose(w_dec.norm(dim=1), torch.ones(d_sae), atol=1e-4))
@@ -157,4 +152,7 @@ def load_saelens(directory: str | Path):
                 saelens_version=metadata.get("sae_lens_version"))
     sae = make_sae(SAEConfig.from_dict(settings), meta)
     sae.load_state_dict({"W_enc": w_enc, "W_dec": w_dec, "b_enc": b_enc, "b_dec": b_dec})
+    if arch == "topk" and cfg.get("rescale_acts_by_decoder_norm", False):
+        # SAELens scales the pre-activations by the decoder row norms before its TopK; folded, the codes are equal
+        sae.fold_decoder_norms()
     return sae

@@ -171,15 +171,13 @@ def spliced_loss(model, sae, windows: torch.Tensor | Sequence[Sequence[int]], *,
         def splice(fn):
             return splice_site(model, site, fn)
 
+    def loss_with(replace: Callable[[torch.Tensor], torch.Tensor]) -> float:
+        with splice(replace):
+            return _mean_loss(model, windows, batch)
+
     windows = windows.to(model_device(model))
-    with splice(record_mean):  # the identity: a clean pass that also accumulates the site's mean
-        clean = _mean_loss(model, windows, batch)
-    with splice(reconstruct):
-        spliced = _mean_loss(model, windows, batch)
-    with splice(zeros):
-        zero = _mean_loss(model, windows, batch)
-    with splice(mean):
-        mean_ablated = _mean_loss(model, windows, batch)
+    # in this order: record_mean is the identity, a clean pass that also accumulates the site's mean
+    clean, spliced, zero, mean_ablated = map(loss_with, (record_mean, reconstruct, zeros, mean))
     return SplicedLoss(clean, spliced, zero, fraction_recovered(clean, spliced, zero), spliced - clean,
                        int(windows.shape[0] * (windows.shape[1] - 1)), mean_ablated,
                        fraction_recovered(clean, spliced, mean_ablated))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from modscope.stats.calibration import CalibrationResult, Rule, run_rules
-from modscope.stats.simulate import REGIMES
+from modscope.stats.simulate import REGIMES, check_regime
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,6 @@ def calibrate(*, quick: bool = False, rules: list[str] | None = None, regimes: l
     sizes = sizes or (QUICK if quick else DEFAULT)
     chosen = select(make_rules(sizes), rules)
     regimes = list(regimes or REGIMES)
-    from modscope.stats.simulate import check_regime
-
     for regime in regimes:
         check_regime(regime)
     return run_rules(chosen, regimes, reps=reps or sizes.reps, seed=seed, sizes=vars(sizes).copy(),

@@ -32,13 +32,12 @@ def batch_schedule(n_examples: int, batch_size: int, epochs: int, *, seed: int =
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
     """``sgd`` (plain, so each update is -lr times the gradient) or ``adam``."""
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    from modscope.errors import ModscopeError
+    optimizers = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+    if name not in optimizers:
+        from modscope.errors import ModscopeError
 
-    raise ModscopeError(f"unknown optimizer '{name}'; use sgd or adam")
+        raise ModscopeError(f"unknown optimizer '{name}'; use sgd or adam")
+    return optimizers[name](params, lr=lr)
 
 
 def run_steps(

@@ -21,12 +21,7 @@ def shuffle_within_layers(layers: Sequence[np.ndarray], rng: np.random.Generator
     Returns:
         New arrays, one per layer.
     """
-    out = []
-    for w in layers:
-        flat = w.reshape(-1).copy()
-        rng.shuffle(flat)
-        out.append(flat.reshape(w.shape))
-    return out
+    return [rng.permutation(w.reshape(-1)).reshape(w.shape) for w in layers]
 
 
 @dataclass(frozen=True)
@@ -51,11 +46,7 @@ def compare_lower(observed: float, null: np.ndarray) -> NullComparison:
     mean = float(null.mean()) if len(null) else float("nan")
     sd = float(null.std(ddof=1)) if len(null) > 1 else float("nan")
     diff = observed - mean
-    if sd > 0:
-        z = diff / sd
-    elif sd == 0:
-        z = 0.0 if diff == 0 else float(np.copysign(np.inf, diff))
-    else:
-        z = float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):  # sd 0: z is ±inf, or 0 when observed equals the null
+        z = 0.0 if sd == 0 and diff == 0 else np.float64(diff) / sd
     p_value = (1 + int(np.sum(null <= observed))) / (1 + len(null))
     return NullComparison(null_mean=mean, null_sd=sd, z=float(z), p_value=p_value)

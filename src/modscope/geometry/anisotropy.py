@@ -55,7 +55,7 @@ class AnisotropyStudy(Result):
     def plot(self, ax=None, *, centred: bool = False):
         """Mean pairwise cosine of hidden states against depth (solid raw, dashed centred)."""
         ax = axes(ax)
-        frame = self.table()
+        frame = self.to_frame()
         frame = frame[np.isfinite(frame["depth"].astype(float))].sort_values("depth")
         colour = model_colour(self.model)
         for family in dict.fromkeys(frame["family"]):

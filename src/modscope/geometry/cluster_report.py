@@ -69,7 +69,7 @@ def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.
         states.append(arrays)
     headline = []
     for study in studies:
-        frame = study.table()
+        frame = study.to_frame()
         clustered = frame[frame["k"] > 1]
         headline.append(
             f"{study.model}: {len(clustered)} of {len(frame)} sites split into clusters (silhouette >= 0.25 and > "
@@ -88,7 +88,7 @@ def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.
             if result.k > 1:
                 headline.append(f"{study.model} {site}: k = {result.k}: {describe_clusters(result)}.")
                 break
-    first = studies[0].table()
+    first = studies[0].to_frame()
     n_clustered = int((first["k"] > 1).sum())
     residual = float(first["within_cosine_clusterwise"].abs().max())
     if n_clustered == 0:
@@ -102,7 +102,7 @@ def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.
                       f"{float(first['mean_cosine_global'].abs().max()):.3f})." if residual < 0.1 else
                       "(not ≈ 0: the clusters alone do not explain the anisotropy)."))
         for twin in studies[1:]:
-            n_twin = int((twin.table()["k"] > 1).sum())
+            n_twin = int((twin.to_frame()["k"] > 1).sum())
             if n_twin:
                 verdict += (f" {twin.model} also splits at {n_twin} of {len(twin.sites)} sites, so having clusters "
                             "is not by itself a product of training; what the clusters are (headline) is.")
@@ -127,6 +127,6 @@ def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.
                   question="Do hidden states lie in a few clusters, and does re-centring each cluster bring the mean "
                            "cosine to about 0 (Cai et al. 2021)?",
                   result={s.model: s for s in studies}, headline=headline, verdict=verdict, figures_=figs,
-                  tables={f"clusters_{s.model}": s.table().round(4) for s in studies},
+                  tables={f"clusters_{s.model}": s.to_frame().round(4) for s in studies},
                   settings={"sites": sites, "per_category": per_category, "positions": positions, "ctx": ctx,
                             "max_k": max_k, "seed": seed, "rows": studies[0].settings["rows"]})

@@ -253,7 +253,7 @@ class ClusterStudy(Result):
         from modscope.figures import model_colour
 
         ax = axes(ax)
-        frame = self.table()
+        frame = self.to_frame()
         x = np.arange(len(frame))
         colour = model_colour(self.model)
         ax.plot(x, frame["mean_cosine_raw"], "-o", ms=3, color=colour, label=f"{self.model} raw")

@@ -49,7 +49,7 @@ def separation_vs_depth(studies: Sequence, kind: str, *, metric: str = "z"):
     ax = axes(None, figsize=(6.5, 3.8))
     styles = ["-", "--", ":", "-."]
     for study in studies:
-        frame = study.table()
+        frame = study.to_frame()
         frame = frame[frame["kind"] == kind]
         for index, family in enumerate(dict.fromkeys(frame["family"])):
             part = frame[frame["family"] == family].sort_values("depth")

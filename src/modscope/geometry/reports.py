@@ -98,7 +98,7 @@ def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[s
     headline.append(f"{first.model} without massive coordinates: best {kind} separation at {lean_best['site']}, "
                     f"within − between = {lean_best['difference']:.3f} (z = {lean_best['z']:.1f}).")
     verdict += "."
-    tables = {f"sites_{s.model}": s.table().round(4) for s in studies}
+    tables = {f"sites_{s.model}": s.to_frame().round(4) for s in studies}
     return finish(out, probe="similarity", title="Similarity matrices by category",
                   question="Do texts of the same category have more similar hidden states than texts of different "
                            "categories, layer by layer, beyond chance and beyond a random-init twin?",
@@ -230,14 +230,14 @@ def anisotropy_report(models: Sequence, corpus, *, sites: str = "embed,resid_pos
                         f"centred (isotropic reference 0 ± {1 / np.sqrt(study.d_model):.3f}), exact over "
                         f"{study.rows_measured('W_E')} ({we['raw'].n_pairs:,} pairs); "
                         f"embeddings {'tied' if study.tied else 'untied'}.")
-        hidden = study.table().dropna(subset=["depth"])
+        hidden = study.to_frame().dropna(subset=["depth"])
         if len(hidden):
             top = hidden.loc[hidden["mean_raw"].idxmax()]
             headline.append(f"{study.model}: of {plural(len(hidden), 'site')} measured, hidden states are most "
                             f"anisotropic at {top['name']} (mean cosine {top['mean_raw']:.3f} raw, "
                             f"{top['mean_centred']:.3f} centred, over all pairs of {int(top['n_rows']):,} token rows "
                             f"gathered from the corpus sample).")
-    first = studies[0].table()
+    first = studies[0].to_frame()
     gap = float((first["mean_raw"] - first["mean_centred"]).abs().max())
     verdict = (f"Centring changes the mean cosine by up to {gap:.2f} in {studies[0].model} (over the "
                f"{plural(len(first), 'matrix or site', 'matrices and sites')} measured; an isotropic cloud has mean "
@@ -248,7 +248,7 @@ def anisotropy_report(models: Sequence, corpus, *, sites: str = "embed,resid_pos
     if samples[0] is not None:  # hidden states again, each site's massive coordinates dropped (rows kept)
         lean, dropped = without_massive(samples[0])
         lean_table = anisotropy_study({}, lean, model=studies[0].model, tied=studies[0].tied, bins=bins, engine=engine,
-                                      scheduler=scheduler).table()
+                                      scheduler=scheduler).to_frame()
         full = first.dropna(subset=["depth"]).set_index("name")
         top = full["mean_raw"].idxmax()
         lean_top = lean_table.set_index("name").loc[top]
@@ -263,7 +263,7 @@ def anisotropy_report(models: Sequence, corpus, *, sites: str = "embed,resid_pos
                   question="Is the high cosine similarity of embeddings and hidden states meaning, or a shared "
                            "offset that mean-centring removes?",
                   result=result, headline=headline, verdict=verdict, figures_=figs,
-                  tables={f"mean_cosine_{s.model}": s.table().round(4) for s in studies},
+                  tables={f"mean_cosine_{s.model}": s.to_frame().round(4) for s in studies},
                   settings={"sites": sites, "per_category": per_category, "positions": positions, "ctx": ctx,
                             "vocab_rows": vocab_rows, "bins": bins,
                             "rows": gathered.rows_description() if gathered is not None else None})

@@ -57,7 +57,7 @@ class SimilarityStudy(Result):
         """Separation z against depth for one kind, one line per site family (e.g. attn_out, resid_post)."""
         ax = axes(ax)
         kind = kind or self.kinds[0]
-        frame = self.table()
+        frame = self.to_frame()
         frame = frame[frame["kind"] == kind]
         styles = ["-", "--", ":", "-."]
         families = [f for f in dict.fromkeys(frame["family"]) if family is None or f == family]

@@ -119,7 +119,7 @@ class CalibrationResult(Result):
 
     def wide(self) -> pd.DataFrame:
         """FPR per rule (rows) × regime (columns), as ``rate [lo, hi]`` strings, with nominal and power."""
-        t = self.table()
+        t = self.to_frame()
         out = pd.DataFrame({"rule": self.rules, "nominal": self.nominal})
         for regime in self.regimes:
             part = t[t.regime == regime].set_index("rule").loc[self.rules]
@@ -134,7 +134,7 @@ class CalibrationResult(Result):
         from modscope import figures as style
 
         ax = style.axes(ax, figsize=(8.0, 0.45 * len(self.rules) + 1.6))
-        t = self.table()
+        t = self.to_frame()
         offsets = np.linspace(-0.3, 0.3, len(self.regimes))
         colours = ["#1f5fa8", "#d9822b", "#3a9a5b", "#b03a48", "#7b5ea7", "#555555"]
         for j, regime in enumerate(self.regimes):

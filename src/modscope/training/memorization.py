@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 from modscope.errors import ModscopeError
 from modscope.figures import NULL, TRAINED, TWIN, axes
 from modscope.results import Result
+from modscope.training.store import save_npz_atomic
 
 GROUPS = ("flipped", "atypical", "duplicated", "clean")
 
@@ -160,10 +160,7 @@ def train_one(index: int, images: np.ndarray, labels: np.ndarray, *, steps: int,
         result = {"mask": mask, "correct": (logits.argmax(-1) == y).numpy(),
                   "loss": torch.nn.functional.cross_entropy(logits, y, reduction="none").numpy()}
     if out is not None:
-        tmp = out / f".model_{index:04d}.npz.tmp"
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **result)
-        os.replace(tmp, out / f"model_{index:04d}.npz")
+        save_npz_atomic(out / f"model_{index:04d}.npz", **result)
     return result
 
 

@@ -16,6 +16,7 @@ from modscope.paths import cache_dir
 from modscope.training.loop import accuracy, batch_schedule, make_optimizer, run_steps
 from modscope.training.nulls import NullCondition, apply_null_to_data, parse_null
 from modscope.training.recorder import GradientRecorder
+from modscope.training.store import save_npz_atomic
 
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
 
@@ -218,7 +219,5 @@ def mnist_mlp_weights(*, epochs: int = 1, seed: int = 0, refresh: bool = False) 
     trained, init = ([t.detach().float().numpy().T.copy() for key, t in state.items()
                       if key.endswith("weight") and t.ndim == 2] for state in (run.model.state_dict(), run.init_state))
     arrays = {f"trained_{i}": w for i, w in enumerate(trained)} | {f"init_{i}": w for i, w in enumerate(init)}
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, n_layers=len(trained), test_accuracy=run.test_accuracy, **arrays)
-    tmp.replace(path)
+    save_npz_atomic(path, n_layers=len(trained), test_accuracy=run.test_accuracy, **arrays)
     return MnistWeights(trained, init, float(run.test_accuracy), epochs, seed)

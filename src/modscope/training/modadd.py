@@ -11,6 +11,7 @@ import torch
 
 from modscope.errors import ModscopeError
 from modscope.training.recorder import GradientRecorder
+from modscope.training.store import save_npz_atomic
 
 
 def make_modadd_mlp(p: int, width: int = 256, seed: int = 0) -> torch.nn.Sequential:
@@ -68,16 +69,11 @@ def probe_pairs(p: int, train_idx: np.ndarray, test_idx: np.ndarray, size: int, 
 
 def save_checkpoints(path: Path, run: ModaddRun) -> None:
     """Write the run's checkpoints (steps, probe, probe logits, first-layer snapshots, curves) atomically."""
-    import os
-
     path.mkdir(parents=True, exist_ok=True)
-    tmp = path / f".{CHECKPOINTS_FILE}.tmp"
-    with open(tmp, "wb") as handle:
-        np.savez(handle, checkpoint_steps=run.checkpoint_steps, probe_index=run.probe_index,
-                 probe_logits=run.probe_logits, embedding_snapshots=run.embedding_snapshots,
-                 train_losses=run.train_losses, test_losses=run.test_losses, train_accuracy=run.train_accuracy,
-                 test_accuracy=run.test_accuracy)
-    os.replace(tmp, path / CHECKPOINTS_FILE)
+    save_npz_atomic(path / CHECKPOINTS_FILE, checkpoint_steps=run.checkpoint_steps, probe_index=run.probe_index,
+                    probe_logits=run.probe_logits, embedding_snapshots=run.embedding_snapshots,
+                    train_losses=run.train_losses, test_losses=run.test_losses,
+                    train_accuracy=run.train_accuracy, test_accuracy=run.test_accuracy)
 
 
 def train_modadd(p: int = 113, steps: int = 5000, *, train_frac: float = 0.5, width: int = 256,

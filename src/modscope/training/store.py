@@ -29,6 +29,14 @@ FORMAT = "modscope.gradients/1"
 STATE_PREFIX = "train_state-"
 
 
+def save_npz_atomic(path: Path, **arrays: Any) -> None:
+    """``np.savez`` through a temporary file and ``os.replace``: a reader sees the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(tmp, path)
+
+
 class GradientStore:
     """Per-parameter gradient blocks ``[steps, size]`` (float32) with per-step loss, lr, step index.
 

@@ -62,17 +62,10 @@ def layered_adjacency(weights: Sequence) -> sp.csr_matrix:
         ``A`` as a float64 CSR matrix of shape ``[n_nodes, n_nodes]``, ``n_nodes = sum(layer_sizes)``.
     """
     layers = as_abs_layers(weights, dtype=np.float64)
-    sizes = layer_sizes(layers)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    n = int(offsets[-1])
-    rows, cols, vals = [], [], []
+    blocks = [[None] * (len(layers) + 1) for _ in range(len(layers) + 1)]
     for lay, w in enumerate(layers):
-        r, c = np.nonzero(w)
-        rows.append(r + offsets[lay])
-        cols.append(c + offsets[lay + 1])
-        vals.append(w[r, c])
-    upper = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    return (upper + upper.T).tocsr()
+        blocks[lay][lay + 1], blocks[lay + 1][lay] = sp.coo_matrix(w), sp.coo_matrix(w.T)
+    return sp.bmat(blocks, format="csr")
 
 
 def ncut(adjacency, labels: np.ndarray) -> float:
@@ -120,15 +113,8 @@ def layered_ncut(layers: Sequence[np.ndarray], labels: np.ndarray, k: int) -> fl
     Returns:
         The n-cut (dimensionless).
     """
-    sizes = layer_sizes(layers)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    onehots = []
-    for lay in range(len(sizes)):
-        lab = labels[offsets[lay]:offsets[lay + 1]]
-        h = np.zeros((len(lab), k), dtype=layers[0].dtype)
-        keep = lab >= 0
-        h[np.nonzero(keep)[0], lab[keep]] = 1
-        onehots.append(h)
+    onehot = (np.asarray(labels)[:, None] == np.arange(k)).astype(layers[0].dtype)  # a -1 row stays all zero
+    onehots = np.split(onehot, np.cumsum(layer_sizes(layers))[:-1])
     between = np.zeros((k, k))
     for lay, w in enumerate(layers):
         block = (onehots[lay].T @ (w @ onehots[lay + 1])).astype(np.float64)

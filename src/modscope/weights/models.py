@@ -41,10 +41,7 @@ def mlp_weights(module: nn.Module) -> list[np.ndarray]:
 
 
 def _find(container: nn.Module, names: tuple[str, ...]) -> nn.Module | None:
-    for name in names:
-        if hasattr(container, name):
-            return getattr(container, name)
-    return None
+    return next((getattr(container, name) for name in names if hasattr(container, name)), None)
 
 
 def block_mlp_weights(model, layer: int, *, gate: str = "sum", fold_norm: bool = False) -> list[np.ndarray]:

@@ -10,7 +10,7 @@ import pandas as pd
 from modscope.errors import ModscopeError
 from modscope.figures import CATEGORY_CMAP, NULL, axes
 from modscope.results import Result
-from modscope.stats.spectral_clustering import kmeans
+from modscope.stats.spectral_clustering import kmeans, silhouettes
 
 SILHOUETTE_FLOOR = 0.25  # Kaufman & Rousseeuw (1990): below 0.25 "no substantial structure has been found"
 NULL_MARGIN = 0.05  # and clusters must beat one elongated Gaussian blob of the same covariance by this much
@@ -29,22 +29,12 @@ def principal_axes(centred: np.ndarray, k: int) -> np.ndarray:
 
 def silhouette(points: np.ndarray, assign: np.ndarray) -> float:
     """Mean silhouette s_i = (b_i - a_i) / max(a_i, b_i) (Rousseeuw 1987), Euclidean; 0 for singletons' rows."""
-    labels = np.unique(assign)
+    labels, codes = np.unique(assign, return_inverse=True)
     if len(labels) < 2:
         return 0.0
     sq = (points ** 2).sum(1)
     dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * points @ points.T, 0.0))
-    mean_to = np.stack([dist[:, assign == c].sum(1) for c in labels], 1)
-    sizes = np.array([(assign == c).sum() for c in labels], dtype=float)
-    own = np.searchsorted(labels, assign)
-    rows = np.arange(len(points))
-    own_size = sizes[own]
-    a = np.where(own_size > 1, mean_to[rows, own] / np.maximum(own_size - 1, 1), 0.0)
-    others = mean_to / sizes[None]
-    others[rows, own] = np.inf
-    b = others.min(1)
-    s = np.where(own_size > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-300), 0.0)
-    return float(s.mean())
+    return float(silhouettes(dist, codes[None], len(labels))[0])
 
 
 def pairwise_mean_cosine(vectors: np.ndarray, pairs: np.ndarray | None = None) -> float:

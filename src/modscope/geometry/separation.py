@@ -10,6 +10,7 @@ from modscope.errors import ModscopeError
 from modscope.figures import NULL, TRAINED, axes
 from modscope.geometry.similarity import dissimilarity
 from modscope.results import Result
+from modscope.stats.spectral_clustering import silhouettes, sums_by_label
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,6 @@ def permuted_labels(codes: np.ndarray, groups, n_permutations: int, seed: int) -
     return np.stack([rng.permutation(group_label)[group_codes] for _ in range(n_permutations)])
 
 
-def sums_by_label(M: np.ndarray, onehot: np.ndarray) -> np.ndarray:
-    """[P, n, c] with entry (p, i, c) = sum_j M_ij [label_p(j) = c] (a batched GEMM; faster here than one wide
-    GEMM, which needs a transposed copy)."""
-    return M @ onehot
-
-
 def within_between(S: np.ndarray, codes: np.ndarray, n_categories: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean within- and between-label similarity (off-diagonal pairs) for a batch of label vectors [P, n]."""
     onehot = np.eye(n_categories)[codes]  # [P, n, c]
@@ -103,22 +98,6 @@ def within_between(S: np.ndarray, codes: np.ndarray, n_categories: int) -> tuple
     total_pairs = len(codes[0]) * (len(codes[0]) - 1)
     between_sum = S.sum() - diag.sum() - within_sum
     return within_sum / within_pairs, between_sum / (total_pairs - within_pairs)
-
-
-def silhouettes(D: np.ndarray, codes: np.ndarray, n_categories: int) -> np.ndarray:
-    """Mean silhouette s_i = (b_i - a_i) / max(a_i, b_i) for a batch of label vectors [P, n] (D has zero diagonal)."""
-    onehot = np.eye(n_categories)[codes]  # [P, n, c]
-    sums = sums_by_label(D, onehot)
-    counts = onehot.sum(axis=1)[:, None, :]  # [P, 1, c]
-    own = onehot.astype(bool)
-    own_count = np.where(own, counts - 1, counts)
-    mean_dist = np.divide(sums, own_count, out=np.full_like(sums, np.nan), where=own_count > 0)
-    a = np.where(own, mean_dist, 0.0).sum(axis=2)
-    b = np.where(own | (counts == 0), np.inf, mean_dist).min(axis=2)
-    singleton = (own * (counts == 1)).sum(axis=2) > 0
-    scale = np.maximum(a, b)
-    s = np.divide(b - a, scale, out=np.zeros_like(a), where=scale > 0)
-    return np.where(singleton, 0.0, s).mean(axis=1)
 
 
 def permutation_summary(observed: float, null: np.ndarray) -> tuple[float, float, float, float]:

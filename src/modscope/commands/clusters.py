@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from modscope.commands import common
-from modscope.commands.common import DemoContext, DemoStep, emit, positive
-from modscope.commands.geometry import load_corpus, models_with_twin
+from modscope.commands.common import DemoContext, DemoStep, emit, models_with_twin, positive
+from modscope.commands.geometry import load_corpus
 
 
 def register(app: typer.Typer) -> None:
@@ -28,10 +28,9 @@ def register(app: typer.Typer) -> None:
 
         positive(per_category, "--per-category")
         positive(ctx, "--ctx")
-        payload = clusters_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
+        emit(out, clusters_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
                                   per_category=per_category, positions=positions, ctx=ctx, max_k=max_k, seed=seed,
-                                  out=out)
-        emit(out, payload, as_json)
+                                  out=out), as_json)
 
 
 def demo_clusters(ctx: DemoContext, out: Path) -> None:

@@ -31,6 +31,14 @@ def twin_name(model: str, twin: str) -> str:
     return f"random:{model}" if twin == "random" else twin
 
 
+def models_with_twin(model: str, twin: str, twin_seed: int = 0) -> list:
+    """The model, then its twin unless ``twin`` is 'none'."""
+    chosen = [cached_model(model)]
+    if twin.lower() != "none":
+        chosen.append(cached_model(twin_name(model, twin), twin_seed))
+    return chosen
+
+
 def parse_csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
@@ -47,12 +55,15 @@ def positive(value: float | None, what: str) -> None:
         raise ModscopeError(f"{what} must be > 0, got {value}")
 
 
-def emit(out: Path | None, payload: dict[str, Any], as_json: bool) -> None:
-    """Print the result JSON (``--json``) or where the page was written."""
+def emit(out: Path | None, payload: Any, as_json: bool, line: str | None = None) -> None:
+    """Print the result JSON (``--json``), or where the page was written and then ``line`` (both on stderr)."""
     if as_json:
         typer.echo(json.dumps(payload, indent=2, default=str))
-    elif out is not None:
+        return
+    if out is not None:
         console.print(f"wrote [bold]{out}/index.html[/bold] and {out}/result.json")
+    if line is not None:
+        console.print(line)
 
 
 def check_out_dir(out: Path | None) -> Path | None:
@@ -162,6 +173,15 @@ def positional_store(store: Path | None, positional: Path | None) -> Path:
     if store is None:
         raise ModscopeError("no store given: pass --store DIR")
     return Path(store)
+
+
+def capture_inputs(corpus: str, max_tokens: int | None, seed: int, sample_seed: int | None) -> tuple[Any, int]:
+    """(the corpus, the seed) of a capture command, its arguments checked (``--sample-seed``: the old ``--seed``)."""
+    from modscope.corpus import load as load_corpus
+
+    seed = renamed(seed, sample_seed, "--sample-seed", "--seed")
+    positive(max_tokens, "--max-tokens")
+    return load_corpus(corpus), seed
 
 
 # the options of every capture command (`capture`, `capture-shard`)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from modscope.commands import common
-from modscope.commands.common import cached_model, console, emit
+from modscope.commands.common import cached_model, emit
 from modscope.errors import ModscopeError
 
 BACKENDS = ("processes", "dask", "serial")
@@ -50,23 +50,18 @@ def register(app: typer.Typer) -> None:
         engine: str | None = common.old_spelling("--engine"),
     ) -> None:
         """Capture SITES of MODEL into one Zarr store from several processes or Dask workers (resumable)."""
-        from modscope import corpus as corpus_mod
         from modscope.capture.sharded import capture_sharded
 
-        seed = common.renamed(seed, sample_seed, "--sample-seed", "--seed")
+        texts, seed = common.capture_inputs(corpus, max_tokens, seed, sample_seed)
         backend = common.renamed(backend, engine, "capture-shard --engine", "--backend")
         if backend not in BACKENDS:
             raise ModscopeError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
-        if max_tokens is not None and max_tokens <= 0:
-            raise ModscopeError(f"--max-tokens must be > 0, got {max_tokens}")
-        store = capture_sharded(cached_model(model), corpus_mod.load(corpus), sites, out=out, shards=shards,
+        store = capture_sharded(cached_model(model), texts, sites, out=out, shards=shards,
                                 positions=positions, max_tokens=max_tokens, ctx=ctx, batch_size=batch_size,
                                 backend=backend, scheduler=scheduler, sample=sample, seed=seed)
         summary = {"store": str(out), "rows": store.n_rows, "sites": store.shapes, "shards": shards}
-        if as_json:
-            typer.echo(json.dumps(summary, indent=2))
-        else:
-            console.print(f"captured {store.n_rows} rows of {len(store.sites)} sites in {shards} shards into {out}")
+        emit(None, summary, as_json,
+             f"captured {store.n_rows} rows of {len(store.sites)} sites in {shards} shards into {out}")
 
     @app.command("dask-stats")
     def dask_stats_cmd(
@@ -100,10 +95,8 @@ def register(app: typer.Typer) -> None:
         payload = {"stat": stat, "engine": engine, "store": str(store), "site": site, "site_y": site_y,
                    "result": _summary(stat, result)}
         _write(out, payload)
-        if as_json:
-            typer.echo(json.dumps(payload, indent=2, default=str))
-        else:
-            console.print(f"{stat} of {site} over {acts.n_rows} rows ({engine}): {json.dumps(payload['result'])[:300]}")
+        emit(None, payload, as_json,
+             f"{stat} of {site} over {acts.n_rows} rows ({engine}): {json.dumps(payload['result'])[:300]}")
 
     @app.command("grad-svd")
     def grad_svd_cmd(
@@ -122,11 +115,10 @@ def register(app: typer.Typer) -> None:
                               **common.engine_kwargs(engine, scheduler))
         payload = result.to_json()
         _write(out, payload)
-        emit(None, payload, as_json)
-        if not as_json:
-            console.print(f"{result.method}: top values {result.singular_values[:5].round(4).tolist()}, "
-                          f"{result.captured:.1%} of ||A||_F^2, max relative error bound "
-                          f"{float(result.relative_error_bound.max(initial=0)):.2e}")
+        emit(None, payload, as_json,
+             f"{result.method}: top values {result.singular_values[:5].round(4).tolist()}, "
+             f"{result.captured:.1%} of ||A||_F^2, max relative error bound "
+             f"{float(result.relative_error_bound.max(initial=0)):.2e}")
 
 
 def demo_steps() -> list:

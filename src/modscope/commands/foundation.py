@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -42,8 +41,8 @@ def register(app: typer.Typer) -> None:
     def models_cmd(as_json: bool = common.JSON_OPTION) -> None:
         """List the models that can be loaded here and where they come from."""
         rows = available_models()
+        emit(None, rows, as_json)
         if as_json:
-            typer.echo(json.dumps(rows, indent=2))
             return
         table = Table("name", "kind", "where")
         for r in rows:
@@ -59,8 +58,8 @@ def register(app: typer.Typer) -> None:
 
         m = cached_model(model)
         shapes = m.sites()
+        emit(None, {"model": m.describe(), "sites": {k: list(v) for k, v in shapes.items()}}, as_json)
         if as_json:
-            typer.echo(json.dumps({"model": m.describe(), "sites": {k: list(v) for k, v in shapes.items()}}, indent=2))
             return
         table = Table("site", "shape", "meaning", title=f"{m.name}: {m.n_layers} layers, d_model {m.d_model}")
         for name, shape in shapes.items():
@@ -79,22 +78,16 @@ def register(app: typer.Typer) -> None:
         sample_seed: int | None = common.old_spelling("--sample-seed"),
     ) -> None:
         """Capture SITES of MODEL over a corpus into a resumable Zarr store."""
-        from modscope import corpus as corpus_mod
         from modscope.capture import capture
 
-        seed = common.renamed(seed, sample_seed, "--sample-seed", "--seed")
-        if max_tokens is not None and max_tokens <= 0:
-            raise ModscopeError(f"--max-tokens must be > 0, got {max_tokens}")
-        texts = corpus_mod.load(corpus)
+        texts, seed = common.capture_inputs(corpus, max_tokens, seed, sample_seed)
         if per_category:
             texts = texts.sample(per_category)
         store = capture(cached_model(model), texts, sites, positions=positions, max_tokens=max_tokens, ctx=ctx,
                         batch_size=batch_size, out=out, sample=sample, seed=seed)
         summary = {"store": str(out), "rows": store.n_rows, "sites": store.shapes, "model": store.model_info["name"]}
-        if as_json:
-            typer.echo(json.dumps(summary, indent=2))
-        else:
-            console.print(f"captured {store.n_rows} rows of {len(store.sites)} sites from {model} into {out}")
+        emit(None, summary, as_json,
+             f"captured {store.n_rows} rows of {len(store.sites)} sites from {model} into {out}")
 
     @app.command("report")
     def report_cmd(directory: Path = typer.Argument(..., help="A run directory containing probe results."),
@@ -106,9 +99,8 @@ def register(app: typer.Typer) -> None:
             raise ModscopeError(f"{directory} is not a directory; give the --out directory of earlier commands")
         index = build_index(directory)
         found = [str(d) for d, _ in find_results(directory) if d != directory]
-        emit(None, {"index": str(index), "results": found}, as_json)
-        if not as_json:
-            console.print(f"wrote [bold]{index}[/bold] ({len(found)} results)")
+        emit(None, {"index": str(index), "results": found}, as_json,
+             f"wrote [bold]{index}[/bold] ({len(found)} results)")
 
 
 def _demo_loss(ctx, out: Path) -> None:

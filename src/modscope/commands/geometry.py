@@ -12,6 +12,7 @@ from modscope.commands.common import (
     DemoStep,
     cached_model,
     emit,
+    models_with_twin,
     parse_csv,
     parse_ints,
     positive,
@@ -22,14 +23,6 @@ from modscope.errors import ModscopeError
 PER_CATEGORY_OPTION = common.per_category_option(3)
 POSITIONS_OPTION = common.positions_option("last:10")
 CTX_OPTION = common.ctx_option(512)
-
-
-def models_with_twin(model: str, twin: str, twin_seed: int = 0) -> list:
-    """The model, then its twin unless ``twin`` is 'none'."""
-    chosen = [cached_model(model)]
-    if twin.lower() != "none":
-        chosen.append(cached_model(twin_name(model, twin), twin_seed))
-    return chosen
 
 
 def load_corpus(name: str):
@@ -58,10 +51,9 @@ def register(app: typer.Typer) -> None:
         kinds = parse_csv(kind)
         if not kinds:
             raise ModscopeError("--kind is empty; give e.g. 'cosine,scaled,centred'")
-        payload = similarity_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
+        emit(out, similarity_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
                                     kinds=kinds, per_category=per_category, positions=positions, ctx=ctx,
-                                    n_permutations=permutations, seed=seed, out=out)
-        emit(out, payload, as_json)
+                                    n_permutations=permutations, seed=seed, out=out), as_json)
 
     @app.command("streams")
     def streams_cmd(
@@ -79,10 +71,9 @@ def register(app: typer.Typer) -> None:
         positive(top, "--top")
         positive(permutations - 1, "--permutations - 1")
         chosen = None if dims.strip().lower() == "auto" else parse_ints(dims, "--dims")
-        payload = streams_report(cached_model(model), load_corpus(corpus), sites=sites, dims=chosen, top=top,
+        emit(out, streams_report(cached_model(model), load_corpus(corpus), sites=sites, dims=chosen, top=top,
                                  per_category=per_category, positions=positions, ctx=ctx,
-                                 n_permutations=permutations, seed=seed, out=out)
-        emit(out, payload, as_json)
+                                 n_permutations=permutations, seed=seed, out=out), as_json)
 
     @app.command("cka")
     def cka_cmd(
@@ -107,9 +98,8 @@ def register(app: typer.Typer) -> None:
         embeddings = parse_embed(embed)
         twin = common.renamed(twin, vs, "--vs", "--twin")
         other = None if twin.lower() == "none" else cached_model(twin_name(model, twin), twin_seed)
-        payload = cka_report(cached_model(model), other, load_corpus(corpus), sites=sites, per_category=per_category,
-                             positions=positions, ctx=ctx, pca_k=pca_k, seed=seed, out=out, embed=embeddings)
-        emit(out, payload, as_json)
+        emit(out, cka_report(cached_model(model), other, load_corpus(corpus), sites=sites, per_category=per_category,
+                             positions=positions, ctx=ctx, pca_k=pca_k, seed=seed, out=out, embed=embeddings), as_json)
 
     @app.command("anisotropy")
     def anisotropy_cmd(
@@ -129,10 +119,9 @@ def register(app: typer.Typer) -> None:
         positive(bins, "--bins")
         positive(vocab_rows, "--vocab-rows")
         engines = common.engine_kwargs(engine, scheduler)
-        payload = anisotropy_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
+        emit(out, anisotropy_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
                                     per_category=per_category, positions=positions, ctx=ctx, vocab_rows=vocab_rows,
-                                    bins=bins, seed=seed, out=out, **engines)
-        emit(out, payload, as_json)
+                                    bins=bins, seed=seed, out=out, **engines), as_json)
 
 
 def demo_similarity(ctx: DemoContext, out: Path) -> None:

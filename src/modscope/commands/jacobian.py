@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from modscope.commands import common
-from modscope.commands.common import DemoContext, DemoStep, cached_model, emit, parse_ints, positive, twin_name
+from modscope.commands.common import DemoContext, DemoStep, emit, models_with_twin, parse_ints, positive
 from modscope.errors import ModscopeError
 from modscope.jacobian.figures import block_figures, path_figures
 from modscope.report.numbers import plural
@@ -29,13 +29,6 @@ def parse_path(path: str) -> tuple[str, str]:
     if not sep or not src.strip() or not dst.strip():
         raise ModscopeError(f"--path must be SRC:DST, e.g. resid_pre.0:resid_post.29, got '{path}'")
     return src.strip(), dst.strip()
-
-
-def models_for(model: str, twin: str, twin_seed: int) -> list:
-    found = [cached_model(model)]
-    if twin != "none":
-        found.append(cached_model(twin_name(model, twin), twin_seed))
-    return found
 
 
 def block_report(models: list, text: str, *, layer: int, parts: list[str], tokens: list[int], k: int | None,
@@ -199,7 +192,7 @@ def register(app: typer.Typer) -> None:
                     "method": method, "floor": floor, "residual": residual, "path": path, "src_pos": src_pos,
                     "dst_pos": dst_pos}
         text = text or default_text()
-        models = models_for(model, twin, twin_seed)
+        models = models_with_twin(model, twin, twin_seed)
         if path:
             src, dst = parse_path(path)
             found = path_report(models, text, src=src, dst=dst, src_pos=src_pos,

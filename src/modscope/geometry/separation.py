@@ -10,7 +10,7 @@ from modscope.errors import ModscopeError
 from modscope.figures import NULL, TRAINED, axes
 from modscope.geometry.similarity import dissimilarity
 from modscope.results import Result
-from modscope.stats.spectral_clustering import silhouettes, sums_by_label
+from modscope.stats.spectral_clustering import silhouettes
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def within_between(S: np.ndarray, codes: np.ndarray, n_categories: int) -> tuple
     counts = onehot.sum(axis=1)  # [P, c]
     diag = np.diag(S)
     # sum_c 1_c^T S 1_c
-    within_sum = np.einsum("pjc,pjc->p", sums_by_label(S, onehot), onehot) - diag.sum()
+    within_sum = np.einsum("pjc,pjc->p", S @ onehot, onehot) - diag.sum()
     within_pairs = (counts * (counts - 1)).sum(axis=1)
     total_pairs = len(codes[0]) * (len(codes[0]) - 1)
     between_sum = S.sum() - diag.sum() - within_sum

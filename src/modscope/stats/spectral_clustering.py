@@ -61,16 +61,10 @@ def kmeans(points: np.ndarray, k: int, *, n_init: int = 10, seed: int = 0) -> np
     return renumber[labels]
 
 
-def sums_by_label(M: np.ndarray, onehot: np.ndarray) -> np.ndarray:
-    """[P, n, c] with entry (p, i, c) = sum_j M_ij [label_p(j) = c] (a batched GEMM; faster here than one wide
-    GEMM, which needs a transposed copy)."""
-    return M @ onehot
-
-
 def silhouettes(D: np.ndarray, codes: np.ndarray, n_categories: int) -> np.ndarray:
     """Mean silhouette s_i = (b_i - a_i) / max(a_i, b_i) for a batch of label vectors [P, n] (D has zero diagonal)."""
     onehot = np.eye(n_categories)[codes]  # [P, n, c]
-    sums = sums_by_label(D, onehot)
+    sums = D @ onehot  # [P, n, c]: sum_j D_ij [label_p(j) = c], a batched GEMM (no transposed copy)
     counts = onehot.sum(axis=1)[:, None, :]  # [P, 1, c]
     own = onehot.astype(bool)
     own_count = np.where(own, counts - 1, counts)

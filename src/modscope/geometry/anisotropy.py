@@ -100,13 +100,9 @@ def anisotropy_study(weights: dict[str, np.ndarray], gathered: Gathered | None, 
         raise ModscopeError("nothing to measure: give weight matrices or captured sites")
     kw = {"bins": bins, "block": block, "engine": engine, "scheduler": scheduler}
     weight_hist = {name: both_ways(array, **kw) for name, array in weights.items()}
-    hidden = {}
-    if gathered is not None:
-        for site in sorted(gathered.sites, key=lambda s: (site_depth(s)[1], s)):
-            hidden[site] = both_ways(gathered.arrays[site], **kw)
-    rows = [record(name, h) for name, h in weight_hist.items()]
-    for row in rows:
-        row["depth"] = float("nan")
+    sites = sorted(gathered.sites, key=lambda s: (site_depth(s)[1], s)) if gathered is not None else []
+    hidden = {site: both_ways(gathered.arrays[site], **kw) for site in sites}
+    rows = [{**record(name, h), "depth": float("nan")} for name, h in weight_hist.items()]
     rows += [record(site, h) for site, h in hidden.items()]
     d_model = next(iter(weights.values())).shape[1] if weights else next(iter(gathered.arrays.values())).shape[1]
     totals = {name: int((total_rows or {}).get(name, len(array))) for name, array in weights.items()}

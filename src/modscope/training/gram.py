@@ -140,11 +140,11 @@ def compute_gram(store: GradientStore, *, params=None, steps=None, per_param: bo
     """
     names = resolve_params(store, params)
     rows = resolve_rows(store, steps)
+    contiguous = rows.size == store.n_steps and np.array_equal(rows, np.arange(store.n_steps))
     if check_engine(engine) == "dask":
         gg = _dask_gram(store, names, client, scheduler)
-        gg = gg if rows.size == store.n_steps and np.array_equal(rows, np.arange(store.n_steps)) else gg.subset(rows)
+        gg = gg if contiguous else gg.subset(rows)
         return gg if per_param else replace(gg, per_param={})
-    contiguous = rows.size == store.n_steps and np.array_equal(rows, np.arange(store.n_steps))
     grams = {n: block_gram(store.block(n, slice(None) if contiguous else rows)) for n in names}
     total = merge_grams(grams.values())
     return GradGram(total, grams if per_param else {}, tuple(names), np.asarray(store.steps)[rows],

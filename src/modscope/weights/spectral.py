@@ -134,9 +134,8 @@ def spectral_embedding(
     singular = np.sqrt(np.clip(values, 0.0, None))
     other = forward(vectors.astype(dtype)).astype(np.float64)
     other = np.divide(other, singular, out=np.zeros_like(other), where=singular > 1e-12)
-    small_parts, other_parts = _split(vectors, even_sizes if even_side else odd_sizes), \
-        _split(other, odd_sizes if even_side else even_sizes)
-    even_parts, odd_parts = (small_parts, other_parts) if even_side else (other_parts, small_parts)
+    even_vectors, odd_vectors = (vectors, other) if even_side else (other, vectors)
+    even_parts, odd_parts = _split(even_vectors, even_sizes), _split(odd_vectors, odd_sizes)
     per_layer = [even_parts[i // 2] if i % 2 == 0 else odd_parts[i // 2] for i in range(len(sizes))]
     embedding = np.concatenate(per_layer) * np.concatenate(inv_sqrt)[:, None]
     isolated = np.concatenate(degrees) <= 0

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from modscope.commands import common
-from modscope.commands.common import DemoContext, DemoStep, emit, models_with_twin, positive
-from modscope.commands.geometry import load_corpus
+from modscope.commands.common import DemoContext, DemoStep, emit, load_corpus, models_with_twin, positive
 
 
 def register(app: typer.Typer) -> None:

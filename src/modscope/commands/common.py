@@ -26,6 +26,13 @@ def cached_model(name: str, seed: int = 0):
     return load_model(name, seed=seed)
 
 
+def load_corpus(name: str):
+    """The corpus ``--corpus NAME`` names (imported only when a command needs it)."""
+    from modscope import corpus
+
+    return corpus.load(name)
+
+
 def twin_name(model: str, twin: str) -> str:
     """``--twin random`` means the random-init twin of ``model``; anything else is a model name."""
     return f"random:{model}" if twin == "random" else twin
@@ -177,8 +184,6 @@ def positional_store(store: Path | None, positional: Path | None) -> Path:
 
 def capture_inputs(corpus: str, max_tokens: int | None, seed: int, sample_seed: int | None) -> tuple[Any, int]:
     """(the corpus, the seed) of a capture command, its arguments checked (``--sample-seed``: the old ``--seed``)."""
-    from modscope.corpus import load as load_corpus
-
     seed = renamed(seed, sample_seed, "--sample-seed", "--seed")
     positive(max_tokens, "--max-tokens")
     return load_corpus(corpus), seed

@@ -12,6 +12,7 @@ from modscope.commands.common import (
     DemoStep,
     cached_model,
     emit,
+    load_corpus,
     models_with_twin,
     parse_csv,
     parse_ints,
@@ -23,12 +24,6 @@ from modscope.errors import ModscopeError
 PER_CATEGORY_OPTION = common.per_category_option(3)
 POSITIONS_OPTION = common.positions_option("last:10")
 CTX_OPTION = common.ctx_option(512)
-
-
-def load_corpus(name: str):
-    from modscope import corpus
-
-    return corpus.load(name)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from modscope.commands import common
-from modscope.commands.common import DemoContext, DemoStep, emit, models_with_twin, parse_ints, positive
+from modscope.commands.common import DemoContext, DemoStep, emit, load_corpus, models_with_twin, parse_ints, positive
 from modscope.errors import ModscopeError
 from modscope.jacobian.figures import block_figures, path_figures
 from modscope.report.numbers import plural
@@ -19,8 +19,6 @@ QUESTION = ("Is there a tight pass: do attention/MLP sublayers (no residual) or 
 
 def default_text(corpus: str = "bundled") -> str:
     """The documents of a corpus joined: enough tokens for any --token-counts or --dst-pos up to a few thousand."""
-    from modscope.corpus import load as load_corpus
-
     return "\n\n".join(load_corpus(corpus).texts)
 
 
@@ -120,8 +118,6 @@ def path_report(models: list, text: str, *, src: str, dst: str | None, src_pos: 
              for m in models for j in dst_pos]
     alignments = []
     if covariance:
-        from modscope.corpus import load as load_corpus
-
         source = load_corpus("bundled")  # a Corpus: max_rows are drawn balanced over its categories
         alignments = [path_vs_covariance(m, text, source, src=src, dst=dst, src_pos=src_pos, dst_pos=dst_pos[0],
                                          k=cov_k, max_rows=max_rows) for m in models]

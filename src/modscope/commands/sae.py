@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from modscope.commands import common
-from modscope.commands.common import DemoContext, DemoStep, cached_model, console, emit, positive
+from modscope.commands.common import DemoContext, DemoStep, cached_model, console, emit, load_corpus, positive
 from modscope.errors import ModscopeError
 
 sae_app = typer.Typer(help="Sparse autoencoders on any site: train, inspect (density over training, logit "
@@ -22,12 +22,6 @@ def parse_tokens(value: str) -> int:
         raise ModscopeError(f"--tokens must be a number such as 2e6, got '{value}'") from None
     positive(tokens, "--tokens")
     return tokens
-
-
-def load_texts(corpus: str) -> list[str]:
-    from modscope.corpus import load as load_corpus
-
-    return load_corpus(corpus).texts
 
 
 def register(app: typer.Typer) -> None:
@@ -101,8 +95,8 @@ def register(app: typer.Typer) -> None:
             report = report_for(sae, heldout=held, n_features=features)
         else:
             trained = cached_model(model)
-            sae, windows = train_on_model(trained, site, load_texts(corpus), cfg, ctx=ctx, logit_space=logit_space,
-                                          stream=stream, progress=progress, device=target)
+            sae, windows = train_on_model(trained, site, load_corpus(corpus).texts, cfg, ctx=ctx,
+                                          logit_space=logit_space, stream=stream, progress=progress, device=target)
             sae.save(out, format=file_format)
             report = report_for(sae, trained, windows, n_features=features)
         write_report(out, report, settings)
@@ -125,7 +119,7 @@ def register(app: typer.Typer) -> None:
         name = model or load_sae(directory).meta.get("model")
         if not name:
             raise ModscopeError("this SAE records no model; give --model")
-        report = inspect_saved(directory, cached_model(name), load_texts(corpus), ctx=ctx, n_features=features,
+        report = inspect_saved(directory, cached_model(name), load_corpus(corpus).texts, ctx=ctx, n_features=features,
                                out=out, settings={"directory": str(directory), "model": name, "corpus": corpus})
         emit(out or directory, report.to_json(), as_json)
 
@@ -143,7 +137,7 @@ def demo_steps() -> list[DemoStep]:
                         lr=ctx.pick(2e-3, 1e-3, 4e-4), checkpoints=ctx.pick(4, 6, 10),
                         heldout_tokens=ctx.pick(2048, 8192, 32768))
         model = ctx.trained()
-        sae, windows = train_on_model(model, "mlp_out.3", load_texts("bundled"), cfg, ctx=128)
+        sae, windows = train_on_model(model, "mlp_out.3", load_corpus("bundled").texts, cfg, ctx=128)
         sae.save(out_dir)
         report = report_for(sae, model, windows[:ctx.pick(4, 12, 24)], n_features=ctx.pick(6, 12, 16))
         write_report(out_dir, report, {"model": ctx.model, "site": "mlp_out.3", **cfg.to_dict()})

@@ -46,9 +46,7 @@ def load_stores(model: str, twin: str, twin_seed: int, sites: str, corpus: str, 
         if need_twin and other is None:
             raise ModscopeError("with --store, --pair twin needs --twin-store (the twin captured on the same source)")
         return main, other, names
-    from modscope.corpus import load as load_corpus
-
-    source = load_corpus(corpus)
+    source = common.load_corpus(corpus)
     trained = cached_model(model)
     names = trained.select_sites(sites)
     main = capture(trained, source, names, max_tokens=max_tokens, ctx=ctx)
@@ -239,9 +237,7 @@ def demo_steps() -> list[DemoStep]:
         balanced sample's forward passes (about 500 tokens per document) are the costliest part of both.
         """
         from modscope.capture import capture
-        from modscope.corpus import load as load_corpus
-
-        corpus, trained = load_corpus("bundled"), ctx.trained()
+        corpus, trained = common.load_corpus("bundled"), ctx.trained()
         names = trained.select_sites(sites)
         where = ctx.out / "_stores"
         return (capture(trained, corpus, names, max_tokens=tokens, out=where / f"{ctx.size}-trained", progress=False),

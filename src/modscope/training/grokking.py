@@ -141,7 +141,7 @@ def grokking_study(run: dict, *, components: int = 5, max_rows: int = 1000, n_nu
                   **{f"ablated_{key}": value for key, value in evaluate(config, state,
                                                                         ablate_direction(final, v)).items()}}
                  for source, vecs in directions.items() for k, v in enumerate(vecs)]
-    pca, curves = None, {}
+    pca, curves, grok = None, {}, None
     if ckpt is not None:
         labels = modadd_data(p, float(config["train_frac"]), int(config.get("seed", 0)))[1].numpy()
         if len(ckpt["checkpoint_steps"]) >= 3:
@@ -150,8 +150,6 @@ def grokking_study(run: dict, *, components: int = 5, max_rows: int = 1000, n_nu
         keep = np.unique(np.linspace(0, len(ckpt["train_losses"]) - 1, 500).round().astype(int))
         curves = {"step": keep.tolist(), **{k: ckpt[k][keep].tolist() for k in
                                             ("train_losses", "test_losses", "train_accuracy", "test_accuracy")}}
-    grok = None
-    if curves:
         grokked = np.flatnonzero(ckpt["test_accuracy"] >= 0.95)
         grok = int(grokked[0]) if grokked.size else None
     return GrokkingStudy(config=config, grok_step=grok, components=records, null=null, baseline=baseline,

@@ -23,9 +23,7 @@ def make_modadd_mlp(p: int, width: int = 256, seed: int = 0) -> torch.nn.Sequent
 def modadd_data(p: int, train_frac: float, seed: int = 0):
     """All p^2 pairs as one-hot inputs [p^2, 2p], labels (a + b) mod p, and a seeded train/test split."""
     a, b = np.divmod(np.arange(p * p), p)
-    inputs = np.zeros((p * p, 2 * p), dtype=np.float32)
-    inputs[np.arange(p * p), a] = 1.0
-    inputs[np.arange(p * p), p + b] = 1.0
+    inputs = np.concatenate([np.eye(p, dtype=np.float32)[a], np.eye(p, dtype=np.float32)[b]], axis=1)
     labels = (a + b) % p
     order = np.random.default_rng(seed + 1).permutation(p * p)
     n_train = int(round(train_frac * p * p))

@@ -84,10 +84,6 @@ class Model:
     def dtype(self) -> torch.dtype:
         return self.W_E.dtype
 
-    @property
-    def is_random(self) -> bool:
-        return self.name.startswith("random:") or self.name.startswith("tiny-")
-
     def sites(self) -> dict[str, tuple[int, ...]]:
         """Every site name in forward order with its per-token shape."""
         return _sites.site_shapes(self)

@@ -188,10 +188,10 @@ class Reached(Exception):
 
 
 @pytest.mark.parametrize("argv, target, keyword, value", [
-    (["sweep"], "modscope.training.sweep.run_sweep", "center", False),
-    (["sweep", "--centre"], "modscope.training.sweep.run_sweep", "center", True),
-    (["sweep", "--center"], "modscope.training.sweep.run_sweep", "center", True),
-    (["sweep", "--centre", "--no-center"], "modscope.training.sweep.run_sweep", "center", False),
+    (["sweep"], "modscope.training.sweep.run_sweep", "centre", False),
+    (["sweep", "--centre"], "modscope.training.sweep.run_sweep", "centre", True),
+    (["sweep", "--center"], "modscope.training.sweep.run_sweep", "centre", True),
+    (["sweep", "--centre", "--no-center"], "modscope.training.sweep.run_sweep", "centre", False),
     (["memorization"], "modscope.training.memorization.memorization_report", "shuffled_null", True),
     (["memorization", "--no-shuffled-null"], "modscope.training.memorization.memorization_report", "shuffled_null",
      False),

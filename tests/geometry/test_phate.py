@@ -101,3 +101,27 @@ def test_rows_of_one_document_cannot_vouch_for_each_other():
     assert null.std() > 2 * rowwise.std()  # the group-level null is the wider one
     with pytest.raises(ModscopeError, match="outside the largest group"):
         category_knn_accuracy(x[:12], categories[:12], groups=documents[:12])
+
+
+@needs_phate
+def test_similarity_report_draws_phate_of_the_same_rows_with_its_scores(tmp_path):
+    from modscope.commands.common import cached_model
+    from modscope.corpus import load
+    from modscope.geometry.reports import similarity_report
+
+    report = similarity_report([cached_model("tiny-gpt2")], load("bundled"), sites="resid_post.*", kinds=["cosine"],
+                               per_category=2, positions="last:5", ctx=64, n_permutations=20, out=tmp_path,
+                               embed=("phate",))
+    phates = report["result"]["phate"]
+    assert sorted(phates) == ["tiny-gpt2:resid_post.0", "tiny-gpt2:resid_post.1"]
+    assert all(0 <= p["accuracy"] <= 1 and p["other_documents"] for p in phates.values())
+    line = next(h for h in report["headline"] if h.startswith("PHATE"))
+    mean = np.mean([p["accuracy"] for p in phates.values()])
+    assert f"accuracy on PHATE {mean:.2f}" in line
+    assert (tmp_path / "figures" / "phate.png").exists() or list(tmp_path.rglob("phate*.png"))
+
+
+def test_phate_installed_says_whether_the_demo_can_draw_it():
+    from modscope.geometry.phate_embed import phate_installed
+
+    assert phate_installed() is HAS_PHATE

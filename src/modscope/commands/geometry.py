@@ -120,9 +120,11 @@ def register(app: typer.Typer) -> None:
 
 
 def demo_similarity(ctx: DemoContext, out: Path) -> None:
+    from modscope.geometry.phate_embed import phate_installed
     from modscope.geometry.reports import similarity_report
 
     similarity_report([ctx.trained(), ctx.twin()], load_corpus("bundled"),
+                      embed=("phate",) if phate_installed() else (),  # PHATE only with the optional extra
                       sites=ctx.pick("resid_post.*", "attn_out.*,resid_post.*", "attn_out.*,resid_post.*"),
                       kinds=ctx.pick(["cosine"], ["cosine", "centred"], ["cosine", "scaled", "centred"]),
                       per_category=ctx.pick(2, 3, 4), positions=ctx.pick("last:5", "last:10", "last:10"),

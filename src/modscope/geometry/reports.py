@@ -44,9 +44,10 @@ def finish(out: Path | None, *, probe: str, title: str, question: str, result: d
 
 def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[str], per_category: int = 3,
                       positions: str = "last:10", ctx: int = 512, n_permutations: int = 1000, seed: int = 0,
-                      out: Path | None = None) -> dict:
+                      out: Path | None = None, embed: Sequence[str] = ()) -> dict:
     """Seed 001's experiment with statistics: per-site similarity matrices by category, separation z per layer
-    against a document-permutation null, low-rank split, for each model (trained first, then its twin)."""
+    against a document-permutation null, low-rank split, for each model (trained first, then its twin); with
+    ``embed=("phate",)`` also PHATE scatter plots of the same rows by category (needs the optional ``phate``)."""
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise ModscopeError(f"unknown similarity kind(s) {unknown}; choose from {', '.join(KINDS)}")
@@ -99,11 +100,16 @@ def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[s
                     f"within − between = {lean_best['difference']:.3f} (z = {lean_best['z']:.1f}).")
     verdict += "."
     tables = {f"sites_{s.model}": s.to_frame().round(4) for s in studies}
+    result = {**{s.model: s for s in studies}, "without_massive": lean_study, "massive": dropped}
+    if "phate" in embed:
+        from modscope.geometry.phate_embed import phate_report
+
+        figs["phate"], result["phate"], line = phate_report(samples, seed)
+        headline.append(line)
     return finish(out, probe="similarity", title="Similarity matrices by category",
                   question="Do texts of the same category have more similar hidden states than texts of different "
                            "categories, layer by layer, beyond chance and beyond a random-init twin?",
-                  result={**{s.model: s for s in studies}, "without_massive": lean_study, "massive": dropped},
-                  headline=headline, verdict=verdict, figures_=figs,
+                  result=result, headline=headline, verdict=verdict, figures_=figs,
                   tables=tables, settings={"sites": sites, "kinds": list(kinds), "per_category": per_category,
                                            "positions": positions, "n_permutations": n_permutations, "seed": seed,
                                            "rows": gathered.rows_description()})
@@ -193,13 +199,10 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
     figs["pca"] = figures.pca_grid(pcas)
     result["pca"] = {site: p for site, p in pcas.items()}
     if "phate" in embed:  # seed 001: PHATE next to PCA, same category colours (and the other model's, if given)
-        from modscope.geometry.phate_embed import phate_embedding, phate_grid
+        from modscope.geometry.phate_embed import phate_report
 
-        samples = [first] + ([second] if other is not None else [])
-        phates = [phate_embedding(g.arrays[s], g.labels, groups=g.groups, site=s, model=g.model, seed=seed)
-                  for g in samples for s in g.sites]
-        figs["phate"] = phate_grid(phates)
-        result["phate"] = {f"{p.model}:{p.site}": p for p in phates}
+        figs["phate"], result["phate"], line = phate_report([first] + ([second] if other is not None else []), seed)
+        headline.append(line)
     return finish(out, probe="cka", title="CKA and PCA of hidden states",
                   question="How similar are representations across layers (and across models), and how do the "
                            "categories sit in the top principal components?",

@@ -54,14 +54,14 @@ def test_demo_blocks_report_an_exact_attention_rank_and_label_the_top_k_one_a_lo
     from modscope.commands.jacobian import block_headline, demo_blocks, to_json
 
     found, exact_tokens = demo_blocks(DemoContext(out=tmp_path, size="default", model="tiny-gpt2"))
-    assert exact_tokens == 4
+    assert exact_tokens == 3
     spectra = to_json(found)["spectra"]
     attention = {(s["model"], s["tokens"]): s["spectrum"] for s in spectra if s["part"] == "attn"}
-    exact, bound = attention["tiny-gpt2", 4], attention["tiny-gpt2", 34]
+    exact, bound = attention["tiny-gpt2", 3], attention["tiny-gpt2", 34]
     assert exact["method"] == "exact" and exact["rank_kind"] == "exact" and not exact["rank_is_lower_bound"]
     assert bound["method"] == "lanczos" and bound["rank_is_lower_bound"] and bound["rank_text"] == "≥ 64"
     assert bound["rank_lower_bound"] == 64 and exact["rank_lower_bound"] is None
-    assert any(c.label.endswith("attn L1, 4 tok") for c in found["comparisons"])
+    assert any(c.label.endswith("attn L1, 3 tok") for c in found["comparisons"])
     lines, verdict = block_headline(found)
     assert any("attn L1, 34 tok: rank ≥ 64 of 2176: a lower bound" in line for line in lines)
     assert "lower bound" in verdict and "loses 2112" not in verdict

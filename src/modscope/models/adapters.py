@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 import torch
 from torch import nn
@@ -64,90 +64,44 @@ def linear_weight_in_out(module: nn.Module) -> torch.Tensor:
     raise ModscopeError(f"cannot read a weight matrix from {type(module).__name__}")
 
 
-def _gpt2(hf: nn.Module) -> Adapter:
-    body, cfg = hf.transformer, hf.config
-    layers = tuple(
-        LayerModules(b, b.ln_1, b.attn, b.attn.c_proj, b.ln_2, b.mlp, b.mlp.c_proj) for b in body.h
-    )
-    return Adapter("gpt2", body.wte, layers, body.ln_f, hf.lm_head, cfg.n_head, cfg.n_embd // cfg.n_head)
-
-
-def _gpt_neo(hf: nn.Module) -> Adapter:
-    body, cfg = hf.transformer, hf.config
-    layers = tuple(
-        LayerModules(b, b.ln_1, b.attn, b.attn.attention.out_proj, b.ln_2, b.mlp, b.mlp.c_proj) for b in body.h
-    )
-    d_head = cfg.hidden_size // cfg.num_heads
-    return Adapter("gpt_neo", body.wte, layers, body.ln_f, hf.lm_head, cfg.num_heads, d_head)
-
-
-def _opt(hf: nn.Module) -> Adapter:
-    dec, cfg = hf.model.decoder, hf.config
-    if not cfg.do_layer_norm_before:
-        raise ModscopeError(
-            "this OPT checkpoint normalises after the residual addition (do_layer_norm_before=False, e.g. "
-            "opt-350m); modscope's site decomposition needs pre-norm blocks: use opt-125m or larger"
-        )
-    # OPT's MLP is not one module: fc1 -> act -> fc2 sit directly in the decoder layer, so fc2's output is mlp_out.
-    layers = tuple(
-        LayerModules(b, b.self_attn_layer_norm, b.self_attn, b.self_attn.out_proj, b.final_layer_norm, b.fc2, b.fc2)
-        for b in dec.layers
-    )
-    heads = cfg.num_attention_heads
-    return Adapter("opt", dec.embed_tokens, layers, dec.final_layer_norm, hf.lm_head, heads, cfg.hidden_size // heads)
-
-
-def _llama(hf: nn.Module) -> Adapter:
-    body, cfg = hf.model, hf.config
-    layers = tuple(
-        LayerModules(
-            b, b.input_layernorm, b.self_attn, b.self_attn.o_proj, b.post_attention_layernorm, b.mlp, b.mlp.down_proj
-        )
-        for b in body.layers
-    )
-    heads = cfg.num_attention_heads
-    d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    return Adapter(cfg.model_type, body.embed_tokens, layers, body.norm, hf.lm_head, heads, d_head)
-
-
-def _gpt_neox(hf: nn.Module) -> Adapter:
-    body, cfg = hf.gpt_neox, hf.config
-    layers = tuple(
-        LayerModules(
-            b, b.input_layernorm, b.attention, b.attention.dense, b.post_attention_layernorm, b.mlp,
-            b.mlp.dense_4h_to_h,
-        )
-        for b in body.layers
-    )
-    heads = cfg.num_attention_heads
-    return Adapter(
-        "gpt_neox", body.embed_in, layers, body.final_layer_norm, _lm_head(hf), heads, cfg.hidden_size // heads,
-        parallel_residual=bool(cfg.use_parallel_residual),
-    )
-
-
-def _lm_head(hf: nn.Module) -> nn.Module:
-    return getattr(hf, "lm_head", None) or hf.embed_out  # older GPT-NeoX checkpoints call it embed_out
-
-
-ADAPTERS: dict[str, Callable[[nn.Module], Adapter]] = {
-    "gpt2": _gpt2,
-    "gpt_neo": _gpt_neo,
-    "opt": _opt,
-    "llama": _llama,
-    "mistral": _llama,
-    "qwen2": _llama,
-    "gpt_neox": _gpt_neox,
+# model_type -> (body, its block list, token embedding, final norm, and per block: ln_attn, attn_out, attn_proj,
+# ln_mlp, mlp_out, mlp_down). OPT's MLP is not one module: fc1 -> act -> fc2 sit directly in the decoder layer, so
+# fc2's output is mlp_out.
+_LLAMA = ("model", "layers", "embed_tokens", "norm",
+          "input_layernorm self_attn self_attn.o_proj post_attention_layernorm mlp mlp.down_proj")
+LAYOUTS: dict[str, tuple[str, str, str, str, str]] = {
+    "gpt2": ("transformer", "h", "wte", "ln_f", "ln_1 attn attn.c_proj ln_2 mlp mlp.c_proj"),
+    "gpt_neo": ("transformer", "h", "wte", "ln_f", "ln_1 attn attn.attention.out_proj ln_2 mlp mlp.c_proj"),
+    "opt": ("model.decoder", "layers", "embed_tokens", "final_layer_norm",
+            "self_attn_layer_norm self_attn self_attn.out_proj final_layer_norm fc2 fc2"),
+    "llama": _LLAMA,
+    "mistral": _LLAMA,
+    "qwen2": _LLAMA,
+    "gpt_neox": ("gpt_neox", "layers", "embed_in", "final_layer_norm",
+                 "input_layernorm attention attention.dense post_attention_layernorm mlp mlp.dense_4h_to_h"),
 }
 
 
 def adapter_for(hf: nn.Module) -> Adapter:
     """Pick the adapter for ``hf`` by its ``config.model_type``; an unknown layout gets a clear error."""
-    model_type = getattr(hf.config, "model_type", None)
-    if model_type not in ADAPTERS:
+    cfg = hf.config
+    model_type = getattr(cfg, "model_type", None)
+    if model_type not in LAYOUTS:
         found = ", ".join(f"{name}: {type(m).__name__}" for name, m in list(hf.named_modules())[1:6])
         raise ModscopeError(
             f"no site adapter for architecture '{model_type}' ({type(hf).__name__}; modules found: {found}, ...); "
-            f"supported: {', '.join(sorted(ADAPTERS))}"
+            f"supported: {', '.join(sorted(LAYOUTS))}"
         )
-    return ADAPTERS[model_type](hf)
+    if model_type == "opt" and not cfg.do_layer_norm_before:
+        raise ModscopeError(
+            "this OPT checkpoint normalises after the residual addition (do_layer_norm_before=False, e.g. "
+            "opt-350m); modscope's site decomposition needs pre-norm blocks: use opt-125m or larger"
+        )
+    body_path, blocks, embed, norm, parts = LAYOUTS[model_type]
+    body = attrgetter(body_path)(hf)
+    layers = tuple(LayerModules(b, *attrgetter(*parts.split())(b)) for b in getattr(body, blocks))
+    heads = cfg.num_attention_heads
+    d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    lm_head = getattr(hf, "lm_head", None) or hf.embed_out  # older GPT-NeoX checkpoints call it embed_out
+    return Adapter(model_type, getattr(body, embed), layers, getattr(body, norm), lm_head, heads, d_head,
+                   parallel_residual=bool(getattr(cfg, "use_parallel_residual", False)))

@@ -53,7 +53,8 @@ def load_model(name: str, *, seed: int = 0, dtype: torch.dtype = torch.float32) 
     else:
         if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
             raise ModscopeError(f"model directory '{name}' does not exist; offline: {OFFLINE_ALTERNATIVES}")
-        hf, tokenizer, source = _from_hub_or_dir(name), _tokenizer_hub_or_dir(name), name
+        hf = _hub_call(AutoModelForCausalLM.from_pretrained, name, dtype=torch.float32)
+        tokenizer, source = _hub_call(AutoTokenizer.from_pretrained, name), name
         seed = 0
     hf = hf.to(dtype).eval()
     return Model(name=name, hf=hf, tokenizer=tokenizer, adapter=adapter_for(hf), seed=seed, source=source)
@@ -70,11 +71,7 @@ def _config_and_tokenizer(name: str):
     if name == EMBEDDED:
         directory = embedded_dir()
         return AutoConfig.from_pretrained(directory), AutoTokenizer.from_pretrained(directory), EMBEDDED
-    return _hub_call(AutoConfig.from_pretrained, name), _tokenizer_hub_or_dir(name), name
-
-
-def _from_hub_or_dir(name: str):
-    return _hub_call(AutoModelForCausalLM.from_pretrained, name, dtype=torch.float32)
+    return _hub_call(AutoConfig.from_pretrained, name), _hub_call(AutoTokenizer.from_pretrained, name), name
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -90,10 +87,6 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return True
     except OSError:
         return False
-
-
-def _tokenizer_hub_or_dir(name: str):
-    return _hub_call(AutoTokenizer.from_pretrained, name)
 
 
 def _hub_call(fn, name: str, **kwargs):

@@ -132,23 +132,16 @@ def record_sites(
     handles.append(model.hf.register_forward_pre_hook(remember_batch_shape, with_kwargs=True))
     for name in sites:
         kind, layer = parse_site(name)
-        if kind == "embed":
-            handles.append(ad.layers[0].block.register_forward_pre_hook(on_input(name), with_kwargs=True))
-        elif kind == "final":
-            handles.append(ad.final_norm.register_forward_hook(on_output(name)))
-        elif kind == "logits":
-            handles.append(ad.lm_head.register_forward_hook(on_output(name)))
-        elif kind == "resid_pre":
-            handles.append(ad.layers[layer].block.register_forward_pre_hook(on_input(name), with_kwargs=True))
-        elif kind == "resid_post":
-            handles.append(ad.layers[layer].block.register_forward_hook(on_output(name)))
-        elif kind == "attn_out":
-            handles.append(ad.layers[layer].attn_out.register_forward_hook(on_output(name)))
-        elif kind == "mlp_out":
-            handles.append(ad.layers[layer].mlp_out.register_forward_hook(on_output(name)))
+        where = ad.layers[0 if kind == "embed" else layer] if kind in ("embed", *LAYER_KINDS) else None
+        if kind in ("embed", "resid_pre"):
+            handles.append(where.block.register_forward_pre_hook(on_input(name), with_kwargs=True))
+        elif kind in ("final", "logits"):
+            handles.append((ad.final_norm if kind == "final" else ad.lm_head).register_forward_hook(on_output(name)))
+        elif kind in ("resid_post", "attn_out", "mlp_out"):
+            module = where.block if kind == "resid_post" else getattr(where, kind)
+            handles.append(module.register_forward_hook(on_output(name)))
         elif kind == "mlp_act":
-            handles.append(ad.layers[layer].mlp_down.register_forward_pre_hook(
-                lambda _m, args, name=name: store(name, args[0])))
+            handles.append(where.mlp_down.register_forward_pre_hook(lambda _m, args, name=name: store(name, args[0])))
         elif kind == "head_out":
             w_o = ad.w_o(layer)
 
@@ -156,7 +149,7 @@ def record_sites(
                 z = args[0].unflatten(-1, (ad.n_heads, ad.d_head))
                 store(name, torch.einsum("...hd,hdm->...hm", z, w_o.to(z.dtype)))
 
-            handles.append(ad.layers[layer].attn_proj.register_forward_pre_hook(per_head))
+            handles.append(where.attn_proj.register_forward_pre_hook(per_head))
         else:
             raise ModscopeError(f"unknown site '{name}'; valid: {valid_sites_summary(model)}")
     try:

@@ -82,14 +82,6 @@ def valid_sites_summary(model: Model) -> str:
     return ", ".join(["embed", *[f"{k}.0-{last}" for k in LAYER_KINDS], "final", "logits"])
 
 
-def _first(output):
-    return output[0] if isinstance(output, tuple) else output
-
-
-def _hidden_from_call(args, kwargs):
-    return args[0] if args else kwargs["hidden_states"]
-
-
 @contextmanager
 def record_sites(
     model: Model,
@@ -122,11 +114,11 @@ def record_sites(
         if stop_early and name == last_site:
             raise StopForward
 
-    def on_output(name, fn=_first):
-        return lambda _m, _a, out: store(name, fn(out))
+    def on_output(name):
+        return lambda _m, _a, out: store(name, out[0] if isinstance(out, tuple) else out)
 
-    def on_input(name):
-        return lambda _m, args, kwargs: store(name, _hidden_from_call(args, kwargs))
+    def on_input(name):  # a block's hidden states come positionally or as ``hidden_states=``
+        return lambda _m, args, kwargs: store(name, args[0] if args else kwargs["hidden_states"])
 
     # some blocks (OPT's MLP) flatten [batch, seq] into one axis; the batch shape lets us undo that
     handles.append(model.hf.register_forward_pre_hook(remember_batch_shape, with_kwargs=True))

@@ -29,9 +29,6 @@ def mi_rules(s: Sizes) -> list[Rule]:
         x, y = sim.channel_pair(regime, s.n, s.d, s.d, rng, channels=channels, rho=MI_RHO)
         return gaussian_mi(x, y, permutations=s.permutations, seed=seed_of(rng))
 
-    def p_of(r) -> float:
-        return float(r.p) if getattr(r, "p", None) is not None else float(norm.sf(r.z))
-
     def covered(regime, rng, channels) -> bool | None:
         if channels and regime not in GAUSSIAN_TRUTH:
             return None
@@ -45,7 +42,7 @@ def mi_rules(s: Sizes) -> list[Rule]:
     effect = f"{MI_CHANNELS} channels of ρ = {MI_RHO} ({sim.planted_mi(MI_CHANNELS, MI_RHO):.3f} nats in the core)"
     return [
         Rule("mi_p", "MI p < 0.05 (the z / p of gaussian_mi)", ALPHA,
-             lambda g, r: p_of(mi(g, r, 0)) <= ALPHA, lambda g, r: p_of(mi(g, r, MI_CHANNELS)) <= ALPHA, effect),
+             lambda g, r: mi(g, r, 0).p <= ALPHA, lambda g, r: mi(g, r, MI_CHANNELS).p <= ALPHA, effect),
         Rule("mi_z3", "MI z > 3 read as a normal tail (withdrawn: the verdict uses p)", ALPHA_VERDICT,
              lambda g, r: mi(g, r, 0).z > Z_VERDICT, lambda g, r: mi(g, r, MI_CHANNELS).z > Z_VERDICT, effect,
              in_verdicts=False),
@@ -63,13 +60,10 @@ def spectrum_rules(s: Sizes) -> list[Rule]:
         x = sim.factor_rows(regime, s.n, s.d, rng, loading=loading)
         return spectrum(x, seed=seed_of(rng), n_shuffles=s.permutations)
 
-    def above(r) -> int:
-        return int(r.n_above_null)
-
     effect = "one shared direction, loading 1 (top core eigenvalue 2 vs 1)"
     return [
         Rule("spectrum_null", "spectrum: ≥ 1 direction above the shuffled null", ALPHA,
-             lambda g, r: above(spec(g, r, 0.0)) >= 1, lambda g, r: above(spec(g, r, 1.0)) >= 1, effect),
+             lambda g, r: spec(g, r, 0.0).n_above_null >= 1, lambda g, r: spec(g, r, 1.0).n_above_null >= 1, effect),
         Rule("spectrum_mp", "spectrum: ≥ 1 eigenvalue above the Marchenko–Pastur edge", ALPHA,
              lambda g, r: spec(g, r, 0.0).n_above_mp >= 1, lambda g, r: spec(g, r, 1.0).n_above_mp >= 1, effect,
              in_verdicts=False),

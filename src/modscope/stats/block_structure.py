@@ -9,7 +9,7 @@ import numpy as np
 
 from modscope.errors import ModscopeError
 from modscope.results import Result
-from modscope.stats.covariance import Covariance
+from modscope.stats.covariance import Covariance, as_rows
 from modscope.stats.spectral_clustering import kmeans, normalized_embedding
 
 
@@ -157,8 +157,6 @@ def blocks(cov_or_corr: Any, *, n_shuffles: int = 20, max_blocks: int | None = N
     Returns:
         BlockResult.
     """
-    from modscope.stats.covariance import as_rows
-
     if n is None and isinstance(cov_or_corr, Covariance):
         n = cov_or_corr.n
     corr = correlation_of(cov_or_corr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -123,10 +124,7 @@ class Covariance:
 
 def merge_covariances(parts: list[Covariance]) -> Covariance:
     """Exact merge of partial accumulators (``Covariance.merge``, Chan et al. 1979); the inputs are not modified."""
-    total = parts[0].copy()
-    for part in parts[1:]:
-        total.merge(part)
-    return total
+    return functools.reduce(Covariance.merge, parts[1:], parts[0].copy())
 
 
 def covariance(*sources: Any, engine: str = "local", chunk_rows: int | None = None, client: Any = None,
@@ -183,10 +181,8 @@ def prefix_covariances(sources: Sequence[Any], sizes: Sequence[int], *, order: n
             or sizes[-1] > total or len(sizes) > 255:
         raise ModscopeError(f"subset sizes must be 1..255 increasing values in [1, {total}], got {sizes}")
     label = np.full(total, 255, dtype=np.uint8)  # 255: beyond the largest subset
-    bounds = [0, *sizes]
-    for k in range(len(sizes)):
-        picked = slice(bounds[k], bounds[k + 1])
-        label[order[picked] if order is not None else picked] = k
+    picked = slice(0, sizes[-1])
+    label[order[picked] if order is not None else picked] = np.repeat(np.arange(len(sizes)), np.diff([0, *sizes]))
     intervals = [Covariance(sum(feature_dim(a) for a in arrays)) for _ in sizes]
     start = 0
     for batch in iter_chunks(arrays, chunk_rows=rows):
@@ -194,8 +190,5 @@ def prefix_covariances(sources: Sequence[Any], sizes: Sequence[int], *, order: n
         start += batch.shape[0]
         for k in np.unique(here[here < 255]):
             intervals[k].update(batch[here == k])
-    prefixes, running = [], Covariance(intervals[0].dim)
-    for acc in intervals:
-        running.merge(acc)
-        prefixes.append(running.copy())
-    return prefixes
+    running = Covariance(intervals[0].dim)
+    return [running.merge(acc).copy() for acc in intervals]

@@ -68,10 +68,6 @@ class MICurve(Result):
         return ax
 
 
-def geometric_grid(n_min: int, n_max: int, points: int) -> np.ndarray:
-    return np.unique(np.geomspace(n_min, n_max, points).round().astype(int))
-
-
 def extrapolate(n: np.ndarray, mi: np.ndarray, sd: np.ndarray) -> tuple[float, float, float]:
     """Weighted least squares of mi = a + b/n; returns (a, se(a), b)."""
     design = np.column_stack([np.ones_like(n, dtype=float), 1.0 / n])
@@ -128,7 +124,7 @@ def mi_curve(X: Any, Y: Any, *, points: int = 8, n_min: int | None = None, shuff
     if total < floor:
         raise ModscopeError(f"an MI curve over {dx}+{dy} dimensions needs at least {floor} rows, got {total}")
     n_min = max(floor, n_min or min(4 * (dx + dy), total // 8))
-    grid = geometric_grid(min(n_min, total), total, points)
+    grid = np.unique(np.geomspace(min(n_min, total), total, points).round().astype(int))  # a geometric grid
     order = np.random.default_rng(seed).permutation(total) if shuffle else None
     # one pass in stored order: an on-disk store is never loaded, whatever the row order of the subsets
     results = [mi_from_covariance(acc, dx, rank_tol=rank_tol)

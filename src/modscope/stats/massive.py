@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -97,13 +98,8 @@ def find_massive_streaming(batches: Iterable[np.ndarray], *, ratio: float = DEFA
         raise ModscopeError("find_massive_streaming got no rows")
     first = np.asarray(first, dtype=np.float64)
     median_abs = float(np.median(np.abs(first)))
-
-    def chained():
-        yield first
-        for batch in iterator:
-            yield np.asarray(batch, dtype=np.float64)
-
-    return _scan(chained(), ratio=ratio, median_abs=median_abs)
+    rest = (np.asarray(batch, dtype=np.float64) for batch in iterator)
+    return _scan(itertools.chain([first], rest), ratio=ratio, median_abs=median_abs)
 
 
 def _scan(batches: Iterable[np.ndarray], *, ratio: float, median_abs: float) -> MassiveActivations:

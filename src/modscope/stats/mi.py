@@ -109,9 +109,12 @@ def canonical_correlations(joint: np.ndarray, dx: int, *, tol: float = DEFAULT_R
     sx, sy = subspace(joint[:dx, :dx], tol=tol), subspace(joint[dx:, dx:], tol=tol)
     if sx.rank == 0 or sy.rank == 0:
         raise ModscopeError("X or Y has zero variance in every direction; MI is undefined for constant inputs")
-    cross = sx.whitener.T @ joint[:dx, dx:] @ sy.whitener
-    rho = np.clip(np.linalg.svd(cross, compute_uv=False), 0.0, 1.0)
-    return rho, sx, sy
+    return rho_of(sx.whitener.T @ joint[:dx, dx:] @ sy.whitener), sx, sy
+
+
+def rho_of(cross: np.ndarray) -> np.ndarray:
+    """Canonical correlations from the cross-covariance of whitened X and Y: its singular values, clipped to [0, 1]."""
+    return np.clip(np.linalg.svd(cross, compute_uv=False), 0.0, 1.0)
 
 
 def mi_from_rho(rho: np.ndarray) -> float:
@@ -181,29 +184,25 @@ def permutation_null(X: Any, Y: Any, joint: Covariance, dx: int, *, permutations
     mean = joint.mean
     rng = np.random.default_rng(seed)
     n = joint.n
+    in_memory = isinstance(X, np.ndarray) and isinstance(Y, np.ndarray)
     if groups is not None:
         blocks = document_blocks(groups)
-    elif not (isinstance(X, np.ndarray) and isinstance(Y, np.ndarray)):
-        blocks = [(a, min(a + block_rows, n)) for a in range(0, n, block_rows)]
     else:
-        blocks = None
+        blocks = None if in_memory else [(a, min(a + block_rows, n)) for a in range(0, n, block_rows)]
     out = np.empty(permutations)
 
     def whitened(source, lo, hi, centre, whitener):
         return (as_rows(np.asarray(source[lo:hi])).astype(np.float64) - centre) @ whitener
 
-    in_memory = isinstance(X, np.ndarray) and isinstance(Y, np.ndarray)
     if in_memory or n * (sx.rank + sy.rank) * 8 <= memory_bytes:
-        if in_memory:
-            wx = (as_rows(X).astype(np.float64) - mean[:dx]) @ sx.whitener
-            wy = (as_rows(Y).astype(np.float64) - mean[dx:]) @ sy.whitener
-        else:  # on disk but the whitened projections fit the budget: read once, block by block
-            wx = np.concatenate([whitened(X, lo, hi, mean[:dx], sx.whitener) for lo, hi in blocks])
-            wy = np.concatenate([whitened(Y, lo, hi, mean[dx:], sy.whitener) for lo, hi in blocks])
+        # in memory, or on disk with whitened projections that fit the budget: read once, block by block
+        spans = [(0, n)] if in_memory else blocks
+        wx = np.concatenate([whitened(X, lo, hi, mean[:dx], sx.whitener) for lo, hi in spans])
+        wy = np.concatenate([whitened(Y, lo, hi, mean[dx:], sy.whitener) for lo, hi in spans])
         for k in range(permutations):
             order = (rng.permutation(n) if blocks is None
                      else rows_of_block_permutation(blocks, block_permutation(blocks, rng)))
-            out[k] = mi_from_rho(np.clip(np.linalg.svd(wx.T @ wy[order] / (n - 1), compute_uv=False), 0.0, 1.0))
+            out[k] = mi_from_rho(rho_of(wx.T @ wy[order] / (n - 1)))
         return out
     for k in range(permutations):
         target = block_permutation(blocks, rng)
@@ -211,7 +210,7 @@ def permutation_null(X: Any, Y: Any, joint: Covariance, dx: int, *, permutations
         for b, (lo, hi) in enumerate(blocks):
             t_lo, t_hi = blocks[target[b]]
             cross += whitened(X, lo, hi, mean[:dx], sx.whitener).T @ whitened(Y, t_lo, t_hi, mean[dx:], sy.whitener)
-        out[k] = mi_from_rho(np.clip(np.linalg.svd(cross / (n - 1), compute_uv=False), 0.0, 1.0))
+        out[k] = mi_from_rho(rho_of(cross / (n - 1)))
     return out
 
 

@@ -63,14 +63,11 @@ class ModelSpectraResult(Result):
 
         ax = style.axes(ax, figsize=(6.0, 4.0))
         count = len(self.sites)
-        for i, s in enumerate(self.trained):
-            alpha = 0.3 + 0.7 * (i + 1) / count
-            ax.loglog(np.arange(1, s.d + 1), np.where(s.eigenvalues > 0, s.eigenvalues, np.nan),
-                      color=style.TRAINED, alpha=alpha, lw=1, label=self.model if i == count - 1 else None)
-        for i, s in enumerate(self.twin_spectra):
-            alpha = 0.3 + 0.7 * (i + 1) / count
-            ax.loglog(np.arange(1, s.d + 1), np.where(s.eigenvalues > 0, s.eigenvalues, np.nan),
-                      color=style.TWIN, alpha=alpha, lw=1, label=self.twin if i == count - 1 else None)
+        for spectra, colour, name in ((self.trained, style.TRAINED, self.model),
+                                      (self.twin_spectra, style.TWIN, self.twin)):
+            for i, s in enumerate(spectra):
+                ax.loglog(np.arange(1, s.d + 1), np.where(s.eigenvalues > 0, s.eigenvalues, np.nan), color=colour,
+                          alpha=0.3 + 0.7 * (i + 1) / count, lw=1, label=name if i == count - 1 else None)
         ax.set(xlabel="rank i", ylabel="eigenvalue" + (" (correlation)" if self.trained[0].standardized else ""),
                title="covariance spectra per site (darker = deeper)")
         ax.legend()

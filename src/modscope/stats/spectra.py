@@ -148,12 +148,10 @@ def spectrum_of_eigenvalues(eigenvalues: np.ndarray, *, n: int | None = None, st
     nz = p[p > 0]
     rank = int(np.sum(lam > lam[0] * 1e-12))
     lo, hi = max(2, math.ceil(tail[0] * rank)), max(2, math.floor(tail[1] * rank))
+    exponent = float("nan")
     if hi - lo + 1 >= 5:
         idx = np.arange(lo, hi + 1)
-        slope = np.polyfit(np.log(idx), np.log(lam[idx - 1]), 1)[0]
-        exponent = float(-slope)
-    else:
-        exponent = float("nan")
+        exponent = float(-np.polyfit(np.log(idx), np.log(lam[idx - 1]), 1)[0])
     corr = lam if standardized else correlation_eigenvalues
     corr_pr = corr_top1 = None
     if corr is not None:
@@ -193,8 +191,7 @@ def spectrum_of_eigenvalues(eigenvalues: np.ndarray, *, n: int | None = None, st
 
 
 def eigenvalues_of(acc: Covariance, standardize: bool) -> np.ndarray:
-    matrix = acc.corr if standardize else acc.cov
-    return np.linalg.eigvalsh(matrix)
+    return np.linalg.eigvalsh(acc.corr if standardize else acc.cov)
 
 
 def sign_flip_spectra(rows: np.ndarray, *, standardize: bool, n_shuffles: int, seed: int) -> np.ndarray:

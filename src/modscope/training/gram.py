@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -142,13 +142,12 @@ def compute_gram(store: GradientStore, *, params=None, steps=None, per_param: bo
     rows = resolve_rows(store, steps)
     contiguous = rows.size == store.n_steps and np.array_equal(rows, np.arange(store.n_steps))
     if check_engine(engine) == "dask":
-        gg = _dask_gram(store, names, client, scheduler)
-        gg = gg if contiguous else gg.subset(rows)
-        return gg if per_param else replace(gg, per_param={})
-    grams = {n: block_gram(store.block(n, slice(None) if contiguous else rows)) for n in names}
-    total = merge_grams(grams.values())
-    return GradGram(total, grams if per_param else {}, tuple(names), np.asarray(store.steps)[rows],
-                    sum(store.size(n) for n in names))
+        grams = _dask_grams(store, names, client, scheduler)
+        grams = grams if contiguous else {n: g[np.ix_(rows, rows)] for n, g in grams.items()}
+    else:
+        grams = {n: block_gram(store.block(n, slice(None) if contiguous else rows)) for n in names}
+    return GradGram(merge_grams(grams.values()), grams if per_param else {}, tuple(names),
+                    np.asarray(store.steps)[rows], sum(store.size(n) for n in names))
 
 
 def lazy_block(store: GradientStore, name: str):
@@ -160,14 +159,9 @@ def lazy_block(store: GradientStore, name: str):
     return da.from_array(store.block(name), chunks=(store.n_steps, -1))
 
 
-def _dask_gram(store: GradientStore, names: list[str], client, scheduler: str | None) -> GradGram:
+def _dask_grams(store: GradientStore, names: list[str], client, scheduler: str | None) -> dict[str, np.ndarray]:
     n = store.n_steps
     with dask_client(client, scheduler) as cluster:
         stripe = max(1, min(MAX_CHUNK_ELEMENTS * 8, task_bytes(cluster)) // (8 * n))
-        lazy = []
-        for name in names:
-            x = lazy_block(store, name).rechunk((n, stripe), method="tasks").astype(np.float64)
-            lazy.append(x @ x.T)
-        grams = dict(zip(names, cluster.gather(cluster.compute(lazy))))
-    return GradGram(merge_grams(grams.values()), grams, tuple(names), np.asarray(store.steps),
-                    sum(store.size(nm) for nm in names))
+        blocks = [lazy_block(store, name).rechunk((n, stripe), method="tasks").astype(np.float64) for name in names]
+        return dict(zip(names, cluster.gather(cluster.compute([x @ x.T for x in blocks]))))

@@ -366,19 +366,19 @@ def gradient_svd(store_or_matrix: Any, *, k: int = 50, params=None, method: str 
         gg = compute_gram(store, params=names, per_param=False, **where)
         values, vecs = spectrum_of_gram(gg.gram)
         k = min(k, store.n_steps, gg.n_params)
-        zeros, energy = np.zeros(k), float(np.trace(gg.gram))
-        return OutOfCoreSVD(values[:k], vecs[:, :k].T, zeros, zeros, energy,
-                            float(np.sum(values[:k] ** 2) / max(energy, 1e-300)), "gram", 0, store.n_steps,
-                            gg.n_params)
-    if method != "randomized":
+        found = {"values": values[:k], "profiles": vecs[:, :k].T, "residuals": np.zeros(k),
+                 "frobenius_sq": float(np.trace(gg.gram)), "n_params": gg.n_params}
+        power_iters = 0
+    elif method != "randomized":
         raise ModscopeError(f"unknown method '{method}'; use auto, gram or randomized")
-    if power_iters < MIN_POWER_ITERS:
+    elif power_iters < MIN_POWER_ITERS:
         raise ModscopeError(f"power_iters={power_iters} is too few for a reliable spectrum; use >= {MIN_POWER_ITERS}")
-    found = randomized_svd(store, params=names, rank=k, power_iters=power_iters, seed=seed, residuals=True, **where)
+    else:
+        found = randomized_svd(store, params=names, rank=k, power_iters=power_iters, seed=seed, residuals=True, **where)
     values, residual, energy = found["values"], found["residuals"], found["frobenius_sq"]
     bound = residual / (np.sqrt(2) * np.where(values > 0, values, 1.0))
     return OutOfCoreSVD(values, found["profiles"], residual, bound, energy,
-                        float(np.sum(values**2) / max(energy, 1e-300)), "randomized", power_iters, store.n_steps,
+                        float(np.sum(values**2) / max(energy, 1e-300)), method, power_iters, store.n_steps,
                         found["n_params"])
 
 

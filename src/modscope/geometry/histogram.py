@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -91,10 +92,10 @@ def pair_sums(unit: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
     return unit.sum(axis=0), float(sq_norms.sum()), unit.T @ unit, float(np.sum(sq_norms**2))
 
 
-def pair_moments_from_sums(total: np.ndarray, sq_norm_sum: float, frobenius_sq: float,
+def pair_moments_from_sums(total: np.ndarray, sq_norm_sum: float, gram: np.ndarray,
                            sq_norm4_sum: float) -> tuple[float, float]:
     """Pair sums from chunk sums (see ``pair_moments``): sum c_ij and sum c_ij^2 over pairs i < j."""
-    return (float(total @ total) - sq_norm_sum) / 2.0, (frobenius_sq - sq_norm4_sum) / 2.0
+    return (float(total @ total) - sq_norm_sum) / 2.0, (float(np.sum(gram * gram)) - sq_norm4_sum) / 2.0
 
 
 def pair_moments(unit: np.ndarray) -> tuple[float, float]:
@@ -103,11 +104,9 @@ def pair_moments(unit: np.ndarray) -> tuple[float, float]:
     sum_{i<j} c_ij = (|sum_i u_i|^2 - sum_i |u_i|^2) / 2 and
     sum_{i<j} c_ij^2 = (||U^T U||_F^2 - sum_i |u_i|^4) / 2, with the d x d Gram U^T U in float64.
     """
-    total = unit.sum(axis=0)
     sq_norms = np.einsum("ij,ij->i", unit, unit)
     gram = unit.T @ unit if unit.shape[1] <= unit.shape[0] else unit @ unit.T
-    return pair_moments_from_sums(total, float(sq_norms.sum()), float(np.sum(gram * gram)),
-                                  float(np.sum(sq_norms**2)))
+    return pair_moments_from_sums(unit.sum(axis=0), float(sq_norms.sum()), gram, float(np.sum(sq_norms**2)))
 
 
 def histogram_range(bins: int, block: int, value_range) -> tuple[float, float]:
@@ -152,27 +151,34 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
         return chunked_histogram(resolve(E), centre=centre, bins=bins, low=low, high=high, block=block,
                                  extremes=extremes, where={"engine": engine, "client": client, "scheduler": scheduler})
     unit, nonzero = nonzero_unit_rows(centre_rows(as_rows(E, "E"), centre), E)
-    n = len(unit)
-    if n < 2:
-        raise ModscopeError(f"need at least 2 non-zero rows for pairwise cosines, got {n}")
-    n_pairs = n * (n - 1) // 2
-    pair_sum, pair_sq = pair_moments(unit)
-    mean = pair_sum / n_pairs
-    sd = float(np.sqrt(max(pair_sq / n_pairs - mean**2, 0.0)))
+    if len(unit) < 2:
+        raise ModscopeError(f"need at least 2 non-zero rows for pairwise cosines, got {len(unit)}")
     # torch casts on both cores (numpy on one): the same float32 bits as the dask engine's astype
-    counts, lowest, highest = binned_pairs(torch.from_numpy(unit).to(torch.float32), bins, low, high, block,
-                                           threads, extremes)
-    edges = np.linspace(low, high, bins + 1)
+    binned = binned_pairs(torch.from_numpy(unit).to(torch.float32), bins, low, high, block, threads, extremes)
+    return histogram_result(*binned, pair_moments(unit), nonzero, low=low, high=high, centre=centre,
+                            extremes=extremes)
+
+
+def histogram_result(padded: np.ndarray, lowest: float, highest: float, moments: tuple[float, float],
+                     nonzero: np.ndarray, *, low: float, high: float, centre: bool | np.ndarray,
+                     extremes: bool) -> HistogramResult:
+    """Both engines' answer from the merged block counts, the pair sums (``pair_moments``) and the non-zero mask."""
+    counts = fold_edge_bins(padded)
+    n = int(nonzero.sum())
+    n_pairs = n * (n - 1) // 2
+    mean = moments[0] / n_pairs
+    nan = float("nan")
     return HistogramResult(
-        edges=edges, counts=counts, mean=float(mean), sd=sd, min=lowest, max=highest, n_rows=n,
-        n_zero_rows=int((~nonzero).sum()), n_pairs=n_pairs, n_outside=int(n_pairs - counts.sum()),
-        centred=centre is not False and centre is not None,
-    )
+        edges=np.linspace(low, high, len(counts) + 1), counts=counts, mean=float(mean),
+        sd=float(np.sqrt(max(moments[1] / n_pairs - mean**2, 0.0))), min=lowest if extremes else nan,
+        max=highest if extremes else nan, n_rows=n, n_zero_rows=int((~nonzero).sum()), n_pairs=n_pairs,
+        n_outside=int(n_pairs - counts.sum()), centred=centre is not False and centre is not None)
 
 
 def binned_pairs(unit: torch.Tensor, bins: int, low: float, high: float, block: int,
                  threads: int | None, extremes: bool = True) -> tuple[np.ndarray, float, float]:
-    """Counts of u_i . u_j (i < j) in ``bins`` equal bins over [low, high], plus the min and max value."""
+    """Padded counts (``block_pair_counts``) of u_i . u_j (i < j) in ``bins`` equal bins over [low, high], plus the
+    min and max value."""
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -190,9 +196,7 @@ def binned_pairs(unit: torch.Tensor, bins: int, low: float, high: float, block: 
     finally:
         scratch.close()
         torch.set_num_threads(previous)
-    if not extremes:
-        lowest = highest = float("nan")
-    return fold_edge_bins(total), lowest, highest
+    return total, lowest, highest
 
 
 class BlockScratch:
@@ -209,9 +213,6 @@ class BlockScratch:
         self._pool: ThreadPoolExecutor | None = None
 
     def views(self, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.values.numel() < rows * cols:
-            self.values = torch.empty(rows * cols, dtype=torch.float32)
-            self.indices = torch.empty(rows * cols, dtype=self.index_dtype)
         return (self.values[:rows * cols].view(rows, cols), self.indices[:rows * cols].view(rows, cols))
 
     def count(self, indices: torch.Tensor, minlength: int) -> torch.Tensor:
@@ -307,28 +308,19 @@ def _column_sums(chunk: np.ndarray) -> tuple[int, np.ndarray]:
     return chunk.shape[0], as_rows(chunk, "E").sum(axis=0)
 
 
-def _add_sums(parts: list) -> tuple[int, np.ndarray]:
-    return sum(p[0] for p in parts), np.sum([p[1] for p in parts], axis=0)
+def _add(parts: list) -> tuple:
+    """Merge of additive partials, term by term (lists of row masks are joined, in row order)."""
+    return tuple(sum(terms, []) if isinstance(terms[0], list) else np.sum(terms, axis=0) for terms in zip(*parts))
 
 
 def _unit(chunk: np.ndarray, centre: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nonzero_unit_rows(centre_rows(as_rows(chunk, "E"), centre), chunk)
 
 
-class _RowSums:
+def _row_sums(chunk: np.ndarray, centre: bool | np.ndarray) -> tuple:
     """Kernel of the second pass: the non-zero mask and ``pair_sums`` of a chunk's unit rows."""
-
-    def __init__(self, centre: bool | np.ndarray):
-        self.centre = centre
-
-    def __call__(self, chunk: np.ndarray) -> tuple[list[np.ndarray], tuple]:
-        unit, nonzero = _unit(chunk, self.centre)
-        return [nonzero], pair_sums(unit)
-
-
-def _merge_row_sums(parts: list) -> tuple[list[np.ndarray], tuple]:
-    masks = [m for p in parts for m in p[0]]  # partials arrive in row order, so the masks stay in order
-    return masks, tuple(np.sum([p[1][i] for p in parts], axis=0) for i in range(4))
+    unit, nonzero = _unit(chunk, centre)
+    return [nonzero], *pair_sums(unit)
 
 
 def _read_unit(source: Any, indices: np.ndarray, centre: bool | np.ndarray) -> torch.Tensor:
@@ -355,26 +347,18 @@ def chunked_histogram(array: Any, *, centre: bool | np.ndarray, bins: int, low: 
     of ``block`` rows (float64 while normalising) and one ``block x block`` float32 cosine block.
     """
     if centre is True:
-        count, sums = map_reduce(_column_sums, array, _add_sums, **where)
+        count, sums = map_reduce(_column_sums, array, _add, **where)
         centre = sums / count
     elif centre is not False and centre is not None:
         centre = np.asarray(centre, dtype=np.float64)
-    masks, (total, sq_norm_sum, gram, sq_norm4_sum) = map_reduce(_RowSums(centre), array, _merge_row_sums, **where)
-    kept = np.flatnonzero(np.concatenate(masks))
-    n = kept.size
-    if n < 2:
-        raise ModscopeError(f"need at least 2 non-zero rows for pairwise cosines, got {n}")
-    n_pairs = n * (n - 1) // 2
-    pair_sum, pair_sq = pair_moments_from_sums(total, sq_norm_sum, float(np.sum(gram * gram)), sq_norm4_sum)
-    mean = pair_sum / n_pairs
-    blocks = [kept[s:s + block] for s in range(0, n, block)]
+    masks, *sums = map_reduce(partial(_row_sums, centre=centre), array, _add, **where)
+    nonzero = np.concatenate(masks)
+    kept = np.flatnonzero(nonzero)
+    if kept.size < 2:
+        raise ModscopeError(f"need at least 2 non-zero rows for pairwise cosines, got {kept.size}")
+    blocks = [kept[s:s + block] for s in range(0, kept.size, block)]
     tasks = [(array, blocks[i], blocks[j], i == j, centre, bins, low, high, extremes)
              for i in range(len(blocks)) for j in range(i, len(blocks))]
-    padded, lowest, highest = reduce_tasks(_pair_task, tasks, merge_block_counts, **where)
-    counts = fold_edge_bins(padded)
-    nan = float("nan")
-    return HistogramResult(
-        edges=np.linspace(low, high, bins + 1), counts=counts, mean=float(mean),
-        sd=float(np.sqrt(max(pair_sq / n_pairs - mean**2, 0.0))), min=lowest if extremes else nan,
-        max=highest if extremes else nan, n_rows=n, n_zero_rows=int(len(np.concatenate(masks)) - n),
-        n_pairs=n_pairs, n_outside=int(n_pairs - counts.sum()), centred=centre is not False and centre is not None)
+    return histogram_result(*reduce_tasks(_pair_task, tasks, merge_block_counts, **where),
+                            pair_moments_from_sums(*sums), nonzero, low=low, high=high, centre=centre,
+                            extremes=extremes)

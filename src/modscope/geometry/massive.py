@@ -8,6 +8,7 @@ of products over coordinates, so such columns can decide them alone. The detecto
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -18,11 +19,12 @@ from modscope.stats.massive import DEFAULT_RATIO, MassiveActivations, find_massi
 WHAT = "massive coordinates dropped"  # which variant: columns are removed, every row is kept
 
 
-def massive_columns(x: np.ndarray, found: MassiveActivations) -> np.ndarray:
-    """Every column of ``x`` with an entry above the detector's threshold (``found.coords`` lists at most 20)."""
+def massive_entries(x: np.ndarray, found: MassiveActivations, axis: int) -> np.ndarray:
+    """Whether each column (``axis=0``) or row (``axis=1``) of ``x`` holds an entry above the detector's threshold
+    (``found.coords`` lists at most 20)."""
     if not found.found:
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero((np.abs(np.asarray(x)) > found.ratio * found.median_abs).any(axis=0))
+        return np.zeros(x.shape[1 - axis], dtype=bool)
+    return (np.abs(np.asarray(x)) > found.ratio * found.median_abs).any(axis=axis)
 
 
 def without_massive(gathered: Gathered, *, ratio: float = DEFAULT_RATIO) -> tuple[Gathered, dict[str, dict]]:
@@ -38,7 +40,7 @@ def without_massive(gathered: Gathered, *, ratio: float = DEFAULT_RATIO) -> tupl
     arrays, dropped = {}, {}
     for site, x in gathered.arrays.items():
         found = find_massive(x, ratio=ratio)
-        columns = massive_columns(x, found)
+        columns = np.flatnonzero(massive_entries(x, found, axis=0))
         if columns.size >= x.shape[1]:  # everything is "massive": nothing sensible to drop
             columns = columns[:0]
         arrays[site] = np.ascontiguousarray(np.delete(x, columns, axis=1)) if columns.size else x
@@ -84,15 +86,11 @@ def without_massive_rows(gathered: Gathered, *, ratio: float = DEFAULT_RATIO) ->
     n = len(gathered.labels)
     hit = np.zeros(n, dtype=bool)
     for x in gathered.arrays.values():
-        found = find_massive(x, ratio=ratio)
-        if found.found:
-            hit |= (np.abs(np.asarray(x)) > found.ratio * found.median_abs).any(axis=1)
+        hit |= massive_entries(x, find_massive(x, ratio=ratio), axis=1)
     if not hit.any() or hit.all():
         return gathered, {"n_rows_dropped": 0, "rows": [], "positions": {}}
     keep = np.flatnonzero(~hit)
-    positions: dict[int, int] = {}
-    for i in np.flatnonzero(hit):
-        positions[int(gathered.positions[i])] = positions.get(int(gathered.positions[i]), 0) + 1
+    positions = Counter(int(gathered.positions[i]) for i in np.flatnonzero(hit))
     reduced = replace(gathered, arrays={s: np.ascontiguousarray(x[keep]) for s, x in gathered.arrays.items()},
                       labels=[gathered.labels[i] for i in keep], groups=[gathered.groups[i] for i in keep],
                       positions=[gathered.positions[i] for i in keep])

@@ -17,23 +17,19 @@ from modscope.geometry.similarity import KINDS
 from modscope.geometry.streams import rank_stream_dimensions
 from modscope.geometry.study import cka_between, pca_by_site, similarity_study
 from modscope.report.numbers import plural
-
-
-def to_payload(value):
-    """Results as their ``to_json()`` (large arrays left out), recursively through dicts."""
-    from modscope.results import jsonable
-
-    if hasattr(value, "to_json"):
-        return value.to_json()
-    if isinstance(value, dict):
-        return {str(k): to_payload(v) for k, v in value.items()}
-    return jsonable(value)
+from modscope.results import jsonable
 
 
 def finish(out: Path | None, *, probe: str, title: str, question: str, result: dict, headline: list[str],
-           verdict: str, figures_: dict, tables: dict, settings: dict) -> dict:
-    """Write the probe page when ``out`` is given; return the JSON payload either way."""
-    payload = to_payload(result)
+           verdict: str, figures_: dict, tables: dict, settings: dict, phate: tuple | None = None) -> dict:
+    """Write the probe page when ``out`` is given; return the JSON payload (results as their ``to_json()``) either
+    way. ``phate=(samples, seed)`` adds PHATE of the samples' rows (seed 001: next to PCA, same category colours)."""
+    if phate is not None:
+        from modscope.geometry.phate_embed import phate_report
+
+        figures_["phate"], result["phate"], line = phate_report(*phate)
+        headline.append(line)
+    payload = jsonable(result)
     if out is not None:
         from modscope.report import write_probe
 
@@ -101,18 +97,14 @@ def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[s
     verdict += "."
     tables = {f"sites_{s.model}": s.to_frame().round(4) for s in studies}
     result = {**{s.model: s for s in studies}, "without_massive": lean_study, "massive": dropped}
-    if "phate" in embed:
-        from modscope.geometry.phate_embed import phate_report
-
-        figs["phate"], result["phate"], line = phate_report(samples, seed)
-        headline.append(line)
     return finish(out, probe="similarity", title="Similarity matrices by category",
                   question="Do texts of the same category have more similar hidden states than texts of different "
                            "categories, layer by layer, beyond chance and beyond a random-init twin?",
                   result=result, headline=headline, verdict=verdict, figures_=figs,
                   tables=tables, settings={"sites": sites, "kinds": list(kinds), "per_category": per_category,
                                            "positions": positions, "n_permutations": n_permutations, "seed": seed,
-                                           "rows": gathered.rows_description()})
+                                           "rows": gathered.rows_description()},
+                  phate=(samples, seed) if "phate" in embed else None)
 
 
 def streams_report(model, corpus, *, sites: str = "resid_post.*", dims: Sequence[int] | None = None, top: int = 6,
@@ -197,12 +189,7 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
                 f"{plural(len(first.sites), 'site')}.")
     pcas = pca_by_site(first, k=pca_k)
     figs["pca"] = figures.pca_grid(pcas)
-    result["pca"] = {site: p for site, p in pcas.items()}
-    if "phate" in embed:  # seed 001: PHATE next to PCA, same category colours (and the other model's, if given)
-        from modscope.geometry.phate_embed import phate_report
-
-        figs["phate"], result["phate"], line = phate_report([first] + ([second] if other is not None else []), seed)
-        headline.append(line)
+    result["pca"] = pcas
     return finish(out, probe="cka", title="CKA and PCA of hidden states",
                   question="How similar are representations across layers (and across models), and how do the "
                            "categories sit in the top principal components?",
@@ -210,7 +197,8 @@ def cka_report(model, other, corpus, *, sites: str = "resid_post.*", per_categor
                   tables={"cka": pd.DataFrame(within.matrix, columns=within.column_names).round(3)},
                   settings={"model": model.name, "vs": other.name if other is not None else None, "sites": sites,
                             "per_category": per_category, "positions": positions,
-                            "rows": first.rows_description()})
+                            "rows": first.rows_description()},
+                  phate=([first] + ([second] if other is not None else []), seed) if "phate" in embed else None)
 
 
 def anisotropy_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.*", per_category: int = 2,

@@ -141,17 +141,11 @@ def separation(S, labels, *, n_permutations: int = 1000, groups=None, seed: int 
     within, between = within_between(S, codes[None], c)
     silhouette = float(silhouettes(D, codes[None], c)[0])
     perms = permuted_labels(codes, groups, n_permutations, seed)
-    null_within, null_between = [], []
-    null_sil = []
-    for chunk in np.array_split(perms, max(1, len(perms) // 100)):
-        w, b = within_between(S, chunk, c)
-        null_within.append(w)
-        null_between.append(b)
-        null_sil.append(silhouettes(D, chunk, c))
-    null = np.concatenate(null_within) - np.concatenate(null_between)
+    chunks = np.array_split(perms, max(1, len(perms) // 100))
+    null = np.concatenate([np.subtract(*within_between(S, chunk, c)) for chunk in chunks])
     difference = float(within[0] - between[0])
     mean, sd, z, p = permutation_summary(difference, null)
-    s_mean, s_sd, s_z, s_p = permutation_summary(silhouette, np.concatenate(null_sil))
+    s_mean, s_sd, s_z, s_p = permutation_summary(silhouette, np.concatenate([silhouettes(D, ch, c) for ch in chunks]))
     return SeparationResult(
         within=float(within[0]), between=float(between[0]), difference=difference, silhouette=silhouette,
         null_mean=mean, null_sd=sd, z=z, p=p, silhouette_null_mean=s_mean, silhouette_null_sd=s_sd,

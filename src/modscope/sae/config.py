@@ -11,8 +11,19 @@ ARCHITECTURES = ("relu", "topk")
 DECODER_NORMS = ("unit", "free")
 
 
+class DictFields:
+    """``to_dict`` / ``from_dict`` of a dataclass (``from_dict`` ignores keys that are not its fields)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any:
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
 @dataclass(frozen=True)
-class SAEConfig:
+class SAEConfig(DictFields):
     """The architecture and training settings of a sparse autoencoder.
 
     Attributes:
@@ -130,11 +141,3 @@ class SAEConfig:
             raise ModscopeError(f"SAEConfig.d_in={self.d_in} but the activations have width {d_in}; drop d_in or "
                                 "set it to the source's width")
         return replace(self, d_in=d_in)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SAEConfig:
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)

@@ -50,6 +50,20 @@ class Reconstruction(Result):
         return ax
 
 
+def _from_sums(sq_err: float, total: float, sq_norm: float, cosine: float, l0: float, dead: int, dense: int,
+               n_tokens: int, d_in: int, n_latents: int, dense_threshold: float) -> Reconstruction:
+    """The Reconstruction of ``n_tokens`` tokens from its sums over them: squared error, squared deviation from
+    the mean (``total``), squared norm, cosine and active latents."""
+    def explained(sq: float) -> float:
+        return float(1 - sq / total) if total > 0 else float("nan")
+
+    return Reconstruction(
+        mse=float(sq_err / n_tokens / d_in), fve=explained(sq_err), cosine=float(cosine / n_tokens),
+        l0=float(l0 / n_tokens), dead_fraction=dead / n_latents, n_tokens=int(n_tokens), dead=dead, dense=dense,
+        dense_fraction=dense / n_latents, dense_threshold=dense_threshold, fve_zero_ablation=explained(sq_norm),
+    )
+
+
 def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray, codes: np.ndarray,
                            dense_threshold: float = 0.1) -> Reconstruction:
     """Reconstruction metrics from activations ``x``, reconstructions ``x_hat`` [tokens, d_in], codes [tokens, n].
@@ -57,20 +71,13 @@ def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray, codes: np.ndarray,
     Sums are accumulated in float64.
     """
     x, x_hat = np.asarray(x, dtype=np.float64), np.asarray(x_hat, dtype=np.float64)
-    err = ((x - x_hat) ** 2).sum(axis=1)
-    total = ((x - x.mean(axis=0)) ** 2).sum()
     norms = np.linalg.norm(x, axis=1) * np.linalg.norm(x_hat, axis=1)
-    cosine = float(np.mean((x * x_hat).sum(axis=1) / np.maximum(norms, 1e-30)))
     active = np.asarray(codes) > 0
     density = active.mean(axis=0)
-    dead, dense = int((density == 0).sum()), int((density > dense_threshold).sum())
-    return Reconstruction(
-        mse=float(err.mean() / x.shape[1]), fve=float(1 - err.sum() / total) if total > 0 else float("nan"),
-        cosine=cosine, l0=float(active.sum(axis=1).mean()), dead_fraction=dead / active.shape[1],
-        n_tokens=int(len(x)), dead=dead, dense=dense, dense_fraction=dense / active.shape[1],
-        dense_threshold=dense_threshold,
-        fve_zero_ablation=float(1 - (x**2).sum() / total) if total > 0 else float("nan"),
-    )
+    return _from_sums(((x - x_hat) ** 2).sum(axis=1).sum(), ((x - x.mean(axis=0)) ** 2).sum(), (x**2).sum(),
+                      ((x * x_hat).sum(axis=1) / np.maximum(norms, 1e-30)).sum(), active.sum(axis=1).sum(),
+                      int((density == 0).sum()), int((density > dense_threshold).sum()), len(x), x.shape[1],
+                      active.shape[1], dense_threshold)
 
 
 @torch.no_grad()
@@ -97,10 +104,5 @@ def evaluate_reconstruction(sae, x: np.ndarray | torch.Tensor, chunk: int = 2048
         l0 += float(active.sum())
         fired += active.sum(dim=0)
     threshold = float(getattr(sae.cfg, "dense_threshold", 0.1))
-    dead, dense = int((fired == 0).sum()), int((fired > threshold * n).sum())
-    return Reconstruction(
-        mse=sq_err / n / d, fve=1 - sq_err / total if total > 0 else float("nan"), cosine=cosine / n, l0=l0 / n,
-        dead_fraction=dead / sae.n_latents, n_tokens=int(n), dead=dead, dense=dense,
-        dense_fraction=dense / sae.n_latents, dense_threshold=threshold,
-        fve_zero_ablation=1 - sq_norm / total if total > 0 else float("nan"),
-    )
+    return _from_sums(sq_err, total, sq_norm, cosine, l0, int((fired == 0).sum()), int((fired > threshold * n).sum()),
+                      n, d, sae.n_latents, threshold)

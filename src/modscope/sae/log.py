@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from modscope.results import Result
+from modscope.sae.config import DictFields
 from modscope.sae.density import DensityHistory, density_history
 
 
 @dataclass(frozen=True)
-class TrainingLog(Result):
+class TrainingLog(Result, DictFields):
     """What ``train`` records while it runs (it appends to the lists, then sets the wall time once).
 
     Attributes:
@@ -61,10 +61,3 @@ class TrainingLog(Result):
         ax.set_yscale("log")
         label(ax, x="training tokens", y="loss")
         return ax
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainingLog:
-        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})

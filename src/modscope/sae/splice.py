@@ -44,10 +44,8 @@ def splice_site(model, site: str, replace: Callable[[torch.Tensor], torch.Tensor
     else:
         module = {"resid_post": modules.block, "mlp_out": modules.mlp_out, "attn_out": modules.attn_out}[kind]
         handle = module.register_forward_hook(lambda _m, _a, out: _replace_output(out, replace))
-    try:
+    with handle:
         yield
-    finally:
-        handle.remove()
 
 
 @contextmanager
@@ -63,11 +61,8 @@ def splice_logit_update(model, lmap, replace: Callable[[torch.Tensor], torch.Ten
             update = lmap.logit_update(values[lmap.site].to(lmap.W_U.dtype), scale)
             return logits + (replace(update) - update).to(logits.dtype)
 
-        handle = model.adapter.lm_head.register_forward_hook(adjust)
-        try:
+        with model.adapter.lm_head.register_forward_hook(adjust):
             yield
-        finally:
-            handle.remove()
 
 
 @dataclass(frozen=True)
@@ -159,25 +154,15 @@ def spliced_loss(model, sae, windows: torch.Tensor | Sequence[Sequence[int]], *,
     def mean(x: torch.Tensor) -> torch.Tensor:
         return (totals["sum"] / totals["count"]).to(device=x.device, dtype=x.dtype).expand_as(x)
 
-    def zeros(x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x)
-
-    if sae.meta.get("logit_space"):
-        lmap = logit_map(model, site)
-
-        def splice(fn):
-            return splice_logit_update(model, lmap, fn)
-    else:
-        def splice(fn):
-            return splice_site(model, site, fn)
+    lmap = logit_map(model, site) if sae.meta.get("logit_space") else None
 
     def loss_with(replace: Callable[[torch.Tensor], torch.Tensor]) -> float:
-        with splice(replace):
+        with splice_site(model, site, replace) if lmap is None else splice_logit_update(model, lmap, replace):
             return _mean_loss(model, windows, batch)
 
     windows = windows.to(model_device(model))
     # in this order: record_mean is the identity, a clean pass that also accumulates the site's mean
-    clean, spliced, zero, mean_ablated = map(loss_with, (record_mean, reconstruct, zeros, mean))
+    clean, spliced, zero, mean_ablated = map(loss_with, (record_mean, reconstruct, torch.zeros_like, mean))
     return SplicedLoss(clean, spliced, zero, fraction_recovered(clean, spliced, zero), spliced - clean,
                        int(windows.shape[0] * (windows.shape[1] - 1)), mean_ablated,
                        fraction_recovered(clean, spliced, mean_ablated))

@@ -69,10 +69,10 @@ class AnisotropyStudy(Result):
         return ax
 
 
-def both_ways(rows: np.ndarray, *, bins: int, block: int, engine: str = "local",
-              scheduler: str | None = None) -> dict[str, HistogramResult]:
-    kw = {"bins": bins, "block": block, "extremes": False, "engine": engine, "scheduler": scheduler}
-    return {"raw": cosine_histogram(rows, **kw), "centred": cosine_histogram(rows, centre=True, **kw)}
+def both_ways(rows: np.ndarray, **kw) -> dict[str, HistogramResult]:
+    """Raw and centred ``cosine_histogram`` of ``rows`` (``kw``: bins, block, engine, scheduler), without extremes."""
+    return {"raw": cosine_histogram(rows, extremes=False, **kw),
+            "centred": cosine_histogram(rows, centre=True, extremes=False, **kw)}
 
 
 def record(name: str, histograms: dict[str, HistogramResult]) -> dict:

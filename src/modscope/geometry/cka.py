@@ -61,13 +61,6 @@ def cka(X, Y, *, debiased: bool = True) -> float:
     return float(cka_map([X], [Y], debiased=debiased).matrix[0, 0])
 
 
-def check_rows(n_x: int, n_y: int, debiased: bool) -> None:
-    if n_x != n_y:
-        raise ModscopeError(f"X has {n_x} rows and Y has {n_y}; CKA needs the same samples in the same order")
-    if n_x < (4 if debiased else 2):
-        raise ModscopeError(f"CKA needs at least {4 if debiased else 2} samples, got {n_x}")
-
-
 @dataclass(frozen=True)
 class CKAMap(Result):
     """CKA between every pair of representations from two lists (layers of one model, or of two models).
@@ -132,8 +125,12 @@ def cka_map(rows: Sequence, columns: Sequence | None = None, *, row_names: Seque
     arrays = [a if hasattr(a, "shape") and hasattr(a, "__getitem__") else np.asarray(a)
               for a in list(rows) + ([] if same else list(columns))]
     n = int(arrays[0].shape[0])
+    if n < (4 if debiased else 2):
+        raise ModscopeError(f"CKA needs at least {4 if debiased else 2} samples, got {n}")
     for array in arrays:
-        check_rows(n, int(array.shape[0]), debiased)
+        if int(array.shape[0]) != n:
+            raise ModscopeError(f"X has {n} rows and Y has {array.shape[0]}; CKA needs the same samples in the "
+                                "same order")
     first_column = 0 if same else len(rows)
     column_ids = [first_column + j for j in range(len(columns))]
     pairs = {(i, c) for i in range(len(rows)) for c in column_ids if not (same and c < i)}

@@ -42,8 +42,7 @@ def pairwise_mean_cosine(vectors: np.ndarray, pairs: np.ndarray | None = None) -
 
     ``pairs`` (int [n]) restricts to pairs in the same group: the pair-weighted mean over groups.
     """
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    units = vectors / np.maximum(norms, 1e-300)
+    units = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-300)
     groups = np.zeros(len(units), dtype=int) if pairs is None else np.asarray(pairs)
     total, count = 0.0, 0
     for g in np.unique(groups):
@@ -230,13 +229,10 @@ class ClusterStudy(Result):
         cols = ("site", "n_rows", "k", "null_silhouette", "mean_cosine_raw", "mean_cosine_global",
                 "mean_cosine_clusterwise", "within_cosine_global", "within_cosine_clusterwise", "inter_type",
                 "intra_type", "inter_type_clusterwise", "intra_type_clusterwise")
-        rows = []
-        for r in self.sites.values():
-            row = {c: getattr(r, c) for c in cols}
-            row["best_silhouette"] = max(r.silhouettes.values()) if r.silhouettes else float("nan")
-            row["largest_cluster_share"] = max(c["share"] for c in r.clusters)
-            rows.append(row)
-        return pd.DataFrame(rows)
+        return pd.DataFrame([{**{c: getattr(r, c) for c in cols},
+                              "best_silhouette": max(r.silhouettes.values()) if r.silhouettes else float("nan"),
+                              "largest_cluster_share": max(c["share"] for c in r.clusters)}
+                             for r in self.sites.values()])
 
     def plot(self, ax=None):
         """Mean cosine per site: raw, globally centred, cluster-wise centred (and within-cluster, global)."""

@@ -47,14 +47,8 @@ def similarity_grid(study, kind: str, *, sites: Sequence[str] | None = None, col
 def separation_vs_depth(studies: Sequence, kind: str, *, metric: str = "z"):
     """Separation z (or any column of the study table) against depth, trained and twin in their colours."""
     ax = axes(None, figsize=(6.5, 3.8))
-    styles = ["-", "--", ":", "-."]
     for study in studies:
-        frame = study.to_frame()
-        frame = frame[frame["kind"] == kind]
-        for index, family in enumerate(dict.fromkeys(frame["family"])):
-            part = frame[frame["family"] == family].sort_values("depth")
-            ax.plot(part["depth"], part[metric], styles[index % 4], marker="o", ms=3,
-                    color=model_colour(study.model), label=f"{study.model} {family}")
+        study.depth_lines(ax, kind, metric=metric)
     if metric == "z":
         ax.axhspan(-2, 2, color="#9a9a9a", alpha=0.15, lw=0, label="|z| < 2 (null)")
     ax.set_xlabel("layer")
@@ -106,8 +100,7 @@ def histogram_grid(studies: Sequence, *, names: Sequence[str] | None = None, col
     """Raw (solid colour) vs centred (grey) all-pairs cosine histograms: weights first, then chosen sites."""
     panels_spec = []
     for study in studies:
-        for name, pair in study.weights.items():
-            panels_spec.append((study, name, pair))
+        panels_spec += [(study, name, pair) for name, pair in study.weights.items()]
         hidden = list(study.hidden)
         chosen = names if names is not None else hidden[:: max(1, len(hidden) // 4)]
         panels_spec += [(study, site, study.hidden[site]) for site in chosen if site in study.hidden]

@@ -109,16 +109,6 @@ def pair_moments(unit: np.ndarray) -> tuple[float, float]:
     return pair_moments_from_sums(unit.sum(axis=0), float(sq_norms.sum()), gram, float(np.sum(sq_norms**2)))
 
 
-def histogram_range(bins: int, block: int, value_range) -> tuple[float, float]:
-    """Validate the histogram settings shared by both engines; returns the (low, high) bin range."""
-    if bins < 1 or block < 1:
-        raise ModscopeError(f"bins and block must be >= 1, got bins={bins}, block={block}")
-    low, high = map(float, value_range)
-    if not high > low:
-        raise ModscopeError(f"value_range must be (low, high) with high > low, got {value_range}")
-    return low, high
-
-
 def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
                      value_range: tuple[float, float] = (-1.0, 1.0), block: int = 2048,
                      threads: int | None = None, extremes: bool = True, engine: str = "local", client=None,
@@ -144,7 +134,11 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
     Returns:
         HistogramResult.
     """
-    low, high = histogram_range(bins, block, value_range)
+    if bins < 1 or block < 1:
+        raise ModscopeError(f"bins and block must be >= 1, got bins={bins}, block={block}")
+    low, high = map(float, value_range)
+    if not high > low:
+        raise ModscopeError(f"value_range must be (low, high) with high > low, got {value_range}")
     if isinstance(E, torch.Tensor):
         E = E.detach().cpu().numpy()
     if check_engine(engine) == "dask":
@@ -289,11 +283,9 @@ def block_pair_counts(rows_i: torch.Tensor, rows_j: torch.Tensor, *, diagonal: b
     return counts[1:bins + 3].double().numpy(), lowest, highest
 
 
-def merge_block_counts(parts) -> tuple[np.ndarray, float, float]:
+def merge_block_counts(parts: list) -> tuple[np.ndarray, float, float]:
     """Exact merge of ``block_pair_counts`` results: counts add, min of mins, max of maxes."""
-    parts = list(parts)
-    counts = np.sum([p[0] for p in parts], axis=0)
-    return counts, min(p[1] for p in parts), max(p[2] for p in parts)
+    return np.sum([p[0] for p in parts], axis=0), min(p[1] for p in parts), max(p[2] for p in parts)
 
 
 def fold_edge_bins(padded: np.ndarray) -> np.ndarray:

@@ -68,15 +68,12 @@ def similarity(H, kind: str = "cosine", *, reference: np.ndarray | None = None) 
         S: float64 [n, n], symmetric.
     """
     H = as_rows(H)
-    if kind == "cosine":
-        unit = unit_rows(H)
+    if kind in ("cosine", "centred"):
+        unit = unit_rows(H if kind == "cosine" else centre_rows(H, True if reference is None else reference))
         return unit @ unit.T
     if kind == "scaled":
         largest = float(np.max(np.einsum("ij,ij->i", H, H)))
         return H @ H.T / largest if largest > 0 else np.zeros((len(H), len(H)))
-    if kind == "centred":
-        unit = unit_rows(centre_rows(H, True if reference is None else reference))
-        return unit @ unit.T
     if kind == "euclidean":
         squared = np.einsum("ij,ij->i", H, H)
         distance_sq = squared[:, None] + squared[None, :] - 2.0 * (H @ H.T)

@@ -56,12 +56,9 @@ class StreamRanking(Result):
         colours = matplotlib.colormaps[CATEGORY_CMAP]
         codes = {name: k for k, name in enumerate(self.categories)}
         x = np.arange(len(self.layer_names))
-        seen = set()
-        for row, label in enumerate(self.labels):
-            first = label not in seen
-            seen.add(label)
+        for row, label in enumerate(self.labels):  # one legend entry per category, at its first row
             ax.plot(x, self.streams[row, :, which], color=colours(codes[label] % 10), lw=0.8, alpha=0.6,
-                    label=str(label) if first else None)
+                    label=str(label) if self.labels.index(label) == row else None)
         ax.set_title(f"dim {dim}: mean F {self.score[dim]:.1f}, p_fwer {self.p_fwer[dim]:.3g}", fontsize=8)
         ax.set_xlabel("layer")
         ax.set_ylabel("value")

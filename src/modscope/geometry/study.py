@@ -55,21 +55,24 @@ class SimilarityStudy(Result):
 
     def plot(self, ax=None, *, kind: str | None = None, family: str | None = None):
         """Separation z against depth for one kind, one line per site family (e.g. attn_out, resid_post)."""
-        ax = axes(ax)
         kind = kind or self.kinds[0]
-        frame = self.to_frame()
-        frame = frame[frame["kind"] == kind]
-        styles = ["-", "--", ":", "-."]
-        families = [f for f in dict.fromkeys(frame["family"]) if family is None or f == family]
-        for index, name in enumerate(families):
-            part = frame[frame["family"] == name].sort_values("depth")
-            ax.plot(part["depth"], part["z"], styles[index % 4], marker="o", ms=3,
-                    color=model_colour(self.model), label=f"{self.model} {name}")
+        ax = self.depth_lines(axes(ax), kind, family=family)
         ax.axhline(0, color=NULL, lw=1)
         ax.axhspan(-2, 2, color=NULL, alpha=0.15, lw=0, label="|z| < 2 under the null")
         ax.set_xlabel("layer")
         ax.set_ylabel(f"separation z ({kind})")
         ax.legend(fontsize=7)
+        return ax
+
+    def depth_lines(self, ax, kind: str, *, metric: str = "z", family: str | None = None):
+        """``metric`` (a column of ``rows``) of one kind against depth, a line style per site family; returns ``ax``."""
+        frame = self.to_frame()
+        frame = frame[frame["kind"] == kind]
+        families = [f for f in dict.fromkeys(frame["family"]) if family is None or f == family]
+        for index, name in enumerate(families):
+            part = frame[frame["family"] == name].sort_values("depth")
+            ax.plot(part["depth"], part[metric], ["-", "--", ":", "-."][index % 4], marker="o", ms=3,
+                    color=model_colour(self.model), label=f"{self.model} {name}")
         return ax
 
 

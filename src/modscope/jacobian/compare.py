@@ -63,10 +63,8 @@ class SubspaceAlignment(Result):
         cov = np.sqrt(np.maximum(self.covariance_values, 0) / self.covariance_values[0])
         ax.plot(np.arange(1, len(jac) + 1), jac, color=colour, label=f"{self.model}: Jacobian σᵢ/σ₁")
         ax.plot(np.arange(1, len(cov) + 1), cov, color=colour, ls="--", label=f"{self.model}: √(λᵢ/λ₁) covariance")
-        ax.set_yscale("log")
-        ax.set_xlabel("index i")
-        ax.set_ylabel("normalised singular value")
-        ax.set_title(f"top-{self.k} overlap mean cos² {self.mean_cos2:.3f} (random: {self.null_mean_cos2:.3f})")
+        ax.set(yscale="log", xlabel="index i", ylabel="normalised singular value",
+               title=f"top-{self.k} overlap mean cos² {self.mean_cos2:.3f} (random: {self.null_mean_cos2:.3f})")
         ax.legend(fontsize=7)
         return ax
 

@@ -77,24 +77,13 @@ def operator(
     def pull(u: torch.Tensor) -> torch.Tensor:
         return pullback(u.reshape(out_shape))[0].reshape(-1)
 
-    def to_torch(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np_dtype))
+    def on_numpy(product: TensorFn, columns: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+        """``product`` on numpy arrays: of one vector, or (``columns``) of each column of a matrix."""
+        product = vmap(product, in_dims=1, out_dims=1) if columns else product
+        return lambda a: product(torch.from_numpy(np.ascontiguousarray(a, dtype=np_dtype))).detach().numpy()
 
-    def matvec(v: np.ndarray) -> np.ndarray:
-        return push(to_torch(v).reshape(-1)).detach().numpy()
-
-    def rmatvec(u: np.ndarray) -> np.ndarray:
-        return pull(to_torch(u).reshape(-1)).detach().numpy()
-
-    def matmat(v: np.ndarray) -> np.ndarray:
-        return vmap(push, in_dims=1, out_dims=1)(to_torch(v)).detach().numpy()
-
-    def rmatmat(u: np.ndarray) -> np.ndarray:
-        return vmap(pull, in_dims=1, out_dims=1)(to_torch(u)).detach().numpy()
-
-    return LinearOperator(
-        (y0.numel(), x0.numel()), matvec=matvec, rmatvec=rmatvec, matmat=matmat, rmatmat=rmatmat, dtype=np_dtype
-    )
+    return LinearOperator((y0.numel(), x0.numel()), matvec=on_numpy(push), rmatvec=on_numpy(pull),
+                          matmat=on_numpy(push, True), rmatmat=on_numpy(pull, True), dtype=np_dtype)
 
 
 def jacobian_matrix(

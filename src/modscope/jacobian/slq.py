@@ -67,10 +67,9 @@ def golub_kahan(op: LinearOperator, start: np.ndarray, steps: int) -> tuple[np.n
     vs, us, alpha, beta = [v], [], [], []
     u = op.matvec(v)
     for j in range(steps):
-        for q in us:  # twice is enough (Giraud et al. 2005): keeps U orthogonal in float64
-            u = u - q * (q @ u)
-        for q in us:
-            u = u - q * (q @ u)
+        for _ in range(2):  # twice is enough (Giraud et al. 2005): keeps U orthogonal in float64
+            for q in us:
+                u = u - q * (q @ u)
         a = float(np.linalg.norm(u))
         alpha.append(a)
         if a <= 1e-300 or j == steps - 1:

@@ -110,9 +110,7 @@ class JacobianSpectrum(Result):
             if np.isfinite(self.float32_floor):
                 ax.axhline(self.float32_floor, color=style.NULL, ls=":", lw=1,
                            label=f"float32 threshold ({self.float32_floor_rule})")
-        ax.set_yscale("log")
-        ax.set_xlabel("index i")
-        ax.set_ylabel("singular value σᵢ")
+        ax.set(yscale="log", xlabel="index i", ylabel="singular value σᵢ")
         ax.legend(fontsize=7)
         return ax
 

@@ -95,16 +95,12 @@ class CalibrationResult(Result):
 
     def failures(self, level: float = 0.99) -> list[tuple[str, str, float]]:
         """(rule, regime, FPR) of every cell above ``binomial_upper(nominal, trials)`` (rules in verdicts)."""
-        out = []
-        for i, rule in enumerate(self.rules):
-            for j, regime in enumerate(self.regimes):
-                n = int(self.fp_n[i, j])
-                if n and self.in_verdicts[i] and self.fp[i, j] / n > binomial_upper(self.nominal[i], n, level):
-                    out.append((rule, regime, float(self.fp[i, j] / n)))
-        return out
+        t = self.to_frame(level)
+        return [(r.rule, r.regime, float(r.fpr)) for r in t[t.in_verdicts & ~t.ok].itertuples()]
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per (rule, regime): FPR with its 95 % Clopper–Pearson CI vs nominal, and power."""
+    def to_frame(self, level: float = 0.99) -> pd.DataFrame:
+        """One row per (rule, regime): FPR with its 95 % Clopper–Pearson CI vs nominal, and power; ``ok``: the FPR
+        is within ``binomial_upper(nominal, trials, level)``."""
         rows = []
         for i, rule in enumerate(self.rules):
             for j, regime in enumerate(self.regimes):
@@ -114,7 +110,7 @@ class CalibrationResult(Result):
                 rows.append({"rule": rule, "regime": regime, "nominal": self.nominal[i],
                              "fpr": k / n if n else math.nan, "fpr_lo": lo, "fpr_hi": hi, "trials": n,
                              "power": pk / pn if pn else math.nan, "in_verdicts": self.in_verdicts[i],
-                             "ok": (not n) or k / n <= binomial_upper(self.nominal[i], n)})
+                             "ok": (not n) or k / n <= binomial_upper(self.nominal[i], n, level)})
         return pd.DataFrame(rows)
 
     def wide(self) -> pd.DataFrame:

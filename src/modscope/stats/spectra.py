@@ -19,7 +19,8 @@ import numpy as np
 from modscope.errors import ModscopeError
 from modscope.results import Result
 from modscope.stats.checks import require_finite_moments
-from modscope.stats.covariance import Covariance, as_rows, covariance
+from modscope.stats.covariance import Covariance, as_rows, covariance, iter_joint_batches, resolve
+from modscope.stats.massive import find_massive, find_massive_streaming
 
 
 @dataclass(frozen=True)
@@ -235,9 +236,6 @@ def spectrum(X_or_cov: Any, *, standardize: bool = False, shuffle: bool = True, 
     Returns:
         SpectrumResult.
     """
-    from modscope.stats.covariance import iter_joint_batches, resolve
-    from modscope.stats.massive import find_massive, find_massive_streaming
-
     if isinstance(X_or_cov, Covariance):
         acc, rows, source = X_or_cov, None, None
     else:
@@ -278,8 +276,6 @@ def site_nulls(array: Any, *, n_shuffles: int = 19, seed: int = 0, max_rows: int
     Returns:
         (null correlation spectra [n_shuffles, d], MassiveActivations, null name).
     """
-    from modscope.stats.massive import find_massive_streaming
-
     total = int(array.shape[0])
     rng = np.random.default_rng([seed, 7])
     keep = np.sort(rng.choice(total, size=min(max_rows, total), replace=False))

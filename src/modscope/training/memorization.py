@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -198,23 +198,17 @@ def memorization_study(n: int = 2000, *, models: int = 16, steps: int = 400, wid
                        shuffled_null: bool = True, seed: int = 0, out: Path | None = None,
                        client=None) -> Memorization:
     """Planted pool -> subset models -> scores; ``shuffled_null`` repeats it with shuffled labels (the null)."""
-    images, labels, groups = planted_pool(n, seed=seed)
-    runs = train_subset_models(images, labels, models=models, steps=steps, width=width, workers=workers,
-                               seed=seed, out=None if out is None else Path(out) / "models", client=client)
-    result = counterfactual_memorization(*stack(runs), groups=groups, seed=seed)
+    def scores(shuffle_labels: bool, folder: str) -> Memorization:
+        images, labels, groups = planted_pool(n, seed=seed, shuffle_labels=shuffle_labels)
+        runs = train_subset_models(images, labels, models=models, steps=steps, width=width, workers=workers,
+                                   seed=seed, out=None if out is None else Path(out) / folder, client=client)
+        return counterfactual_memorization(*(np.stack([r[key] for r in runs]) for key in ("mask", "correct", "loss")),
+                                           groups=groups, seed=seed)
+
+    result = scores(False, "models")
     if not shuffled_null:
         return result
-    images, labels, _ = planted_pool(n, seed=seed, shuffle_labels=True)
-    runs = train_subset_models(images, labels, models=models, steps=steps, width=width, workers=workers,
-                               seed=seed, out=None if out is None else Path(out) / "shuffled", client=client)
-    null = counterfactual_memorization(*stack(runs), groups=groups, seed=seed)
-    return Memorization(**{**{f: getattr(result, f) for f in result.__dataclass_fields__},
-                           "shuffled_group_means": null.group_means})
-
-
-def stack(runs: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (np.stack([r["mask"] for r in runs]), np.stack([r["correct"] for r in runs]),
-            np.stack([r["loss"] for r in runs]))
+    return replace(result, shuffled_group_means=scores(True, "shuffled").group_means)
 
 
 def group_verdict(result: Memorization) -> str:

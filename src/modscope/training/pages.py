@@ -12,14 +12,14 @@ from modscope.report import write_probe
 from modscope.training.spectrum import THRESHOLDS
 
 
-def _loss_figure(losses, label="training loss (nats)", extra=None):
+def _curves_figure(ylabel: str, curves: dict, smooth: bool = False):
+    """Curves against step, the first in the trained colour (``smooth``: its 1/50-of-the-run running mean)."""
     ax = axes()
-    window = max(1, len(losses) // 50)
-    ax.plot(np.convolve(losses, np.ones(window) / window, "valid"), color=TRAINED, label="train")
-    for name, series in (extra or {}).items():
-        ax.plot(series, color=NULL, label=name)
+    for i, (label, series) in enumerate(curves.items()):
+        window = max(1, len(series) // 50) if smooth and not i else 1
+        ax.plot(np.convolve(series, np.ones(window) / window, "valid"), color=NULL if i else TRAINED, label=label)
     ax.set_xlabel("step")
-    ax.set_ylabel(label)
+    ax.set_ylabel(ylabel)
     ax.legend()
     return ax.figure
 
@@ -32,16 +32,11 @@ def write_train_page(out: Path, run, payload: dict) -> Path:
                   f"(chance ln 10 = 2.303).",
                   f"validation accuracy {run.valid_accuracy:.4f}, test {run.test_accuracy:.4f} (chance 0.1)."],
         verdict=f"trained to {run.test_accuracy:.1%} test accuracy; analyse with `modscope gradients --store {out}`.",
-        figures={"loss": _loss_figure(run.losses)}, settings=run.config)
+        figures={"loss": _curves_figure("training loss (nats)", {"train": run.losses}, smooth=True)},
+        settings=run.config)
 
 
 def write_modadd_page(out: Path, run, payload: dict) -> Path:
-    ax = axes()
-    ax.plot(run.train_accuracy, color=TRAINED, label="train accuracy")
-    ax.plot(run.test_accuracy, color=NULL, label="test accuracy")
-    ax.set_xlabel("step")
-    ax.set_ylabel("accuracy")
-    ax.legend()
     grok = run.grok_step
     return write_probe(
         out, probe="train-modadd", title=f"Modular addition mod {run.config['p']}",
@@ -49,24 +44,27 @@ def write_modadd_page(out: Path, run, payload: dict) -> Path:
         headline=[f"train accuracy {run.train_accuracy[-1]:.3f}, test {run.test_accuracy[-1]:.3f} "
                   f"(chance {1 / run.config['p']:.3f}); test >= 0.95 first at step {grok}."],
         verdict="grokked" if grok is not None else "did not grok within the steps given; train longer",
-        figures={"accuracy": ax.figure, "loss": _loss_figure(run.train_losses, extra={"test":
-                                                                                      run.test_losses})},
+        figures={"accuracy": _curves_figure("accuracy", {"train accuracy": run.train_accuracy,
+                                                         "test accuracy": run.test_accuracy}),
+                 "loss": _curves_figure("training loss (nats)", {"train": run.train_losses, "test": run.test_losses},
+                                        smooth=True)},
         settings=run.config)
 
 
 def count_table(analysis) -> pd.DataFrame:
     """The seed's table: counts per threshold for all steps (plain / centred), sampled, per tensor."""
-    rows = []
-    for name, spec in (("all steps", analysis.spectrum), ("all steps, centred", analysis.centred)):
-        rows.append({"what": name, **{f"> {f:.2f}": spec.counts[f] for f in THRESHOLDS}})
-    for name, study in analysis.sampling.items():
-        rows.append({"what": f"{study.repeats} x {study.size} {name} (mean ± sd)",
-                     **{f"> {f:.2f}": f"{study.mean[f]:.1f} ± {study.sd[f]:.1f}" for f in THRESHOLDS}})
-    rows.append({"what": f"random-walk null ({analysis.random_walk.n_steps} steps)",
-                 **{f"> {f:.2f}": analysis.random_walk.counts[f] for f in THRESHOLDS}})
-    for tensor, counts in analysis.spectrum.per_param_counts.items():
-        rows.append({"what": f"tensor {tensor}", **{f"> {f:.2f}": counts[f] for f in THRESHOLDS}})
-    return pd.DataFrame(rows)
+    spec, walk = analysis.spectrum, analysis.random_walk
+    rows = [("all steps", spec.counts.get), ("all steps, centred", analysis.centred.counts.get)]
+    rows += [(f"{s.repeats} x {s.size} {name} (mean ± sd)", lambda f, s=s: f"{s.mean[f]:.1f} ± {s.sd[f]:.1f}")
+             for name, s in analysis.sampling.items()]
+    rows.append((f"random-walk null ({walk.n_steps} steps)", walk.counts.get))
+    rows += [(f"tensor {tensor}", counts.get) for tensor, counts in spec.per_param_counts.items()]
+    return pd.DataFrame([{"what": what, **_per_threshold(cell)} for what, cell in rows])
+
+
+def _per_threshold(cell) -> dict:
+    """``{"> 0.05": cell(0.05), ...}``: one column per count threshold."""
+    return {f"> {f:.2f}": cell(f) for f in THRESHOLDS}
 
 
 def write_gradients_page(out: Path, analysis, replay, store, note: str = "") -> Path:
@@ -117,7 +115,7 @@ def write_gradients_page(out: Path, analysis, replay, store, note: str = "") -> 
 
 
 def write_sweep_page(out: Path, result) -> Path:
-    table = pd.DataFrame({"condition": result.conditions, **{f"> {f:.2f}": result.counts[f] for f in THRESHOLDS},
+    table = pd.DataFrame({"condition": result.conditions, **_per_threshold(result.counts.get),
                           "steps": result.n_steps, "params": result.n_params, "final loss": result.final_loss,
                           "valid acc": result.valid_accuracy})
     ref = result.conditions.index("none") if "none" in result.conditions else None

@@ -118,13 +118,11 @@ def clusterability(
     partition = spectral_clusters(layers, k, tol=tol, seed=seed, solver=solver)
     observed = layered_ncut(layers, partition.labels, k)
     null = null_ncuts(layers, k, range(n_shuffles), seed=seed, tol=tol, solver=solver, n_jobs=n_jobs)
-    comparison = compare_lower(observed, null)
     counts = np.bincount(partition.labels[partition.labels >= 0], minlength=k)
     return ClusterResult(
         k=k, layer_sizes=layer_sizes(layers), ncut=observed, labels=partition.labels,
         cluster_sizes=tuple(int(c) for c in counts), eigenvalues=partition.eigenvalues, null_ncuts=null,
-        null_mean=comparison.null_mean, null_sd=comparison.null_sd, z=comparison.z, p_value=comparison.p_value,
-        n_isolated=partition.n_isolated, seed=seed,
+        n_isolated=partition.n_isolated, seed=seed, **vars(compare_lower(observed, null)),
     )
 
 
@@ -146,13 +144,11 @@ def null_ncuts(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    chunks = [shuffles[j::n_jobs] for j in range(n_jobs)]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_set_worker_layers,
-                             initargs=(layers,)) as pool:
-        parts = list(pool.map(_worker_chunk, [(k, chunk, seed, kwargs) for chunk in chunks]))
-    values = dict(zip((i for chunk in chunks for i in chunk), (v for part in parts for v in part), strict=True))
-    return np.array([values[i] for i in shuffles], dtype=np.float64)
+    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"), initializer=_set_worker_layers,
+                             initargs=(layers,)) as pool:  # one contiguous run of shuffles per worker
+        values = pool.map(_worker_ncut, shuffles, [(k, seed, kwargs)] * len(shuffles),
+                          chunksize=-(-len(shuffles) // n_jobs))
+        return np.array(list(values), dtype=np.float64)
 
 
 def _shuffled_ncut(layers: Sequence[np.ndarray], k: int, index: int, seed: int, kwargs: dict) -> float:
@@ -167,6 +163,6 @@ def _set_worker_layers(layers: Sequence[np.ndarray]) -> None:
     _WORKER_LAYERS[:] = list(layers)
 
 
-def _worker_chunk(task: tuple) -> list[float]:
-    k, chunk, seed, kwargs = task
-    return [_shuffled_ncut(_WORKER_LAYERS, k, i, seed, kwargs) for i in chunk]
+def _worker_ncut(index: int, task: tuple) -> float:
+    k, seed, kwargs = task
+    return _shuffled_ncut(_WORKER_LAYERS, k, index, seed, kwargs)

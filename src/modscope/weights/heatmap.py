@@ -25,13 +25,6 @@ def cluster_order(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, boundaries
 
 
-def cluster_sorted(weight: np.ndarray, row_labels: np.ndarray, col_labels: np.ndarray):
-    """``|weight|`` with rows and columns reordered by cluster, and the row/column cluster boundaries."""
-    rows, row_bounds = cluster_order(row_labels)
-    cols, col_bounds = cluster_order(col_labels)
-    return np.abs(np.asarray(weight))[np.ix_(rows, cols)], row_bounds, col_bounds
-
-
 def plot_cluster_heatmap(weights: Sequence, result: ClusterResult, *, title: str = ""):
     """One panel per weight matrix: ``|W_l|`` (layer ``l`` rows x layer ``l+1`` columns) sorted by cluster.
 
@@ -52,7 +45,8 @@ def plot_cluster_heatmap(weights: Sequence, result: ClusterResult, *, title: str
     per_layer = result.layer_labels()
     fig, axs = subplots(1, len(layers), figsize=(max(6.0, 4.2 * len(layers)), 4.0), squeeze=False)
     for lay, (ax, w) in enumerate(zip(axs[0], layers, strict=True)):
-        image, row_bounds, col_bounds = cluster_sorted(w, per_layer[lay], per_layer[lay + 1])
+        (rows, row_bounds), (cols, col_bounds) = cluster_order(per_layer[lay]), cluster_order(per_layer[lay + 1])
+        image = w[np.ix_(rows, cols)]  # |W_l| (``as_abs_layers``) with both sides sorted by cluster
         shown = ax.imshow(image, aspect="auto", cmap="magma", interpolation="nearest",
                           vmin=0, vmax=float(np.percentile(image, 99)))
         for b in row_bounds:

@@ -34,28 +34,25 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
 def tiny_config(name: str) -> PretrainedConfig:
     """The config of ``tiny-<arch>``: 2 layers, d_model 64, 4 heads, MLP 128, byte vocabulary."""
     vocab = len(byte_tokenizer())
+    tokens = {"vocab_size": vocab, "bos_token_id": vocab - 1, "eos_token_id": vocab - 1}
     if name == "tiny-gpt2":
-        return GPT2Config(n_layer=N_LAYERS, n_embd=D_MODEL, n_head=N_HEADS, n_inner=D_MLP, n_positions=N_CTX,
-                          vocab_size=vocab, bos_token_id=vocab - 1, eos_token_id=vocab - 1)
+        return GPT2Config(n_layer=N_LAYERS, n_embd=D_MODEL, n_head=N_HEADS, n_inner=D_MLP, n_positions=N_CTX, **tokens)
     if name == "tiny-llama":
         return LlamaConfig(num_hidden_layers=N_LAYERS, hidden_size=D_MODEL, num_attention_heads=N_HEADS,
                            num_key_value_heads=2, intermediate_size=D_MLP, max_position_embeddings=N_CTX,
-                           vocab_size=vocab, tie_word_embeddings=True, bos_token_id=vocab - 1,
-                           eos_token_id=vocab - 1, pad_token_id=vocab - 1)
+                           tie_word_embeddings=True, pad_token_id=vocab - 1, **tokens)
     if name == "tiny-opt":
         return OPTConfig(num_hidden_layers=N_LAYERS, hidden_size=D_MODEL, num_attention_heads=N_HEADS,
                          ffn_dim=D_MLP, word_embed_proj_dim=D_MODEL, max_position_embeddings=N_CTX,
-                         vocab_size=vocab, bos_token_id=vocab - 1, eos_token_id=vocab - 1, pad_token_id=vocab - 1)
+                         pad_token_id=vocab - 1, **tokens)
     if name == "tiny-neo":
         return GPTNeoConfig(num_layers=N_LAYERS, hidden_size=D_MODEL, num_heads=N_HEADS, intermediate_size=D_MLP,
                             attention_types=[[["global", "local"], 1]], window_size=256,
-                            max_position_embeddings=N_CTX, vocab_size=vocab, bos_token_id=vocab - 1,
-                            eos_token_id=vocab - 1)
+                            max_position_embeddings=N_CTX, **tokens)
     if name == "tiny-neox":
         return GPTNeoXConfig(num_hidden_layers=N_LAYERS, hidden_size=D_MODEL, num_attention_heads=N_HEADS,
                              intermediate_size=D_MLP, max_position_embeddings=N_CTX, rotary_pct=0.25,
-                             use_parallel_residual=True, vocab_size=vocab, bos_token_id=vocab - 1,
-                             eos_token_id=vocab - 1)
+                             use_parallel_residual=True, **tokens)
     raise KeyError(name)
 
 

@@ -180,12 +180,8 @@ def verdict(study: GrokkingStudy) -> str:
     # "helps" only when test accuracy rises by more than twice its binomial standard error on the test pairs
     margin = 2 * np.sqrt(max(acc * (1 - acc), 1.0 / n_test) / n_test)
     gain = float(row["ablated_test_accuracy"]) - acc
-    if gain > margin:
-        effect = "helps generalization"
-    elif gain < -margin:
-        effect = "hurts generalization"
-    else:
-        effect = f"does not change test accuracy beyond its noise (±{margin:.3f}, {n_test:,} test pairs)"
+    effect = ("helps generalization" if gain > margin else "hurts generalization" if gain < -margin else
+              f"does not change test accuracy beyond its noise (±{margin:.3f}, {n_test:,} test pairs)")
     grokked = ("" if study.grok_step is not None else
                f" This run did not grok (test accuracy never reached 0.95; {acc:.3f} at the end), so it cannot show "
                "whether removing the dense component helps a grokked model.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -19,15 +20,9 @@ def batch_schedule(n_examples: int, batch_size: int, epochs: int, *, seed: int =
         list of int64 index arrays, one per step, each of length ``batch_size``.
     """
     rng = np.random.default_rng(seed + 1)
-    per_epoch = n_examples // batch_size
-    out: list[np.ndarray] = []
-    for _ in range(epochs):
-        order = rng.permutation(n_examples)
-        for b in range(per_epoch):
-            if max_steps is not None and len(out) >= max_steps:
-                return out
-            out.append(order[b * batch_size:(b + 1) * batch_size])
-    return out
+    orders = (rng.permutation(n_examples) for _ in range(epochs))  # drawn lazily: max_steps may end it early
+    steps = (order[b * batch_size:(b + 1) * batch_size] for order in orders for b in range(n_examples // batch_size))
+    return list(itertools.islice(steps, None if max_steps is None else max(0, max_steps)))
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:

@@ -225,12 +225,7 @@ def group_verdict(result: Memorization) -> str:
             continue
         diff = part.mean() - clean.mean()
         se = float(np.sqrt(part.var(ddof=1) / len(part) + clean.var(ddof=1) / len(clean)))
-        if diff > 2 * se:
-            word = "above"
-        elif diff < -2 * se:
-            word = "below"
-        else:
-            word = "not distinguishable from"
+        word = "above" if diff > 2 * se else "below" if diff < -2 * se else "not distinguishable from"
         ok &= word == ("above" if sign > 0 else "below")
         parts.append(f"{name} {word} clean ({diff:+.3f} ± {se:.3f} se, n={len(part)})")
     lead = "The score finds every planted group" if ok else "The score finds only part of what was planted"

@@ -281,14 +281,9 @@ def randomized_svd(store: GradientStore, *, params=None, steps=None, centre: boo
 
 
 @accepts_center
-def randomized_spectrum(store: GradientStore, *, params=None, steps=None, centre: bool = False,
-                        rank: int = 200, power_iters: int = 4, oversample: int = 10, seed: int = 0,
-                        stripe: int | None = None, engine: str = "local", client=None,
-                        scheduler: str | None = None) -> GradSpectrum:
+def randomized_spectrum(store: GradientStore, *, centre: bool = False, **options: Any) -> GradSpectrum:
     """``GradSpectrum`` of the top-``rank`` values of ``randomized_svd`` (same arguments)."""
-    found = randomized_svd(store, params=params, steps=steps, centre=centre, rank=rank, power_iters=power_iters,
-                           oversample=oversample, seed=seed, stripe=stripe, engine=engine, client=client,
-                           scheduler=scheduler)
+    found = randomized_svd(store, centre=centre, **options)
     return _make(found["values"], found["profiles"], found["n_params"], centre, "randomized",
                  np.asarray(store.steps)[found["rows"]], {}, None)
 

@@ -57,6 +57,7 @@ def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.
                     out: Path | None = None) -> dict:
     """Seed 003 / Cai et al. (2021): clusters per site, cosines raw / centred / cluster-centred, trained vs twin."""
     from modscope.figures import grid, subplots
+    from modscope.geometry.figures import mean_cosine_curves
     from modscope.geometry.reports import finish
 
     if max_k < 2:
@@ -106,18 +107,13 @@ def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.
             if n_twin:
                 verdict += (f" {twin.model} also splits at {n_twin} of {len(twin.sites)} sites, so having clusters "
                             "is not by itself a product of training; what the clusters are (headline) is.")
-    figs = {}
-    ax = None
-    for study in studies:
-        ax = study.plot(ax)
-    figs["mean_cosine_by_site"] = ax.figure
+    figs = {"mean_cosine_by_site": mean_cosine_curves(studies, figsize=(5.5, 3.6))}
     site_names = list(studies[0].sites)
-    fig, panels = grid(len(site_names) * len(studies), cols=6)
-    for row, (study, arrays) in enumerate(zip(studies, states)):
-        for j, site in enumerate(site_names):
-            result = study.sites[site]
-            scatter(arrays[site], result.assignment, panels[row * len(site_names) + j],
-                    title=f"{study.model} {site} k={result.k}")
+    cells = [(study.sites[site], arrays[site], f"{study.model} {site}") for study, arrays in zip(studies, states)
+             for site in site_names]
+    fig, panels = grid(len(cells), cols=6)
+    for ax, (result, array, name) in zip(panels, cells):
+        scatter(array, result.assignment, ax, title=f"{name} k={result.k}")
     figs["clusters_pca"] = fig
     fig2, ax2 = subplots()
     for site in site_names[:: max(1, len(site_names) // 4)]:

@@ -16,11 +16,6 @@ SILHOUETTE_FLOOR = 0.25  # Kaufman & Rousseeuw (1990): below 0.25 "no substantia
 NULL_MARGIN = 0.05  # and clusters must beat one elongated Gaussian blob of the same covariance by this much
 
 
-def sq_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """[n, k] squared Euclidean distances ||x_i - c_j||^2 (clipped at 0)."""
-    return np.maximum((points ** 2).sum(1)[:, None] - 2 * points @ centres.T + (centres ** 2).sum(1)[None], 0.0)
-
-
 def principal_axes(centred: np.ndarray, k: int) -> np.ndarray:
     """[d, k] top eigenvectors of the float64 covariance X^T X of centred rows (the top principal axes)."""
     values, vectors = np.linalg.eigh(centred.T @ centred)
@@ -177,7 +172,8 @@ def site_clusters(states: np.ndarray, *, site: str = "site", positions: np.ndarr
                                           floor=max(SILHOUETTE_FLOOR, null + NULL_MARGIN))
     # every row joins the nearest centre of the subsample's clusters
     centres = np.stack([projected[sub][sub_assign == c].mean(0) for c in range(k)])
-    assign = sq_distances(projected, centres).argmin(1)
+    sq_distances = (projected ** 2).sum(1)[:, None] - 2 * projected @ centres.T + (centres ** 2).sum(1)[None]
+    assign = np.maximum(sq_distances, 0.0).argmin(1)
     means = np.stack([x[assign == c].mean(0) if (assign == c).any() else x.mean(0) for c in range(k)])
     clusterwise = x - means[assign]
     described = describe(assign, k, positions, tokens, categories)

@@ -115,9 +115,9 @@ def histogram_grid(studies: Sequence, *, names: Sequence[str] | None = None, col
     return fig
 
 
-def mean_cosine_curves(studies: Sequence):
-    """Mean pairwise cosine vs depth, raw and centred, for each model (trained and twin colours)."""
-    ax = axes(None, figsize=(6.5, 3.8))
+def mean_cosine_curves(studies: Sequence, *, figsize=(6.5, 3.8)):
+    """Every study's ``plot`` (mean pairwise cosine vs depth or site) on one axes, trained and twin colours."""
+    ax = axes(None, figsize=figsize)
     for study in studies:
         study.plot(ax)
     return ax.figure

@@ -47,7 +47,12 @@ def phate_report(samples: Sequence, seed: int = 0) -> tuple:
                      f"top-2 PCs {np.mean([r.pca_accuracy for r in mine]):.2f}, label-permutation null "
                      f"{np.mean([r.null_mean for r in mine]):.2f} (mean over {len(mine)} sites); PHATE above "
                      f"null + 2 sd at {above}/{len(mine)}")
-    return phate_grid(results), {f"{r.model}:{r.site}": r for r in results}, "PHATE — " + "; ".join(lines) + "."
+    fig, panels = grid(len(results), cols=6)  # one panel per (model, site); the legend on the first
+    for ax, result in zip(panels, results):
+        result.plot(ax)
+    if results:
+        panels[0].legend(fontsize=5, markerscale=2)
+    return fig, {f"{r.model}:{r.site}": r for r in results}, "PHATE — " + "; ".join(lines) + "."
 
 
 def parse_embed(value: str) -> list[str]:
@@ -173,13 +178,3 @@ def phate_embedding(states: np.ndarray, labels: Sequence, *, groups: Sequence | 
     return PhateResult(site=site, model=model, coordinates=coordinates, labels=[str(v) for v in labels], knn=knn,
                        decay=decay, t=t, accuracy=accuracy, pca_accuracy=pca_accuracy, null_mean=float(null.mean()),
                        null_sd=float(null.std(ddof=1)), other_documents=groups is not None)
-
-
-def phate_grid(results: Sequence[PhateResult], cols: int = 6):
-    """One panel per (model, site), coloured by category; the legend on the first panel."""
-    fig, panels = grid(len(results), cols=cols)
-    for ax, result in zip(panels, results):
-        result.plot(ax)
-    if results:
-        panels[0].legend(fontsize=5, markerscale=2)
-    return fig

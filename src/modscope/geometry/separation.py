@@ -80,10 +80,9 @@ def permuted_labels(codes: np.ndarray, groups, n_permutations: int, seed: int) -
     group_codes, _ = label_codes(groups)
     n_groups = group_codes.max() + 1
     group_label = np.full(n_groups, -1)
-    for g, c in zip(group_codes, codes):
-        if group_label[g] not in (-1, c):
-            raise ModscopeError("a group (document) has rows with two different labels; each group needs one label")
-        group_label[g] = c
+    group_label[group_codes] = codes
+    if np.any(group_label[group_codes] != codes):
+        raise ModscopeError("a group (document) has rows with two different labels; each group needs one label")
     return np.stack([rng.permutation(group_label)[group_codes] for _ in range(n_permutations)])
 
 

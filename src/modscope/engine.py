@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from modscope.distributed.cluster import dask_client
 from modscope.errors import ModscopeError
 
 ENGINES = ("local", "dask")
@@ -54,9 +55,7 @@ def resolve(source: Any) -> Any:
         if site not in store.sites:
             raise ModscopeError(f"site '{site}' is not in the store; it holds {', '.join(store.sites)}")
         return store[site]
-    if not hasattr(source, "shape") or not hasattr(source, "__getitem__"):
-        source = np.asarray(source)
-    return source
+    return source if hasattr(source, "shape") and hasattr(source, "__getitem__") else np.asarray(source)
 
 
 def feature_dim(array: Any) -> int:
@@ -112,14 +111,11 @@ def iter_chunks(source: Any, *, chunk_rows: int = DEFAULT_ROWS) -> Iterator[np.n
         yield from (read_rows(sources, *span) for span in spans)
         return
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = None
-        for span in spans:
-            nxt = pool.submit(read_rows, sources, *span)
-            if pending is not None:
-                yield pending.result()
-            pending = nxt
-        if pending is not None:
-            yield pending.result()
+        pending = [pool.submit(read_rows, sources, *span) for span in spans[:1]]
+        for span in spans[1:]:  # submit the next read before handing out the chunk already read
+            pending.append(pool.submit(read_rows, sources, *span))
+            yield pending.pop(0).result()
+        yield from (future.result() for future in pending)
 
 
 def fold(parts: Iterator[Any], merge: Callable[[list], Any]) -> Any:
@@ -199,10 +195,3 @@ def task_bytes(client: Any) -> int:
     workers = client.scheduler_info().get("workers", {}).values()
     limits = [w["memory_limit"] / (8 * max(1, w.get("nthreads", 1))) for w in workers if w.get("memory_limit")]
     return int(min([DEFAULT_CHUNK_BYTES, *limits]))
-
-
-def dask_client(client: Any = None, scheduler: str | None = None):
-    """The Dask client context for a computation (see ``modscope.distributed.cluster.dask_client``)."""
-    from modscope.distributed.cluster import dask_client as session
-
-    return session(client, scheduler)

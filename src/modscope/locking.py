@@ -20,20 +20,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from modscope.errors import ModscopeError
+from modscope.paths import write_json_atomic
 
 LOCK_FILE = ".modscope.lock"
 HOLDER_FILE = ".modscope.lock.json"
-LOCK_FILES = (LOCK_FILE, HOLDER_FILE)
-
-
-def is_lock_file(path: Path) -> bool:
-    """Whether ``path`` is one of the lock's own files (which must not make a directory look used)."""
-    return path.name in LOCK_FILES
 
 
 def has_content(directory: Path) -> bool:
     """Whether ``directory`` exists and holds anything besides the lock's own files."""
-    return directory.is_dir() and any(not is_lock_file(p) for p in directory.iterdir())
+    return directory.is_dir() and any(p.name not in (LOCK_FILE, HOLDER_FILE) for p in directory.iterdir())
 
 
 def _holder_line(directory: Path) -> str:
@@ -75,8 +70,6 @@ def directory_lock(directory: str | Path, command: str | None = None) -> Iterato
                             "or use another --out directory") from None
     ok = False
     try:
-        from modscope.paths import write_json_atomic
-
         write_json_atomic(directory / HOLDER_FILE, {
             "pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
             "command": command or _command_line()})

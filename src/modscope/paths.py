@@ -45,12 +45,10 @@ def replace_dir_atomic(tmp: Path, final: Path) -> None:
 def _json_default(obj: Any) -> Any:
     import numpy as np
 
-    if isinstance(obj, np.integer):
-        return int(obj)
+    if isinstance(obj, (np.integer, np.ndarray)):
+        return obj.tolist()
     if isinstance(obj, np.floating):
         return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

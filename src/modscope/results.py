@@ -25,10 +25,8 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
+    if isinstance(value, (np.ndarray, np.generic)):
         return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return jsonable(value.item())
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
@@ -62,9 +60,7 @@ def _float(value: Any) -> Any:
 
 def _array(value: Any) -> np.ndarray:
     if isinstance(value, list):
-        value = [_array(v) if isinstance(v, list) else v for v in value]
-        if any(v is None or (isinstance(v, str) and v in ("inf", "-inf")) for v in value):
-            value = [_float(v) for v in value]
+        value = [_array(v) if isinstance(v, list) else _float(v) for v in value]
     return np.asarray(value)
 
 
@@ -92,8 +88,6 @@ def from_jsonable(kind: Any, value: Any) -> Any:
         return tuple(items) if origin is tuple else items
     if origin is dict and args and isinstance(value, dict):
         return {from_jsonable(args[0], k): from_jsonable(args[1], v) for k, v in value.items()}
-    if kind in (int, str, bool) or kind is typing.Any:
-        return value
     if kind is tuple and isinstance(value, list):
         return tuple(value)
     return value

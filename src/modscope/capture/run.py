@@ -77,9 +77,9 @@ def capture(
         An ``ActivationStore`` whose rows follow the planned document order (source order, or the balanced
         sample's round-robin order), then position order.
     """
-    site_names, docs, manifest = plan_capture(model, source, sites, positions=positions, max_tokens=max_tokens,
-                                              ctx=ctx, sample=sample, seed=seed)
-    batch_size = check_batch_size(batch_size) or max(1, TOKENS_PER_BATCH // ctx)
+    site_names, docs, manifest, batch_size = plan_capture(model, source, sites, positions=positions,
+                                                          max_tokens=max_tokens, ctx=ctx, batch_size=batch_size,
+                                                          sample=sample, seed=seed)
     if out is None:
         return _run(model, docs, site_names, RamWriter(manifest), batch_size, progress)
     with directory_lock(out):
@@ -91,14 +91,6 @@ def capture(
             manifest.update(rows_done=existing["rows_done"], docs_done=existing["docs_done"])
         writer = ZarrWriter(Path(out), manifest, _chunk_rows(manifest))
         return _run(model, docs, site_names, writer, batch_size, progress)
-
-
-def check_batch_size(batch_size: int | None) -> int | None:
-    """``None`` (choose one) or a positive number of documents per forward pass; anything else is refused."""
-    if batch_size is not None and batch_size < 1:
-        raise ModscopeError(f"batch_size must be >= 1 (or omitted for about {TOKENS_PER_BATCH} tokens per batch), "
-                            f"got {batch_size}")
-    return batch_size
 
 
 def _run(model: Model, docs: list[_Doc], site_names: list[str], writer: RamWriter | ZarrWriter, batch_size: int,
@@ -115,8 +107,10 @@ def _run(model: Model, docs: list[_Doc], site_names: list[str], writer: RamWrite
 
 
 def plan_capture(model: Model, source, sites, *, positions: pos.PositionSpec, max_tokens: int | None, ctx: int,
-                 sample: str = "balanced", seed: int = 0) -> tuple[list[str], list[_Doc], dict]:
-    """Check the arguments, tokenise and choose rows; returns (site names, documents, a fresh manifest).
+                 batch_size: int | None = None, sample: str = "balanced", seed: int = 0
+                 ) -> tuple[list[str], list[_Doc], dict, int]:
+    """Check the arguments, tokenise and choose rows; returns (site names, documents, a fresh manifest, documents
+    per forward pass: ``batch_size``, or about ``TOKENS_PER_BATCH`` tokens' worth when it is None).
 
     Shared by ``capture`` and the sharded capture, so both plan (and fingerprint) a capture identically.
     """
@@ -147,7 +141,10 @@ def plan_capture(model: Model, source, sites, *, positions: pos.PositionSpec, ma
         "sites": {s: list(shapes[s]) for s in site_names}, "settings": settings,
         "docs": [[d.doc_id, d.category] for d in docs], "rows_done": 0, "docs_done": 0, "complete": False,
     }
-    return site_names, docs, manifest
+    if batch_size is not None and batch_size < 1:
+        raise ModscopeError(f"batch_size must be >= 1 (or omitted for about {TOKENS_PER_BATCH} tokens per batch), "
+                            f"got {batch_size}")
+    return site_names, docs, manifest, batch_size or max(1, TOKENS_PER_BATCH // ctx)
 
 
 def _plan(model: Model, source, spec: str, ctx: int, max_tokens: int | None, sample: str = "first", seed: int = 0
@@ -170,16 +167,10 @@ def _plan(model: Model, source, spec: str, ctx: int, max_tokens: int | None, sam
         # explicit positions (last:K, a list, ...) are the user's choice: keep them, only choose the documents
         chosen = balanced_rows([category for _, category in named], available, max_tokens, seed=seed,
                                spread=spec == "all")
-    else:
-        chosen, total = [], 0
-        for index, rows in enumerate(available):
-            if max_tokens is not None:
-                rows = rows[: max_tokens - total]
-            if len(rows):
-                chosen.append((index, rows))
-                total += len(rows)
-            if max_tokens is not None and total >= max_tokens:
-                break
+    else:  # the first documents in source order, the last one cut to the rows left of max_tokens
+        before = np.cumsum([0, *map(len, available)])  # rows of the documents before each one
+        limit = before[-1] if max_tokens is None else max_tokens
+        chosen = [(i, rows[: limit - before[i]]) for i, rows in enumerate(available) if len(rows) and before[i] < limit]
     docs = []
     for index, rows in chosen:
         (doc_id, category), ids = named[index], token_lists[index]

@@ -25,17 +25,15 @@ import numpy as np
 
 from modscope.capture import positions as pos
 from modscope.capture.run import (
-    TOKENS_PER_BATCH,
     _chunk_rows,
     _Doc,
     _forward,
     _resumable,
-    check_batch_size,
     plan_capture,
 )
 from modscope.capture.store import MANIFEST, ActivationStore, _open_group, array_layout, read_manifest, record_checksums
 from modscope.errors import ModscopeError
-from modscope.locking import directory_lock, has_content, remove_orphans
+from modscope.locking import directory_lock, remove_orphans
 from modscope.paths import write_json_atomic
 
 PLAN = "plan.npz"
@@ -117,9 +115,8 @@ def capture_sharded(
         raise ModscopeError(f"shards must be >= 1, got {shards}")
     model = model if isinstance(model, Model) else load_model(str(model))
     path = Path(out)
-    site_names, docs, manifest = plan_capture(model, source, sites, positions=positions, max_tokens=max_tokens,
-                                              ctx=ctx, sample=sample, seed=seed)
-    batch_size = check_batch_size(batch_size) or max(1, TOKENS_PER_BATCH // ctx)
+    _, docs, manifest, batch_size = plan_capture(model, source, sites, positions=positions, max_tokens=max_tokens,
+                                                 ctx=ctx, batch_size=batch_size, sample=sample, seed=seed)
     with directory_lock(path):
         remove_orphans(path)  # before any worker starts: what is there now was left by a killed run
         return _capture_locked(model, path, docs, manifest, batch_size, shards, backend, client, scheduler,
@@ -159,8 +156,6 @@ def _capture_locked(model: Any, path: Path, docs: list[_Doc], manifest: dict, ba
 def _create(path: Path, manifest: dict, docs: list[_Doc], plan: list[dict], batch_size: int) -> None:
     import zarr
 
-    if has_content(path):
-        raise ModscopeError(f"{path} exists and is not a capture store: choose an empty or new --out directory")
     n_rows = plan[-1]["rows"][1]
     chunk_rows = _chunk_rows(manifest)
     group = zarr.open_group(str(path), mode="a")  # not "w": that would delete the lock held on the directory

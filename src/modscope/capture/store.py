@@ -161,9 +161,7 @@ def check_rows_aligned(a: ActivationStore, b: ActivationStore, what: str = "the 
     if not (hasattr(a, "meta") and hasattr(b, "meta")):
         return
     ma, mb = a.meta, b.meta
-    same = np.ones(a.n_rows, dtype=bool)
-    for column in ("doc_id", "position", "token"):
-        same &= ma[column].to_numpy() == mb[column].to_numpy()
+    same = np.logical_and.reduce([ma[c].to_numpy() == mb[c].to_numpy() for c in ("doc_id", "position", "token")])
     if not same.all():
         row = int(np.flatnonzero(~same)[0])
         first, second = ma.iloc[row], mb.iloc[row]
@@ -191,19 +189,18 @@ def repair_for_resume(path: Path, existing: dict | None, batch_size: int | None 
     bad = integrity.first_bad_chunk(path, named, int(existing["rows_done"]), existing.get(CHECKSUMS))
     if bad is None:
         return existing
-    chunk_rows = int(meta["doc"].chunks[0])
-    rows, docs = integrity.rollback_point(meta["doc"], bad[0] * chunk_rows, batch_size)
+    rows, docs = integrity.rollback_point(meta["doc"], bad[0] * int(meta["doc"].chunks[0]), batch_size)
     existing = {k: v for k, v in existing.items() if k != "sharded"}  # resumed as a plain capture
     existing.update(rows_done=rows, docs_done=docs, complete=False)
-    existing[CHECKSUMS] = {"chunk_rows": chunk_rows,
-                           "arrays": {n: integrity.sums_from_disk(a, chunk_rows, rows) for n, a in named.items()}}
+    record_checksums(path, existing, named)
     write_json_atomic(path / MANIFEST, existing)
     return existing
 
 
-def record_checksums(path: Path, manifest: dict) -> None:
-    """Add the checksums of every committed chunk to ``manifest`` (for writers that fill regions out of order)."""
-    named = _named(*_open_arrays(path, manifest))
+def record_checksums(path: Path, manifest: dict, named: dict | None = None) -> None:
+    """Add the checksums of every committed chunk to ``manifest``, read from the arrays (``named``, default: the
+    store's at ``path``), for writers that fill regions out of order and for a rolled-back resume."""
+    named = named or _named(*_open_arrays(path, manifest))
     chunk_rows = int(named["meta/doc"].chunks[0])
     manifest[CHECKSUMS] = {"chunk_rows": chunk_rows, "arrays": {
         name: integrity.sums_from_disk(arr, chunk_rows, int(manifest["rows_done"])) for name, arr in named.items()}}
@@ -313,7 +310,7 @@ class ZarrWriter:
         self.buffer: dict[str, list[np.ndarray]] = {name: [] for name in self.arrays}
         self.buffered_rows, self.docs_done = 0, manifest["docs_done"]
         self.sum_rows = int(self.arrays["meta/doc"].chunks[0])  # rows per chunk as created (may predate this run)
-        self.sums = self._committed_sums(read_manifest(path) if (path / MANIFEST).exists() else None, rows)
+        self.sums = self._committed_sums(read_manifest(path), rows)
         manifest[CHECKSUMS] = {"chunk_rows": self.sum_rows, "arrays": self.sums}
         write_json_atomic(path / MANIFEST, manifest)
 

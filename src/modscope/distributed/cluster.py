@@ -44,6 +44,8 @@ def dask_client(client: Any = None, scheduler: str | None = None) -> Iterator[An
     Yields:
         The client.
     """
+    if client is None and not scheduler:
+        client = current_client()
     if client is not None:
         yield client
         return
@@ -57,10 +59,6 @@ def dask_client(client: Any = None, scheduler: str | None = None) -> Iterator[An
                                 "`dask scheduler` or leave --scheduler out to use a local cluster") from None
         with connected:
             yield connected
-        return
-    existing = current_client()
-    if existing is not None:
-        yield existing
         return
     with LocalCluster(**machine_cluster_kwargs()) as cluster, Client(cluster) as local:
         yield local

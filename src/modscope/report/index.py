@@ -34,10 +34,6 @@ def read_run(root: str | Path) -> dict[str, Any]:
         return {}
 
 
-def section_id(rel: str) -> str:
-    return "p-" + re.sub(r"[^A-Za-z0-9_-]+", "-", rel).strip("-")
-
-
 def build_index(root: str | Path, *, title: str | None = None) -> Path:
     """Write ``root/index.html``: one self-contained page with a section per probe under ``root``.
 
@@ -70,14 +66,17 @@ def build_index(root: str | Path, *, title: str | None = None) -> Path:
     out.write_text(ENV.get_template("index.html").render(
         title=title, run_line=_run_line(run, len(entries)), entries=sections, steps=run.get("steps", []),
         settings={k: v for k, v in settings.items() if v not in (None, "", {})},
-        versions=run.get("versions") or results_versions(root, entries),
+        # the run's versions, else those stored with the first probe's result, else this process's
+        versions=run.get("versions") or next((r["versions"] for _, r, _ in entries if r and r.get("versions")),
+                                             None) or versions(),
         written=datetime.now().astimezone().isoformat(timespec="seconds")))
     return out
 
 
 def _entry(root: Path, rel: str, result: dict | None, step: dict) -> dict:
     """What the page shows of one probe (its result) or of one step without a result (failed or not run yet)."""
-    entry = {"rel": rel, "sid": section_id(rel), "result": result, "error": step.get("error") or ""}
+    entry = {"rel": rel, "sid": "p-" + re.sub(r"[^A-Za-z0-9_-]+", "-", rel).strip("-"), "result": result,
+             "error": step.get("error") or ""}
     if result is None:
         return {**entry, "name": step.get("title", rel), "status": step.get("status", "pending"),
                 "verdict": _not_done_line(step)}
@@ -88,14 +87,6 @@ def _entry(root: Path, rel: str, result: dict | None, step: dict) -> dict:
             "figure_alt": f"{result.get('title', rel)}: {figures[0]}" if figures else "",
             "more": [f.removesuffix(".png") for f in figures[1:]],
             "settings": json.dumps(result.get("settings", {}), indent=1)}
-
-
-def results_versions(root: Path, entries: list[tuple[str, dict | None, dict]]) -> dict:
-    """The versions stored with the results (the first probe's), else those of this process."""
-    for _, r, _ in entries:
-        if r and r.get("versions"):
-            return r["versions"]
-    return versions()
 
 
 def _not_done_line(step: dict) -> str:

@@ -13,9 +13,7 @@ def fmt(value: float | None, digits: int = 3) -> str:
         return "-"
     if isinstance(value, str):
         return value
-    if not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return f"{value:.{digits}g}"
+    return f"{value:.{digits}g}"  # non-finite values format as "nan", "inf", "-inf"
 
 
 def duration(seconds: float | None) -> str:

@@ -36,11 +36,6 @@ def versions() -> dict[str, str]:
             "transformers": transformers.__version__, "numpy": numpy.__version__}
 
 
-def table_html(df: pd.DataFrame, *, floatfmt: str = "{:.4g}") -> Markup:
-    # escape=True: cells may hold user text (document contexts, category folder names)
-    return Markup(df.to_html(index=False, float_format=lambda x: floatfmt.format(x), border=0, escape=True))
-
-
 def write_probe(
     out: str | Path,
     *,
@@ -88,7 +83,9 @@ def write_probe(
     page = ENV.get_template("probe.html").render(
         title=title, question=question, verdict=verdict, headline=sentences, settings=payload["settings"],
         versions=payload["versions"], figures=[(name, base64.b64encode(data).decode()) for name, data in pngs.items()],
-        tables=[(name, table_html(df)) for name, df in (tables or {}).items()])
+        # escape=True: cells may hold user text (document contexts, category folder names)
+        tables=[(name, Markup(df.to_html(index=False, float_format="{:.4g}".format, border=0, escape=True)))
+                for name, df in (tables or {}).items()])
     (out / "index.html").write_text(page)
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ def float64_copy(model: Model) -> Model:
         _FLOAT64[model] = Model(name=model.name, hf=hf, tokenizer=model.tokenizer, adapter=adapter_for(hf),
                                 seed=model.seed, source=model.source)
     return _FLOAT64[model]
+
+
+def cache_keyword(hf: torch.nn.Module) -> str:
+    """The forward's cache argument: ``cache`` in newer transformers, ``past_key_values`` (now deprecated) before."""
+    return "cache" if "cache" in inspect.signature(hf.forward).parameters else "past_key_values"
 
 
 def first(output: Any) -> torch.Tensor:
@@ -235,15 +241,16 @@ def path_map(model: Model, input_ids: torch.Tensor, *, src: str, dst: str, src_p
     prefix = None
     with torch.no_grad():
         if src_pos > 0:
-            cache = m64.hf(input_ids=input_ids[:, :src_pos], use_cache=True).past_key_values
+            out = m64.hf(input_ids=input_ids[:, :src_pos], use_cache=True)
+            cache = out.cache if "cache" in out else out.past_key_values
             prefix = FrozenPrefix([c.keys for c in cache.layers], [c.values for c in cache.layers])
         calls, handles = record_calls({str(i): layers[i].block for i in range(start, min(stop, len(layers)))})
         src_site = "embed" if start == 0 else f"resid_pre.{start}" if start < len(layers) else None
         dst_site = "final" if stop > len(layers) else f"resid_post.{stop - 1}"
         try:
             with record_sites(m64, [s for s in (src_site, dst_site) if s], stop_early=False) as seen:
-                m64.hf(input_ids=input_ids[:, src_pos: dst_pos + 1], past_key_values=cache if prefix else None,
-                       use_cache=prefix is not None)
+                m64.hf(input_ids=input_ids[:, src_pos: dst_pos + 1], use_cache=prefix is not None,
+                       **{cache_keyword(m64.hf): cache if prefix else None})
         finally:
             for h in handles:
                 h.remove()

@@ -125,14 +125,13 @@ def path_vs_covariance(
         A SubspaceAlignment.
     """
     from modscope.capture import capture
+    from modscope.corpus import Corpus
     from modscope.jacobian.probes import path_spectrum
     from modscope.stats import covariance
 
     path = path_spectrum(model, text, src=src, dst=dst, src_pos=src_pos, dst_pos=dst_pos, method="exact",
                          vectors=True)
     site = model.select_sites(src)[0]
-    from modscope.corpus import Corpus
-
     # a Corpus keeps its categories, so max_rows rows are a balanced sample of them (not the first documents)
     store = capture(model, source if isinstance(source, Corpus) else list(source), [site], ctx=ctx,
                     max_tokens=max_rows, progress=False)

@@ -81,8 +81,7 @@ def golub_kahan(op: LinearOperator, start: np.ndarray, steps: int) -> tuple[np.n
             for q in vs:
                 w = w - q * (q @ w)
         b = float(np.linalg.norm(w))
-        scale = max(max(alpha), 1e-300)
-        if b <= 1e-14 * scale:  # the Krylov space is invariant: the Ritz values are exact
+        if b <= 1e-14 * max(max(alpha), 1e-300):  # the Krylov space is invariant: the Ritz values are exact
             break
         beta.append(b)
         vs.append(w / b)
@@ -114,9 +113,7 @@ def slq_density(op: LinearOperator, *, probes: int = 16, steps: int = 80, seed: 
     nodes, weights = [], []
     for _ in range(probes):
         alpha, beta = golub_kahan(op, rng.choice([-1.0, 1.0], size=n), steps)
-        m = len(alpha)
-        bidiagonal = np.diag(alpha) + np.diag(beta[: m - 1], 1)
-        _, sigma, vt = np.linalg.svd(bidiagonal)
+        _, sigma, vt = np.linalg.svd(np.diag(alpha) + np.diag(beta, 1))  # the upper-bidiagonal B
         nodes.append(sigma)
         weights.append(vt[:, 0] ** 2 / probes)
     return SpectralDensity(np.concatenate(nodes), np.concatenate(weights), n, probes, steps)

@@ -252,10 +252,8 @@ def tokenwise_singular_values(
     per_token = np.linalg.svd(blocks.numpy(), compute_uv=False)  # [T, min(d_out, d_in)], each row descending
     tokens, d_out, d_in = blocks.shape
     each = [spectrum_from_values(values, "tokenwise", d_in, d_out, floor=floor, width=d_in) for values in per_token]
-    token_ranks = np.array([s.rank for s in each])
-    token_float32_ranks = np.array([s.float32_rank for s in each])
-    token_floors = np.array([s.noise_floor for s in each])
-    token_gaps = np.array([s.rank_gap for s in each])
+    token_ranks, token_float32_ranks, token_floors, token_gaps = (
+        np.array([getattr(s, name) for s in each]) for name in ("rank", "float32_rank", "noise_floor", "rank_gap"))
     known = token_gaps[~np.isnan(token_gaps)]
     gap = float(known.min()) if len(known) else float("nan")
     rule = each[0].floor_rule if floor is not None else "per token: max(d_in, d_out)·eps64·σ₁(token block)"

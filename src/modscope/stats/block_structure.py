@@ -113,14 +113,6 @@ def partition(A: np.ndarray, max_blocks: int, seed: int) -> tuple[np.ndarray, np
     return kmeans(embedding, k, seed=seed), fiedler, k, float(gaps[k - 2]), top
 
 
-def shuffled_affinity(A: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The same off-diagonal weights placed at random symmetric positions."""
-    upper = np.triu_indices(A.shape[0], k=1)
-    out = np.zeros_like(A)
-    out[upper] = rng.permutation(A[upper])
-    return out + out.T
-
-
 def null_affinities(kind: str, A: np.ndarray, rng: np.random.Generator, *, rows: np.ndarray | None, n: int | None):
     """One null affinity |corr| (zero diagonal) of the kind named (see ``BlockResult.null``)."""
     if kind == "sign-flip (rows)":
@@ -135,8 +127,11 @@ def null_affinities(kind: str, A: np.ndarray, rng: np.random.Generator, *, rows:
         else:
             g = rng.standard_normal((n - 1, d))
             C = g.T @ g
-    else:
-        return shuffled_affinity(A, rng)
+    else:  # the same off-diagonal weights placed at random symmetric positions
+        upper = np.triu_indices(A.shape[0], k=1)
+        out = np.zeros_like(A)
+        out[upper] = rng.permutation(A[upper])
+        return out + out.T
     out = np.abs(correlation_of(C))
     np.fill_diagonal(out, 0.0)
     return out
@@ -181,9 +176,7 @@ def blocks(cov_or_corr: Any, *, n_shuffles: int = 20, max_blocks: int | None = N
     null = np.array([modularity(S, partition(S, max_blocks, seed)[0])
                      for S in (null_affinities(kind, A, rng, rows=centred, n=n) for _ in range(n_shuffles))])
     block_rank = np.argsort([fiedler[labels == b].mean() if np.any(labels == b) else np.inf for b in range(k)])
-    relabel = np.empty(k, dtype=int)
-    relabel[block_rank] = np.arange(k)
-    labels = relabel[labels]
+    labels = np.argsort(block_rank)[labels]  # block b becomes its place in the Fiedler order
     order = np.lexsort((fiedler, labels))
     sizes = [int(s) for s in np.bincount(labels, minlength=k) if s > 0]
     null_mean = float(null.mean()) if n_shuffles else float("nan")

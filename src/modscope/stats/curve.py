@@ -11,7 +11,7 @@ import numpy as np
 from modscope.errors import ModscopeError
 from modscope.results import Result
 from modscope.stats.covariance import feature_dim, prefix_covariances, resolve
-from modscope.stats.mi import mi_from_covariance
+from modscope.stats.mi import MIResult, mi_from_covariance
 from modscope.stats.subspace import DEFAULT_RANK_TOL
 
 
@@ -83,19 +83,18 @@ def extrapolate(n: np.ndarray, mi: np.ndarray, sd: np.ndarray) -> tuple[float, f
 EXTRAPOLATION_CALIBRATED = False
 
 
-def verdict_line(n: int, mi: float, corrected: float, null_mean: float, null_sd: float, z: float,
-                 mi_inf: float, mi_inf_se: float, *, extrapolated: bool = EXTRAPOLATION_CALIBRATED) -> str:
-    at = f"at n={n}: MI {mi:.3g} nats vs exact Gaussian null {null_mean:.3g} ± {null_sd:.2g} (z={z:.1f})"
-    if z < 3:
+def verdict_line(r: MIResult, mi_inf: float, mi_inf_se: float, *, extrapolated: bool = EXTRAPOLATION_CALIBRATED) -> str:
+    at = f"at n={r.n}: MI {r.mi:.3g} nats vs exact Gaussian null {r.null_mean:.3g} ± {r.null_sd:.2g} (z={r.z:.1f})"
+    if r.z < 3:
         return f"No evidence of dependence {at}; the estimate is what finite-sample bias alone gives."
     if not extrapolated:
         return (f"MI is above the exact Gaussian null {at}; that null assumes Gaussian rows and is too narrow for "
                 "heavy-tailed ones, so the test is a permutation null where one was run. Bias-corrected "
-                f"{corrected:.3g} nats at that n. No n→∞ extrapolation: in calibration its error bar missed planted "
-                "Gaussian MI far more often than 5% (modscope calibrate).")
+                f"{r.mi_corrected:.3g} nats at that n. No n→∞ extrapolation: in calibration its error bar missed "
+                "planted Gaussian MI far more often than 5% (modscope calibrate).")
     if mi_inf > 3 * mi_inf_se and mi_inf > 0:
-        share = null_mean / mi if mi > 0 else float("nan")
-        return (f"MI stays above the null as n grows {at}; bias-corrected {corrected:.3g} nats, "
+        share = r.null_mean / r.mi if r.mi > 0 else float("nan")
+        return (f"MI stays above the null as n grows {at}; bias-corrected {r.mi_corrected:.3g} nats, "
                 f"extrapolated n→∞ {mi_inf:.3g} ± {mi_inf_se:.2g} nats (null bias is {share:.1%} of the plug-in).")
     return (f"MI exceeds the null {at}, but its n→∞ extrapolation {mi_inf:.3g} ± {mi_inf_se:.2g} nats is "
             "not clearly above 0: use more rows before trusting it.")
@@ -136,5 +135,4 @@ def mi_curve(X: Any, Y: Any, *, points: int = 8, n_min: int | None = None, shuff
     return MICurve(n=n.astype(int), mi=field("mi"), mi_corrected=corrected, null_mean=field("null_mean"),
                    null_sd=sd, z=field("z"), mi_inf=mi_inf, mi_inf_se=se, slope=slope, rank_x=last.rank_x,
                    rank_y=last.rank_y, extrapolated=EXTRAPOLATION_CALIBRATED,
-                   verdict=verdict_line(last.n, last.mi, last.mi_corrected, last.null_mean, last.null_sd, last.z,
-                                        mi_inf, se))
+                   verdict=verdict_line(last, mi_inf, se))

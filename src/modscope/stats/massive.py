@@ -83,7 +83,7 @@ def find_massive(x, *, ratio: float = DEFAULT_RATIO) -> MassiveActivations:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ModscopeError(f"find_massive needs rows [n, d] with n ≥ 2, got shape {x.shape}")
-    return _scan([x], ratio=ratio, median_abs=float(np.median(np.abs(x))))
+    return find_massive_streaming([x], ratio=ratio)
 
 
 def find_massive_streaming(batches: Iterable[np.ndarray], *, ratio: float = DEFAULT_RATIO) -> MassiveActivations:
@@ -98,21 +98,13 @@ def find_massive_streaming(batches: Iterable[np.ndarray], *, ratio: float = DEFA
         raise ModscopeError("find_massive_streaming got no rows")
     first = np.asarray(first, dtype=np.float64)
     median_abs = float(np.median(np.abs(first)))
-    rest = (np.asarray(batch, dtype=np.float64) for batch in iterator)
-    return _scan(itertools.chain([first], rest), ratio=ratio, median_abs=median_abs)
-
-
-def _scan(batches: Iterable[np.ndarray], *, ratio: float, median_abs: float) -> MassiveActivations:
-    """One pass: column sums and sums of squares, massive flags per column, and the massive rows' |x|."""
+    # one pass: column sums and sums of squares, massive flags per column, and the massive rows' |x|
     threshold = ratio * max(median_abs, np.finfo(np.float64).tiny)
-    n, d = 0, None
-    col_sum = col_sq = flagged = None
+    n, d = 0, first.shape[1]
+    col_sum, col_sq, flagged = np.zeros(d), np.zeros(d), np.zeros(d, dtype=bool)
     row_ids, row_peak, row_sq = [], [], []
     max_abs = 0.0
-    for batch in batches:
-        if d is None:
-            d = batch.shape[1]
-            col_sum, col_sq, flagged = np.zeros(d), np.zeros(d), np.zeros(d, dtype=bool)
+    for batch in itertools.chain([first], (np.asarray(rest, dtype=np.float64) for rest in iterator)):
         big = np.abs(batch) > threshold
         flagged |= big.any(axis=0)
         hit = np.flatnonzero(big.any(axis=1))
@@ -129,7 +121,7 @@ def _scan(batches: Iterable[np.ndarray], *, ratio: float, median_abs: float) -> 
     coords = np.flatnonzero(flagged)
     coord_share = var[coords] / total if total > 0 else np.zeros(coords.size)
     order = np.argsort(-coord_share)
-    massive_rows = np.concatenate(row_sq) if row_sq else np.zeros((0, d or 0))
+    massive_rows = np.concatenate(row_sq)  # the first batch's entry is there, empty or not
     row_share = float(np.sum((massive_rows - mean) ** 2) / (total * n)) if total > 0 and n else 0.0
     by_peak = np.argsort(-np.asarray(row_peak))[:MAX_LISTED]
     return MassiveActivations(
@@ -137,4 +129,4 @@ def _scan(batches: Iterable[np.ndarray], *, ratio: float, median_abs: float) -> 
         n_coords=int(coords.size), n_rows=len(row_ids), share=float(coord_share.sum()), row_share=row_share,
         coord_shares=[float(s) for s in coord_share[order][:MAX_LISTED]],
         max_ratio=max_abs / max(median_abs, np.finfo(np.float64).tiny), median_abs=median_abs, ratio=ratio, n=n,
-        d=int(d or 0))
+        d=int(d))

@@ -109,10 +109,8 @@ def exact_p(n: int, dx: int, dy: int, mi: float) -> float:
 def document_blocks(groups: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of each run of equal consecutive ``groups`` values (a document's rows are contiguous)."""
     groups = np.asarray(groups)
-    edges = np.flatnonzero(groups[1:] != groups[:-1]) + 1
-    starts = np.concatenate([[0], edges])
-    stops = np.concatenate([edges, [groups.size]])
-    return list(zip(starts.tolist(), stops.tolist(), strict=True))
+    bounds = [0, *(np.flatnonzero(groups[1:] != groups[:-1]) + 1).tolist(), groups.size]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def block_permutation(blocks: list[tuple[int, int]], rng: np.random.Generator) -> np.ndarray:

@@ -160,14 +160,13 @@ def spectrum_of_eigenvalues(eigenvalues: np.ndarray, *, n: int | None = None, st
         corr_pr, corr_top1 = float(corr.sum() ** 2 / np.sum(corr**2)), float(corr[0] / corr.sum())
     mp_lower = mp_upper = n_above_mp = None
     mp_on = "correlation" if corr is not None else "covariance"
+    base = corr if corr is not None else lam  # the MP edge and the null spectra are the correlation's when known
     if n is not None and n > 1:
-        sigma2 = 1.0 if corr is not None else total / d
-        mp_lower, mp_upper = mp_edges(n, d, sigma2)
-        n_above_mp = int(np.sum((corr if corr is not None else lam) > mp_upper))
+        mp_lower, mp_upper = mp_edges(n, d, 1.0 if corr is not None else total / d)
+        n_above_mp = int(np.sum(base > mp_upper))
     n_above_null = q95 = None
     if null_eigenvalues is not None:
         null = -np.sort(-np.atleast_2d(np.asarray(null_eigenvalues, dtype=np.float64)), axis=1)
-        base = corr if corr is not None else lam  # the null spectra are of the correlation matrix when known
         n_above_null = horn_count(base, null, alpha)
         q95 = np.quantile(null, 1.0 - alpha, axis=0)
         if shuffle_eigenvalues is None and (standardized or corr is None):

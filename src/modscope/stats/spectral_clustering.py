@@ -55,10 +55,8 @@ def kmeans(points: np.ndarray, k: int, *, n_init: int = 10, seed: int = 0) -> np
     with warnings.catch_warnings(), threadpool_limits(1, user_api="openmp"):
         warnings.simplefilter("ignore")  # fewer distinct points than k: an empty cluster, a valid answer
         labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(points).labels_
-    _, first = np.unique(labels, return_index=True)
-    renumber = np.zeros(k, dtype=np.int64)
-    renumber[labels[np.sort(first)]] = np.arange(len(first))
-    return renumber[labels]
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inverse]
 
 
 def silhouettes(D: np.ndarray, codes: np.ndarray, n_categories: int) -> np.ndarray:

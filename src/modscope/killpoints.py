@@ -1,7 +1,7 @@
 """Test hook: SIGKILL this process at a named point between two writes, to test crash safety for real.
 
 Set ``MODSCOPE_TEST_KILL_AT=NAME:N`` to kill the process the N-th time (1-based) it reaches ``kill_point(NAME)``.
-Unset (always, outside the crash tests) it costs one dictionary lookup. The points are:
+Unset (always, outside the crash tests) it costs a dictionary lookup. The points are:
 
 - ``grads-after-rows``: a gradient chunk is in Zarr, its training state and manifest are not;
 - ``grads-after-state``: the chunk's training state is saved too, the manifest (the commit) is not;
@@ -20,10 +20,7 @@ _seen: dict[str, int] = {}
 
 def kill_point(name: str) -> None:
     """SIGKILL this process if ``MODSCOPE_TEST_KILL_AT`` names this point and its count is reached."""
-    spec = os.environ.get(ENV)
-    if not spec:
-        return
-    target, _, count = spec.partition(":")
+    target, _, count = os.environ.get(ENV, "").partition(":")
     if target != name:
         return
     _seen[name] = _seen.get(name, 0) + 1

@@ -139,11 +139,8 @@ class Result:
         return hash((type(self), *(v for v in values if isinstance(v, (str, int, float)) and v == v)))
 
     def to_json(self) -> dict[str, Any]:
-        out = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            if f.name not in self._json_exclude:
-                out[f.name] = jsonable(getattr(self, f.name))
-        return out
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                if f.name not in self._json_exclude}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str | os.PathLike):

@@ -7,6 +7,7 @@ positions within each document, so that every prefix of the returned order is it
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -97,15 +98,11 @@ def rows_note(rows: dict | None) -> str:
 
 def _round_robin(categories: Sequence[str], sizes: np.ndarray, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    pools = {}
+    pools = []
     for cat in sorted(set(categories)):
         members = np.array([i for i, c in enumerate(categories) if c == cat and sizes[i] > 0], dtype=np.int64)
-        pools[cat] = list(rng.permutation(members))
-    order: list[int] = []
-    while any(pools.values()):
-        for cat in pools:
-            if pools[cat]:
-                order.append(int(pools[cat].pop(0)))
+        pools.append(rng.permutation(members))
+    order = [int(i) for turn in itertools.zip_longest(*pools) for i in turn if i is not None]  # one of each, in turn
     return np.array(order, dtype=np.int64)
 
 
@@ -120,8 +117,6 @@ def _water_fill(capacity: np.ndarray, total: int) -> np.ndarray:
             add = min(share, capacity[i] - quota[i], left)
             quota[i] += add
             left -= add
-            if left == 0:
-                break
     return quota
 
 

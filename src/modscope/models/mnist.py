@@ -58,12 +58,8 @@ def make_mlp(widths: tuple[int, ...] = DEFAULT_WIDTHS, seed: int = 0) -> torch.n
     if len(widths) < 2 or any(int(w) < 1 for w in widths):
         raise ModscopeError(f"MLP widths must be >= 2 positive integers, got {widths}")
     torch.manual_seed(seed)
-    layers: list[torch.nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
-        layers.append(torch.nn.Linear(int(a), int(b)))
-        if i < len(widths) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
+    layers = [m for a, b in zip(widths[:-1], widths[1:]) for m in (torch.nn.Linear(int(a), int(b)), torch.nn.ReLU())]
+    return torch.nn.Sequential(*layers[:-1])  # no ReLU after the read-out
 
 
 def make_cnn(channels: int = 16, seed: int = 0) -> torch.nn.Sequential:

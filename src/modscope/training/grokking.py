@@ -211,12 +211,11 @@ def grokking_report(run_dir: Path, *, components: int = 5, max_rows: int = 1000,
         part = frame[frame["source"] == source]
         headline.append(f"{source} SVD: {int(part['sparse'].sum())} of {len(part)} top directions sparse; top-"
                         f"{TOP_K} shares " + ", ".join(f"{v:.2f}" for v in part["top_share"]) + ".")
+    figs = {"fourier_sparsity": study.plot().figure}
     if study.loss_pca is not None:
         headline.append(f"per-example loss PCA: PC1 {100 * study.loss_pca.explained[0]:.0f}%, PC2 "
                         f"{100 * study.loss_pca.explained[1]:.0f}%; sharpest turns at steps "
                         f"{', '.join(str(s) for s in study.loss_pca.turning_steps)}.")
-    figs = {"fourier_sparsity": study.plot().figure}
-    if study.loss_pca is not None:
         fig, (left, right) = subplots(1, 2, figsize=(10, 3.6))
         study.loss_pca.plot(left)
         curves = study.curves

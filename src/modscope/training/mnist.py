@@ -26,11 +26,8 @@ def build_model(arch: str, null: NullCondition | None = None, seed: int = 0) -> 
     if arch not in ("mlp", "cnn"):
         raise ModscopeError(f"unknown arch '{arch}'; use mlp or cnn")
     width = int(null.value) if null is not None and null.kind == "width" else None
-    if arch == "mlp":
-        widths = DEFAULT_WIDTHS if width is None else (784, width, width, 10)
-        model = make_mlp(widths, seed=seed)
-    else:
-        model = make_cnn(16 if width is None else width, seed=seed)
+    model = (make_mlp(DEFAULT_WIDTHS if width is None else (784, width, width, 10), seed=seed) if arch == "mlp"
+             else make_cnn(16 if width is None else width, seed=seed))
     if null is not None and null.kind == "init-scale":
         with torch.no_grad():
             for p in model.parameters():

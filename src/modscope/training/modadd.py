@@ -65,15 +65,6 @@ def probe_pairs(p: int, train_idx: np.ndarray, test_idx: np.ndarray, size: int, 
                            rng.choice(test_idx, min(size - half, len(test_idx)), replace=False)])
 
 
-def save_checkpoints(path: Path, run: ModaddRun) -> None:
-    """Write the run's checkpoints (steps, probe, probe logits, first-layer snapshots, curves) atomically."""
-    path.mkdir(parents=True, exist_ok=True)
-    save_npz_atomic(path / CHECKPOINTS_FILE, checkpoint_steps=run.checkpoint_steps, probe_index=run.probe_index,
-                    probe_logits=run.probe_logits, embedding_snapshots=run.embedding_snapshots,
-                    train_losses=run.train_losses, test_losses=run.test_losses,
-                    train_accuracy=run.train_accuracy, test_accuracy=run.test_accuracy)
-
-
 def train_modadd(p: int = 113, steps: int = 5000, *, train_frac: float = 0.5, width: int = 256,
                  lr: float = 1e-3, weight_decay: float = 1.0, seed: int = 0,
                  recorder: bool | str | Path | None = None, every: int = 1,
@@ -148,6 +139,8 @@ def train_modadd(p: int = 113, steps: int = 5000, *, train_frac: float = 0.5, wi
     if ckpt_steps:
         run.checkpoint_steps, run.probe_index = np.asarray(ckpt_steps), probe
         run.probe_logits, run.embedding_snapshots = np.stack(ckpt_logits), np.stack(snapshots)
-        if recorder is not None and recorder is not True and recorder is not False:
-            save_checkpoints(Path(recorder), run)
+        if recorder is not None and recorder is not True and recorder is not False:  # next to the gradients
+            save_npz_atomic(Path(recorder) / CHECKPOINTS_FILE, **{key: getattr(run, key) for key in (
+                "checkpoint_steps", "probe_index", "probe_logits", "embedding_snapshots", "train_losses",
+                "test_losses", "train_accuracy", "test_accuracy")})
     return run

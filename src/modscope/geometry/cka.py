@@ -183,16 +183,15 @@ def feature_hsic(arrays: Sequence, pairs: Sequence[tuple[int, int]], *, debiased
         used = sorted({k for pair in group for k in pair})
         cross = {p: np.zeros((width[p[0]], width[p[1]])) for p in group}
         norm_products = dict.fromkeys(group, 0.0)
-        norm_sums = dict.fromkeys(used, 0.0)
+        traces.update(dict.fromkeys(used, 0.0))
         for start in range(0, n, step):
             centred = {k: as_rows(arrays[k][start:start + step], f"representation {k}") - means[k] for k in used}
             norms = {k: np.einsum("ij,ij->i", c, c) for k, c in centred.items()}
             for k in used:
-                norm_sums[k] += float(norms[k].sum())
+                traces[k] += float(norms[k].sum())
             for i, j in group:
                 cross[i, j] += centred[i].T @ centred[j]
                 norm_products[i, j] += float(norms[i] @ norms[j])
-        traces.update(norm_sums)
         for i, j in group:
             value = float(np.sum(cross[i, j] ** 2))
             if debiased:

@@ -96,14 +96,13 @@ def pca_grid(pcas: dict, *, cols: int = 6):
     return fig
 
 
-def histogram_grid(studies: Sequence, *, names: Sequence[str] | None = None, cols: int = 4):
+def histogram_grid(studies: Sequence, *, cols: int = 4):
     """Raw (solid colour) vs centred (grey) all-pairs cosine histograms: weights first, then chosen sites."""
     panels_spec = []
     for study in studies:
         panels_spec += [(study, name, pair) for name, pair in study.weights.items()]
         hidden = list(study.hidden)
-        chosen = names if names is not None else hidden[:: max(1, len(hidden) // 4)]
-        panels_spec += [(study, site, study.hidden[site]) for site in chosen if site in study.hidden]
+        panels_spec += [(study, site, study.hidden[site]) for site in hidden[:: max(1, len(hidden) // 4)]]
     fig, panels = grid(len(panels_spec), cols=cols, size=2.8)
     for ax, (study, name, pair) in zip(panels, panels_spec):
         colour = model_colour(study.model)

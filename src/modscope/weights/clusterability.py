@@ -144,7 +144,7 @@ def null_ncuts(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"), initializer=_set_worker_layers,
+    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"), initializer=_WORKER_LAYERS.extend,
                              initargs=(layers,)) as pool:  # one contiguous run of shuffles per worker
         values = pool.map(_worker_ncut, shuffles, [(k, seed, kwargs)] * len(shuffles),
                           chunksize=-(-len(shuffles) // n_jobs))
@@ -156,11 +156,7 @@ def _shuffled_ncut(layers: Sequence[np.ndarray], k: int, index: int, seed: int, 
     return layered_ncut(shuffled, spectral_clusters(shuffled, k, seed=seed, **kwargs).labels, k)
 
 
-_WORKER_LAYERS: list[np.ndarray] = []
-
-
-def _set_worker_layers(layers: Sequence[np.ndarray]) -> None:
-    _WORKER_LAYERS[:] = list(layers)
+_WORKER_LAYERS: list[np.ndarray] = []  # a forked worker's copy, filled once by the pool's initializer
 
 
 def _worker_ncut(index: int, task: tuple) -> float:

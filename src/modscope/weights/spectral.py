@@ -53,15 +53,6 @@ class SpectralPartition(Result):
         return ax
 
 
-def _degrees(layers: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Weighted degree of every neuron, per layer, accumulated in float64."""
-    degrees = [np.zeros(n) for n in layer_sizes(layers)]
-    for lay, w in enumerate(layers):
-        degrees[lay] += w.sum(axis=1, dtype=np.float64)
-        degrees[lay + 1] += w.sum(axis=0, dtype=np.float64)
-    return degrees
-
-
 def _split(vector: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
     return np.split(vector, np.cumsum(sizes)[:-1])
 
@@ -93,7 +84,10 @@ def spectral_embedding(
             f"k={k} clusters needs 1 <= k <= {min(n_even, n_odd)} (the smaller side of the bipartite neuron "
             "graph); choose a smaller k"
         )
-    degrees = _degrees(layers)
+    degrees = [np.zeros(n) for n in sizes]  # weighted degree of every neuron, per layer, in float64
+    for lay, w in enumerate(layers):
+        degrees[lay] += w.sum(axis=1, dtype=np.float64)
+        degrees[lay + 1] += w.sum(axis=0, dtype=np.float64)
     inv_sqrt = [np.divide(1.0, np.sqrt(d), out=np.zeros_like(d), where=d > 0) for d in degrees]
     dtype = layers[0].dtype
     scaled = [(w * inv_sqrt[i][:, None].astype(dtype)) * inv_sqrt[i + 1][None, :].astype(dtype)

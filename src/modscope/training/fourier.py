@@ -166,8 +166,8 @@ class LossPCA(Result):
         for step in self.turning_steps:
             k = self.steps.index(step)
             ax.annotate(f"turn @ {step}", pcs[k], fontsize=7, color=TRAINED)
-        ax.set_xlabel(f"PC1 of per-example loss ({100 * self.explained[0]:.0f}%)")
-        ax.set_ylabel(f"PC2 ({100 * self.explained[1]:.0f}%)")
+        ax.set(xlabel=f"PC1 of per-example loss ({100 * self.explained[0]:.0f}%)",
+               ylabel=f"PC2 ({100 * self.explained[1]:.0f}%)")
         return ax
 
 

@@ -66,9 +66,8 @@ class GrokkingStudy(Result):
         null = self.null
         ax.axhspan(null.top_share_mean - 2 * null.top_share_sd, null.top_share_q99, color=NULL, alpha=0.3,
                    label=f"random directions (mean-2sd .. q99, n={null.n})")
-        ax.set_xlabel("component (singular direction, by size)")
-        ax.set_ylabel(f"energy share in top {TOP_K} frequencies")
-        ax.set_ylim(0, 1.02)
+        ax.set(xlabel="component (singular direction, by size)", ylabel=f"energy share in top {TOP_K} frequencies",
+               ylim=(0, 1.02))
         ax.legend(fontsize=7)
         return ax
 
@@ -226,8 +225,7 @@ def grokking_report(run_dir: Path, *, components: int = 5, max_rows: int = 1000,
             right.axvline(step, color=TRAINED, ls=":", lw=1)
         if study.grok_step is not None:
             right.axvline(study.grok_step, color="k", ls="--", lw=1, label=f"grok step {study.grok_step}")
-        right.set_xlabel("step")
-        right.set_ylabel("loss (nats)")
+        right.set(xlabel="step", ylabel="loss (nats)")
         right.legend(fontsize=7)
         figs["loss_pca"] = fig
     payload = {"probe": "grokking", "headline": headline, "verdict": verdict(study), "result": study.to_json()}

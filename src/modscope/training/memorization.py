@@ -58,8 +58,7 @@ class Memorization(Result):
                         label=f"{name} (n={len(part)}, mean {part.mean():.2f})")
         ax.axvspan(self.null_mean - 2 * self.null_sd, self.null_mean + 2 * self.null_sd, color=NULL, alpha=0.3,
                    label="mask-permutation null ± 2 sd")
-        ax.set_xlabel("counterfactual memorization (accuracy in − out)")
-        ax.set_ylabel("density")
+        ax.set(xlabel="counterfactual memorization (accuracy in − out)", ylabel="density")
         ax.legend(fontsize=7)
         return ax
 
@@ -254,8 +253,7 @@ def memorization_report(n: int = 2000, *, models: int = 16, steps: int = 400, wi
     ax = axes(None)
     ax.plot(list(result.curve), list(result.curve.values()), "-o", color=TRAINED)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("subset models used")
-    ax.set_ylabel("mean |mem_m − mem_all| (accuracy)")
+    ax.set(xlabel="subset models used", ylabel="mean |mem_m − mem_all| (accuracy)")
     figs["models_needed"] = ax.figure
     images, labels, _ = planted_pool(n, seed=seed)
     order = np.argsort(-np.nan_to_num(result.mem, nan=-9), kind="stable")

@@ -18,8 +18,7 @@ def _curves_figure(ylabel: str, curves: dict, smooth: bool = False):
     for i, (label, series) in enumerate(curves.items()):
         window = max(1, len(series) // 50) if smooth and not i else 1
         ax.plot(np.convolve(series, np.ones(window) / window, "valid"), color=NULL if i else TRAINED, label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel="step", ylabel=ylabel)
     ax.legend()
     return ax.figure
 

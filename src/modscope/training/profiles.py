@@ -37,8 +37,7 @@ class TimeProfiles(Result):
         cmap = __import__("matplotlib").colormaps[CATEGORY_CMAP]
         for i in range(min(show, len(self.profiles))):
             ax.plot(self.steps, self.profiles[i], lw=0.8, color=cmap(i), label=f"u{i + 1}")
-        ax.set_xlabel("training step")
-        ax.set_ylabel("loading (unit vector)")
+        ax.set(xlabel="training step", ylabel="loading (unit vector)")
         ax.legend(fontsize=7, ncol=min(show, 5))
         return ax
 
@@ -82,8 +81,8 @@ class LogitPCA(Result):
         ax.plot(self.coords[:, 0], self.coords[:, 1], "-", color=TRAINED, lw=0.8, alpha=0.6)
         sc = ax.scatter(self.coords[:, 0], self.coords[:, 1], c=self.checkpoint_steps, cmap="viridis", s=12)
         ax.figure.colorbar(sc, ax=ax, label="step")
-        ax.set_xlabel(f"logit PC1 ({self.explained[0]:.0%})")
-        ax.set_ylabel(f"logit PC2 ({self.explained[1]:.0%})" if len(self.explained) > 1 else "PC2")
+        ax.set(xlabel=f"logit PC1 ({self.explained[0]:.0%})",
+               ylabel=f"logit PC2 ({self.explained[1]:.0%})" if len(self.explained) > 1 else "PC2")
         return ax
 
 

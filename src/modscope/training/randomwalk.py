@@ -52,8 +52,7 @@ class RandomWalkNull(Result):
         ax = axes(ax)
         ax.bar(range(1, len(self.trajectory_pc) + 1), self.trajectory_pc, color=NULL)
         ax.axhline(self.pc1_theory, color="k", ls=":", lw=0.8, label="6/pi^2")
-        ax.set_xlabel("trajectory PC")
-        ax.set_ylabel("variance fraction")
+        ax.set(xlabel="trajectory PC", ylabel="variance fraction")
         ax.legend()
         return ax
 

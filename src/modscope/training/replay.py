@@ -60,8 +60,7 @@ class ReplayResult(Result):
             ax.plot(np.convolve(loss, smooth, "valid"), color=TRAINED, alpha=float(shade), lw=1,
                     label=f"k = {k}")
         ax.axhline(np.log(10), color=NULL, ls=":", lw=0.8, label="chance (ln 10)")
-        ax.set_xlabel("step")
-        ax.set_ylabel(f"training loss (nats, {window}-step mean)")
+        ax.set(xlabel="step", ylabel=f"training loss (nats, {window}-step mean)")
         ax.legend(fontsize=7)
         return ax
 

@@ -44,10 +44,8 @@ class HeldoutResidual(Result):
         ax.plot(self.ks, self.heldout_explained, "o-", color=TRAINED, ms=3, label="held-out steps")
         ax.plot(self.ks, self.fit_explained, "--", color=TRAINED, alpha=0.5, label="fit steps")
         ax.plot(self.ks, self.null_explained, ":", color=NULL, label="random directions (k / params)")
-        ax.set_xscale("log")
-        ax.set_xlabel("k (top singular directions of the fit steps)")
-        ax.set_ylabel("fraction of gradient norm^2 explained")
-        ax.set_ylim(0, 1.02)
+        ax.set(xscale="log", xlabel="k (top singular directions of the fit steps)",
+               ylabel="fraction of gradient norm^2 explained", ylim=(0, 1.02))
         ax.legend()
         return ax
 

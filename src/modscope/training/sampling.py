@@ -9,8 +9,8 @@ import numpy as np
 from modscope.errors import ModscopeError
 from modscope.figures import NULL, TRAINED, axes
 from modscope.results import Result
-from modscope.training.gram import GradGram, accepts_center, center_gram, compute_gram
-from modscope.training.spectrum import THRESHOLDS, count_above, spectrum_of_gram
+from modscope.training.gram import GradGram, accepts_center, compute_gram
+from modscope.training.spectrum import THRESHOLDS, counts_of_gram
 from modscope.training.store import as_store
 
 
@@ -73,11 +73,6 @@ def sample_rows(n: int, size: int, scheme: str, rng: np.random.Generator) -> np.
         stride = n / size
         return np.minimum((rng.uniform(0, stride) + stride * np.arange(size)).astype(np.int64), n - 1)
     raise ModscopeError(f"unknown sampling scheme '{scheme}'; use random or even")
-
-
-def counts_of_gram(gram: np.ndarray, centre: bool) -> dict:
-    values, _ = spectrum_of_gram(center_gram(gram) if centre else gram)
-    return {frac: count_above(values, frac) for frac in THRESHOLDS}
 
 
 @accepts_center

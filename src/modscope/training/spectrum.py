@@ -44,6 +44,12 @@ def spectrum_of_gram(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, vecs * signs
 
 
+def counts_of_gram(gram: np.ndarray, centre: bool) -> dict:
+    """``{frac: count_above(values, frac)}`` of the singular values behind ``gram`` (centred first with ``centre``)."""
+    values, _ = spectrum_of_gram(center_gram(gram) if centre else gram)
+    return {frac: count_above(values, frac) for frac in THRESHOLDS}
+
+
 @dataclass(frozen=True)
 class GradSpectrum(Result):
     """Spectrum of the gradient matrix ``A`` (rows = training steps, columns = parameters).
@@ -93,9 +99,8 @@ class GradSpectrum(Result):
             ax.axhline(frac, color=NULL, ls="--", lw=0.8)
             ax.text(len(self.normalized), frac, f" {frac:.2f}: {self.counts.get(frac, '')}", va="bottom",
                     ha="right", fontsize=7, color="#555")
-        ax.set_xlabel("singular value index")
-        ax.set_ylabel("singular value / largest")
-        ax.set_ylim(max(1e-4, float(self.normalized[self.normalized > 0].min(initial=1.0))) * 0.8, 1.5)
+        ax.set(xlabel="singular value index", ylabel="singular value / largest",
+               ylim=(max(1e-4, float(self.normalized[self.normalized > 0].min(initial=1.0))) * 0.8, 1.5))
         ax.legend()
         return ax
 
@@ -107,10 +112,7 @@ def spectrum_from_gram(gg: GradGram, *, centre: bool = False, method: str = "gra
     gram = center_gram(gg.gram) if centre else gg.gram
     values, vecs = spectrum_of_gram(gram)
     rank = min(gg.gram.shape[0], gg.n_params)
-    per_param = {}
-    for name, g in gg.per_param.items():
-        v, _ = spectrum_of_gram(center_gram(g) if centre else g)
-        per_param[name] = {frac: count_above(v, frac) for frac in THRESHOLDS}
+    per_param = {name: counts_of_gram(g, centre) for name, g in gg.per_param.items()}
     k = rank if keep_profiles is None else min(rank, keep_profiles)
     return _make(values[:rank], vecs[:, :k].T, gg.n_params, centre, method, gg.steps, per_param, gram)
 

@@ -60,8 +60,7 @@ class SweepResult(Result):
                         color=TRAINED if cond == "none" else None, label=cond)
         for frac in THRESHOLDS:
             ax.axhline(frac, color=NULL, ls="--", lw=0.6)
-        ax.set_xlabel("singular value index")
-        ax.set_ylabel("singular value / largest")
+        ax.set(xlabel="singular value index", ylabel="singular value / largest")
         ax.legend(fontsize=6, ncol=2)
         return ax
 

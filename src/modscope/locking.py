@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from modscope.errors import ModscopeError
@@ -80,10 +80,8 @@ def directory_lock(directory: str | Path, command: str | None = None) -> Iterato
         lock.release()
         if created and not ok and not has_content(directory):
             (directory / LOCK_FILE).unlink(missing_ok=True)
-            try:
+            with suppress(OSError):
                 directory.rmdir()
-            except OSError:
-                pass
 
 
 def _command_line() -> str:

@@ -44,11 +44,7 @@ def extend_sums(sums: list[int], chunk_rows: int, start: int, block: np.ndarray,
     for chunk in range(start // chunk_rows, math.ceil(stop / chunk_rows)):
         lo, hi = max(start, chunk * chunk_rows), min(stop, (chunk + 1) * chunk_rows)
         previous = sums[chunk] if lo > chunk * chunk_rows else 0  # extend the committed prefix of this chunk
-        value = crc(block[lo - start: hi - start], dtype, previous)
-        if chunk < len(sums):
-            sums[chunk] = value
-        else:
-            sums.append(value)
+        sums[chunk:chunk + 1] = [crc(block[lo - start: hi - start], dtype, previous)]  # replace, or append
 
 
 def sums_from_disk(arr: Any, chunk_rows: int, rows: int) -> list[int]:

@@ -97,12 +97,16 @@ class LayerRanks(Result):
 
     _frame_columns = ("layers", "ranks", "sigma_max", "noise_floors", "effective_rank", "float32_ranks", "rank_gaps")
 
+    @property
+    def rank_prefix(self) -> str:
+        """"≈ " for slq estimates, "" for exact ranks (per-layer ranks are never top-k lower bounds)."""
+        return "" if self.rank_kind == "exact" else "≈ "
+
     def plot(self, ax=None, *, color: str | None = None):
         ax = style.axes(ax)
         colour = color or style.model_colour(self.model)
-        estimate = "" if self.rank_kind == "exact" else "≈ "  # per-layer ranks are never top-k lower bounds
         ax.plot(self.layers, self.ranks / self.size, "o-", color=colour,
-                label=f"{self.model}: {estimate}rank / {self.size}")
+                label=f"{self.model}: {self.rank_prefix}rank / {self.size}")
         if self.float32_ranks is not None:
             ax.plot(self.layers, self.float32_ranks / self.size, ".:", color=colour, alpha=0.8,
                     label="above the float32 threshold")

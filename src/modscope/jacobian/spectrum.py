@@ -92,16 +92,11 @@ class JacobianSpectrum(Result):
         object.__setattr__(self, "rank_text", rank_text(self.rank, self.rank_kind))
         object.__setattr__(self, "float32_rank_text", rank_text(self.float32_rank, self.float32_rank_kind))
 
-    def curve(self) -> tuple[np.ndarray, np.ndarray]:
-        """(index from 1, σ) in rank order; for slq the density's quantile curve."""
-        if self.density is not None:
-            return self.density.quantile_curve()
-        return np.arange(1, len(self.singular_values) + 1), self.singular_values
-
     def plot(self, ax=None, *, label: str | None = None, color: str = style.TRAINED, floor: bool = True):
         """Singular values on a log scale against their index, with the float64 floor and float32 threshold."""
         ax = style.axes(ax)
-        index, sigma = self.curve()
+        index, sigma = (self.density.quantile_curve() if self.density is not None  # slq: the density's, in rank order
+                        else (np.arange(1, len(self.singular_values) + 1), self.singular_values))
         shown = np.maximum(sigma, self.noise_floor * 1e-3)  # exact zeros would vanish from a log axis
         ax.plot(index, shown, color=color, lw=1.2,
                 label=label or f"{self.method} ({self.n_out}×{self.n_in}), rank {self.rank_text}")

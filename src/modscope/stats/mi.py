@@ -77,11 +77,6 @@ class MIResult(Result):
     null: str = "exact Gaussian (Wilks Λ)"
     copula: bool = False
 
-    @property
-    def excess(self) -> float:
-        """mi − null_mean (nats): the part of the estimate not explained by finite-sample bias."""
-        return self.mi - self.null_mean
-
     def plot(self, ax=None):
         from modscope import figures as style
 

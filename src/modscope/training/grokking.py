@@ -124,16 +124,14 @@ def grokking_study(run: dict, *, components: int = 5, max_rows: int = 1000, n_nu
     shape = (width, 2, p)
     rows = np.unique(np.linspace(0, store.n_steps - 1, min(max_rows, store.n_steps)).round().astype(int))
     null = fourier_null(shape, p, n=n_null, seed=seed)
-    records, directions = [], {}
-    grads = store.block(EMBEDDING, rows)
-    values, vecs, total = top_directions(grads, components, seed=seed)
-    records += fourier_directions(vecs, values, p=p, shape=shape, null=null, total=total, source="gradient")
-    directions["gradient"] = vecs
+    matrices = {"gradient": (store.block(EMBEDDING, rows), False)}  # (matrix, centre: a trajectory's PCA)
     if ckpt is not None and len(ckpt["checkpoint_steps"]) >= 3:
-        snapshots = ckpt["embedding_snapshots"].reshape(len(ckpt["checkpoint_steps"]), -1)
-        values, vecs, total = top_directions(snapshots, components, centre=True, seed=seed)
-        records += fourier_directions(vecs, values, p=p, shape=shape, null=null, total=total, source="weights")
-        directions["weights"] = vecs
+        matrices["weights"] = (ckpt["embedding_snapshots"].reshape(len(ckpt["checkpoint_steps"]), -1), True)
+    records, directions = [], {}
+    for source, (matrix, centre) in matrices.items():
+        values, vecs, total = top_directions(matrix, components, centre=centre, seed=seed)
+        records += fourier_directions(vecs, values, p=p, shape=shape, null=null, total=total, source=source)
+        directions[source] = vecs
     final = state[EMBEDDING].numpy()
     baseline = evaluate(config, state)
     ablations = [{"source": source, "component": k,

@@ -76,8 +76,6 @@ def write_gradients_page(out: Path, analysis, replay, store, note: str = "") -> 
                "residual": analysis.residual.plot().figure, "time_profiles": analysis.profiles.plot().figure}
     if analysis.logits is not None:
         figures["logit_pca"] = analysis.logits.plot().figure
-    if replay is not None:
-        figures["replay"] = replay.plot().figure
     held = analysis.residual
     headline = [
         f"{spec.counts[0.10]} of {rank} singular values exceed 10% of the largest over all {spec.n_steps} steps "
@@ -94,6 +92,7 @@ def write_gradients_page(out: Path, analysis, replay, store, note: str = "") -> 
         headline.append(f"weight-trajectory PC1 holds {analysis.trajectory_pc[0]:.1%} of its variance "
                         f"(random walk: {analysis.random_walk.pc1_theory:.1%}).")
     if replay is not None:
+        figures["replay"] = replay.plot().figure
         headline.append("replay final loss per k: " + ", ".join(
             f"k={k}: {v:.3f}" for k, v in zip(replay.ks, replay.final_loss, strict=True))
             + f" (original {replay.original_final_loss:.3f}; full rank max |diff| "

@@ -112,23 +112,22 @@ def anisotropy_study(weights: dict[str, np.ndarray], gathered: Gathered | None, 
                            hidden=hidden, total_rows=totals)
 
 
+def embedding_matrices(model) -> dict:
+    """W_E, and W_U^T when untied (one row per token)."""
+    return {"W_E": model.W_E} | ({} if model.tied_embeddings else {"W_U": model.W_U.T})
+
+
 def weight_rows(model) -> dict[str, int]:
     """Rows (tokens) of W_E, and of W_U^T when untied: the totals a ``vocab_rows`` sample is drawn from."""
-    rows = {"W_E": int(model.W_E.shape[0])}
-    if not model.tied_embeddings:
-        rows["W_U"] = int(model.W_U.T.shape[0])
-    return rows
+    return {name: int(matrix.shape[0]) for name, matrix in embedding_matrices(model).items()}
 
 
 def model_weights(model, *, vocab_rows: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
     """W_E (and W_U^T when untied) as float32 [vocab, d]; ``vocab_rows`` draws a seeded sample of tokens instead
     of all of them (seed 003's shortcut, for quick runs)."""
-    matrices = {"W_E": model.W_E}
-    if not model.tied_embeddings:
-        matrices["W_U"] = model.W_U.T
     out = {}
     rng = np.random.default_rng(seed)
-    for name, matrix in matrices.items():
+    for name, matrix in embedding_matrices(model).items():
         array = matrix.detach().float().cpu().numpy()
         if vocab_rows is not None and vocab_rows < len(array):
             array = array[np.sort(rng.choice(len(array), size=vocab_rows, replace=False))]

@@ -44,12 +44,10 @@ def cluster_study(model, corpus, *, sites: str = "embed,resid_post.*", per_categ
 
 
 def describe_clusters(result) -> str:
-    parts = []
-    for c in sorted(result.clusters, key=lambda c: c["size"]):
-        tokens = ", ".join(repr(t) for t, _ in c.get("top_tokens", [])[:3])
-        parts.append(f"{c['size']} rows ({100 * c['share']:.0f}%, first-token share "
-                     f"{100 * c.get('first_token_share', 0):.0f}%, top tokens {tokens})")
-    return "; ".join(parts)
+    return "; ".join(f"{c['size']} rows ({100 * c['share']:.0f}%, first-token share "
+                     f"{100 * c.get('first_token_share', 0):.0f}%, top tokens "
+                     f"{', '.join(repr(t) for t, _ in c.get('top_tokens', [])[:3])})"
+                     for c in sorted(result.clusters, key=lambda c: c["size"]))
 
 
 def clusters_report(models: Sequence, corpus, *, sites: str = "embed,resid_post.*", per_category: int = 2,

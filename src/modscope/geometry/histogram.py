@@ -157,7 +157,10 @@ def histogram_result(padded: np.ndarray, lowest: float, highest: float, moments:
                      nonzero: np.ndarray, *, low: float, high: float, centre: bool | np.ndarray,
                      extremes: bool) -> HistogramResult:
     """Both engines' answer from the merged block counts, the pair sums (``pair_moments``) and the non-zero mask."""
-    counts = fold_edge_bins(padded)
+    counts = np.asarray(padded).round().astype(np.int64)
+    counts[1] += counts[0]  # the two rounding-catch bins fold into the edge bins
+    counts[-2] += counts[-1]
+    counts = counts[1:-1]
     n = int(nonzero.sum())
     n_pairs = n * (n - 1) // 2
     mean = moments[0] / n_pairs
@@ -286,14 +289,6 @@ def block_pair_counts(rows_i: torch.Tensor, rows_j: torch.Tensor, *, diagonal: b
 def merge_block_counts(parts: list) -> tuple[np.ndarray, float, float]:
     """Exact merge of ``block_pair_counts`` results: counts add, min of mins, max of maxes."""
     return np.sum([p[0] for p in parts], axis=0), min(p[1] for p in parts), max(p[2] for p in parts)
-
-
-def fold_edge_bins(padded: np.ndarray) -> np.ndarray:
-    """Integer counts of the ``bins`` bins, with the two rounding-catch bins folded into the edge bins."""
-    counts = np.asarray(padded).round().astype(np.int64)
-    counts[1] += counts[0]
-    counts[-2] += counts[-1]
-    return counts[1:-1]
 
 
 def _column_sums(chunk: np.ndarray) -> tuple[int, np.ndarray]:

@@ -89,12 +89,11 @@ def similarity_report(models: Sequence, corpus, *, sites: str, kinds: Sequence[s
                 f"{plural(len(first.categories), 'category', 'categories')} × {per_category} texts, positions "
                 f"{positions})")
     lean_best = lean_study.best(kind)
-    verdict += "." + rests_on(
+    verdict += "." + rests_on(  # ends with one "."
         dropped, f"{first.model}'s best {kind} separation is z {trained['z']:.1f} at {trained['site']}",
-        f"it is z {lean_best['z']:.1f} at {lean_best['site']}").rstrip(".")
+        f"it is z {lean_best['z']:.1f} at {lean_best['site']}")
     headline.append(f"{first.model} without massive coordinates: best {kind} separation at {lean_best['site']}, "
                     f"within − between = {lean_best['difference']:.3f} (z = {lean_best['z']:.1f}).")
-    verdict += "."
     tables = {f"sites_{s.model}": s.to_frame().round(4) for s in studies}
     result = {**{s.model: s for s in studies}, "without_massive": lean_study, "massive": dropped}
     return finish(out, probe="similarity", title="Similarity matrices by category",

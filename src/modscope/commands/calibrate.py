@@ -76,10 +76,9 @@ def register(app: typer.Typer) -> None:
                     "seed": seed, **result.sizes}
         if out is not None:
             write_page(out, result, settings)
-        emit(out, {"settings": settings, "result": result.to_json(), "verdict": describe(result)[1]}, as_json)
-        if not as_json and out is None:
-            typer.echo(result.wide().to_string(index=False))
-            typer.echo(describe(result)[1])
+        verdict = describe(result)[1]
+        emit(out, {"settings": settings, "result": result.to_json(), "verdict": verdict}, as_json,
+             text=(result.wide().to_string(index=False), verdict))
 
 
 def demo_steps() -> list[DemoStep]:

@@ -62,8 +62,9 @@ def positive(value: float | None, what: str) -> None:
         raise ModscopeError(f"{what} must be > 0, got {value}")
 
 
-def emit(out: Path | None, payload: Any, as_json: bool, line: str | None = None) -> None:
-    """Print the result JSON (``--json``), or where the page was written and then ``line`` (both on stderr)."""
+def emit(out: Path | None, payload: Any, as_json: bool, line: str | None = None, text: tuple[str, ...] = ()) -> None:
+    """Print the result JSON (``--json``), or where the page was written and then ``line`` (both on stderr); with
+    neither ``--json`` nor ``--out``, ``text`` (a table, a verdict) goes to stdout."""
     if as_json:
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
@@ -71,6 +72,8 @@ def emit(out: Path | None, payload: Any, as_json: bool, line: str | None = None)
         console.print(f"wrote [bold]{out}/index.html[/bold] and {out}/result.json")
     if line is not None:
         console.print(line)
+    for part in text if out is None else ():
+        typer.echo(part)
 
 
 def check_out_dir(out: Path | None) -> Path | None:
@@ -95,10 +98,6 @@ def check_out_dir(out: Path | None) -> Path | None:
     return out
 
 
-def _out_callback(value: Path | None) -> Path | None:
-    return check_out_dir(value)
-
-
 # The shared vocabulary of every command. README.md "Common options" is the table of these options, and
 # tests/test_common_options.py holds it to every command's --help: one name, one meaning and one default per concept.
 DEFAULT_MODEL = "smollm2-135m"
@@ -117,7 +116,7 @@ SCHEDULER_OPTION = typer.Option(None, "--scheduler", help="Dask scheduler addres
 TWIN_STORE_OPTION = typer.Option(None, "--twin-store", help="Read the twin's activations from this capture store.")
 WORKERS_HELP = "Worker processes (the result is the same for any number)."
 OUT_OPTION = typer.Option(None, "--out", help="Directory for result.json, figures and index.html.",
-                          callback=_out_callback)
+                          callback=check_out_dir)
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
 
 
@@ -200,7 +199,7 @@ CAPTURE_SAMPLE = typer.Option("balanced", "--sample",
 CAPTURE_CTX = ctx_option(512)
 CAPTURE_BATCH_SIZE = typer.Option(None, "--batch-size", help="Documents per forward pass.")
 CAPTURE_OUT = typer.Option(..., "--out", help="Zarr store directory (re-run the same command to resume).",
-                           callback=_out_callback)
+                           callback=check_out_dir)
 
 
 @dataclass

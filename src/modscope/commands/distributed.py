@@ -24,10 +24,12 @@ def _summary(name: str, result) -> dict:
     return result.to_json()
 
 
-def _write(out: Path | None, payload: dict) -> None:
+def _write_and_emit(out: Path | None, payload: dict, as_json: bool, line: str) -> None:
+    """``payload`` into OUT/result.json (with --out), then printed (--json) or ``line``."""
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "result.json").write_text(json.dumps(payload, indent=2, default=str))
+    emit(None, payload, as_json, line)
 
 
 def register(app: typer.Typer) -> None:
@@ -84,19 +86,14 @@ def register(app: typer.Typer) -> None:
             raise ModscopeError("--stat mi needs --site-y (the Y site)")
         acts = ActivationStore.open(store)
         where = common.engine_kwargs(engine, scheduler)
-        if stat == "covariance":
-            result = covariance((acts, site), **where)
-        elif stat == "mi":
-            result = gaussian_mi((acts, site), (acts, site_y), **where)
-        elif stat == "spectrum":
-            result = spectrum((acts, site), massive=False, **where)
-        else:
-            result = cosine_histogram((acts, site), **where)
+        result = {"covariance": lambda: covariance((acts, site), **where),
+                  "mi": lambda: gaussian_mi((acts, site), (acts, site_y), **where),
+                  "spectrum": lambda: spectrum((acts, site), massive=False, **where),
+                  "histogram": lambda: cosine_histogram((acts, site), **where)}[stat]()
         payload = {"stat": stat, "engine": engine, "store": str(store), "site": site, "site_y": site_y,
                    "result": _summary(stat, result)}
-        _write(out, payload)
-        emit(None, payload, as_json,
-             f"{stat} of {site} over {acts.n_rows} rows ({engine}): {json.dumps(payload['result'])[:300]}")
+        _write_and_emit(out, payload, as_json,
+                        f"{stat} of {site} over {acts.n_rows} rows ({engine}): {json.dumps(payload['result'])[:300]}")
 
     @app.command("grad-svd")
     def grad_svd_cmd(
@@ -113,12 +110,10 @@ def register(app: typer.Typer) -> None:
         store = common.positional_store(store, positional)
         result = gradient_svd(store, k=k, method=method, power_iters=power_iters,
                               **common.engine_kwargs(engine, scheduler))
-        payload = result.to_json()
-        _write(out, payload)
-        emit(None, payload, as_json,
-             f"{result.method}: top values {result.singular_values[:5].round(4).tolist()}, "
-             f"{result.captured:.1%} of ||A||_F^2, max relative error bound "
-             f"{float(result.relative_error_bound.max(initial=0)):.2e}")
+        _write_and_emit(out, result.to_json(), as_json,
+                        f"{result.method}: top values {result.singular_values[:5].round(4).tolist()}, "
+                        f"{result.captured:.1%} of ||A||_F^2, max relative error bound "
+                        f"{float(result.relative_error_bound.max(initial=0)):.2e}")
 
 
 def demo_steps() -> list:

@@ -83,6 +83,7 @@ def register(app: typer.Typer) -> None:
 
         settings = {"model": model, "site": site, "logit_space": logit_space, "corpus": corpus, "ctx": ctx,
                     "store": str(store) if store else None, "device": str(target), **cfg.to_dict()}
+        trained = windows = held = None
         if store is not None:
             from modscope.capture import ActivationStore
 
@@ -91,14 +92,12 @@ def register(app: typer.Typer) -> None:
             opened = ActivationStore.open(store)
             settings["rows"] = opened.rows_description()
             sae, held = train_on_store(opened, site, cfg, progress=progress, device=target)
-            sae.save(out, format=file_format)
-            report = report_for(sae, heldout=held, n_features=features)
         else:
             trained = cached_model(model)
             sae, windows = train_on_model(trained, site, load_corpus(corpus).texts, cfg, ctx=ctx,
                                           logit_space=logit_space, stream=stream, progress=progress, device=target)
-            sae.save(out, format=file_format)
-            report = report_for(sae, trained, windows, n_features=features)
+        sae.save(out, format=file_format)
+        report = report_for(sae, trained, windows, heldout=held, n_features=features)
         write_report(out, report, settings)
         emit(out, report.to_json(), as_json)
 

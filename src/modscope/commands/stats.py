@@ -177,10 +177,8 @@ def register(app: typer.Typer) -> None:
                     "curve_points": curve_points, "permutations": permutations, "seed": seed,
                     "rows": main.rows_description()}
         write_mi(out, result, settings)
-        emit(out, {"settings": settings, "result": result.to_json(), "verdict": result.verdict()}, as_json)
-        if not as_json and out is None:
-            typer.echo(result.to_frame().to_string(index=False))
-            typer.echo(result.verdict())
+        emit(out, {"settings": settings, "result": result.to_json(), "verdict": result.verdict()}, as_json,
+             text=(result.to_frame().to_string(index=False), result.verdict()))
 
     @app.command("spectrum")
     def spectrum_command(
@@ -213,9 +211,8 @@ def register(app: typer.Typer) -> None:
                     "standardize": standardise, "shuffles": n_shuffles, "seed": seed,
                     "rows": main.rows_description()}
         write_spectrum(out, result, settings)
-        emit(out, {"settings": settings, "result": result.to_json()}, as_json)
-        if not as_json and out is None:
-            typer.echo(result.to_frame().to_string(index=False))
+        emit(out, {"settings": settings, "result": result.to_json()}, as_json,
+             text=(result.to_frame().to_string(index=False),))
 
 
 def spread_sites(n_layers: int, count: int) -> str:
@@ -227,44 +224,38 @@ def spread_sites(n_layers: int, count: int) -> str:
 def demo_steps() -> list[DemoStep]:
     """``mi`` (trained vs twin, with MI-vs-n curves) and ``spectrum`` (with blocks of the deepest layer)."""
 
-    def sizes(ctx: DemoContext) -> tuple[int, int]:
-        return ctx.pick((1300, 2), (4000, 5), (20000, 12))
-
-    def demo_stores(ctx: DemoContext, sites: str, tokens: int):
-        """The trained model's and its twin's rows on the same balanced sample of the bundled corpus.
+    def demo_stores(ctx: DemoContext):
+        """(store, twin store, site names, settings): the trained model's and its twin's rows on the same balanced
+        sample of the bundled corpus, at residual sites spread over the depth.
 
         Captured once into ``OUT/_stores`` (Zarr, resumable): the mi and spectrum steps read the same rows, and the
         balanced sample's forward passes (about 500 tokens per document) are the costliest part of both.
         """
         from modscope.capture import capture
+        tokens, layers = ctx.pick((1300, 2), (4000, 5), (20000, 12))
         corpus, trained = common.load_corpus("bundled"), ctx.trained()
+        sites = spread_sites(trained.n_layers, layers)
         names = trained.select_sites(sites)
         where = ctx.out / "_stores"
         return (capture(trained, corpus, names, max_tokens=tokens, out=where / f"{ctx.size}-trained", progress=False),
                 capture(ctx.twin(), corpus, names, max_tokens=tokens, out=where / f"{ctx.size}-twin", progress=False),
-                names)
+                names, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens})
 
     def run_mi(ctx: DemoContext, out_dir: Path) -> None:
         from modscope.stats.model_mi import mi_of_stores
 
-        tokens, layers = sizes(ctx)
-        sites = spread_sites(ctx.trained().n_layers, layers)
-        main, twin, names = demo_stores(ctx, sites, tokens)
+        main, twin, names, settings = demo_stores(ctx)
         result = mi_of_stores(main, twin, names, curve_points=ctx.pick(4, 4, 8), permutations=ctx.pick(19, 19, 99),
                               allow_identical=True)
-        write_mi(out_dir, result, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens,
-                                   "rows": main.rows_description()})
+        write_mi(out_dir, result, {**settings, "rows": main.rows_description()})
 
     def run_spectrum(ctx: DemoContext, out_dir: Path) -> None:
         from modscope.stats.model_spectra import spectra_of_stores
 
-        tokens, layers = sizes(ctx)
-        sites = spread_sites(ctx.trained().n_layers, layers)
-        deepest = sites.split(",")[-1]
-        main, twin, names = demo_stores(ctx, sites, tokens)
+        main, twin, names, settings = demo_stores(ctx)
+        deepest = settings["sites"].split(",")[-1]
         result = spectra_of_stores(main, twin, names, block_sites=[deepest], n_shuffles=ctx.pick(5, 10, 20))
-        write_spectrum(out_dir, result, {"model": ctx.model, "twin": "random", "sites": sites, "max_tokens": tokens,
-                                         "blocks": [deepest], "rows": main.rows_description()})
+        write_spectrum(out_dir, result, {**settings, "blocks": [deepest], "rows": main.rows_description()})
 
     return [DemoStep("mi", "Gaussian MI: trained vs random-init twin", run_mi),
             DemoStep("spectrum", "Covariance spectra and block structure", run_spectrum)]

@@ -24,10 +24,6 @@ def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep)
 
 
-def _store_dir(path: Path) -> Path:
-    return path / "grads" if (path / "grads" / "manifest.json").is_file() else path
-
-
 def _locked(out: Path | None):
     """The run directory's lock for the whole command (nothing to lock without --out)."""
     return contextlib.nullcontext() if out is None else directory_lock(out)
@@ -154,12 +150,11 @@ def gradients(
         if method not in ("gram", "dask"):
             raise ModscopeError(f"--method must be gram or dask, got '{method}'; use --engine local|dask")
         engine = common.renamed(engine, "local" if method == "gram" else "dask", "gradients --method", "--engine")
-    if engine not in ("local", "dask"):
-        raise ModscopeError(f"--engine must be 'local' or 'dask', got '{engine}'")
+    common.engine_kwargs(engine, None)  # validates --engine
     _at_least(sample_size, 2, "--sample-size")
     _at_least(repeats, 1, "--repeats")
     _at_least(skip_first, 0, "--skip-first")
-    store = GradientStore.open(_store_dir(source))
+    store = GradientStore.open(source / "grads" if (source / "grads" / "manifest.json").is_file() else source)
     bad = store.first_nonfinite_step()
     if bad is not None:
         raise ModscopeError(f"{source} holds NaN or inf gradients from step {bad} on (the first bad step); "

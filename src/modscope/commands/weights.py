@@ -65,21 +65,10 @@ def write_page(out: Path, trained, twin, units, settings: dict) -> None:
                                 title=f"{trained.model} {best}: |weights| sorted by cluster "
                                       f"(z = {trained.result(best).z:.1f})")
     headline, verdict = describe(trained, twin)
-    payload = {"trained": trained, "twin": twin}
     write_probe(out, probe="clusterability", title=f"Clusterability of the weights: {trained.model}",
-                question=QUESTION, result=_Both(payload), headline=headline, verdict=verdict,
+                question=QUESTION, result={"trained": trained, "twin": twin}, headline=headline, verdict=verdict,
                 figures={"ncut_vs_null": fig, f"heatmap_{best}": heat},
                 tables={"clusterability per unit": result_table(trained, twin)}, settings=settings)
-
-
-class _Both:
-    """Trained and twin results under one JSON object."""
-
-    def __init__(self, parts: dict) -> None:
-        self.parts = parts
-
-    def to_json(self) -> dict:
-        return {name: (r.to_json() if r is not None else None) for name, r in self.parts.items()}
 
 
 def register(app: typer.Typer) -> None:
@@ -106,12 +95,11 @@ def register(app: typer.Typer) -> None:
         --model also takes 'mnist-mlp' (the trained MNIST MLP, whose twin is the same run at initialisation)."""
         n_shuffles = common.renamed(n_shuffles, old_shuffles, "--n-shuffles", "--shuffles")
         jobs = common.renamed(jobs, old_jobs, "--jobs", "--workers")
-        if k < 2:
-            raise ModscopeError(f"--k must be at least 2, got {k}")
-        if n_shuffles < 2:
-            raise ModscopeError(f"--shuffles must be at least 2 (the null needs a spread), got {n_shuffles}")
-        if jobs < 1:
-            raise ModscopeError(f"--workers must be at least 1, got {jobs}")
+        for value, least, option, why in ((k, 2, "--k", ""),
+                                          (n_shuffles, 2, "--shuffles", " (the null needs a spread)"),
+                                          (jobs, 1, "--workers", "")):
+            if value < least:
+                raise ModscopeError(f"{option} must be at least {least}{why}, got {value}")
         chosen = parse_ints(layers, "--layers") or None
         trained, other, units = run_clusterability(model, twin, k=k, n_shuffles=n_shuffles, layers=chosen,
                                                    gate=gate, fold_norm=fold_norm, epochs=epochs, seed=seed,

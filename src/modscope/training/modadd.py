@@ -86,15 +86,14 @@ def train_modadd(p: int = 113, steps: int = 5000, *, train_frac: float = 0.5, wi
     inputs, labels, train_idx, test_idx = modadd_data(p, train_frac, seed)
     model = make_modadd_mlp(p, width, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    config = {"task": "modadd", "p": p, "steps": steps, "train_frac": train_frac, "width": width, "lr": lr,
+              "weight_decay": weight_decay, "seed": seed}
     rec = None
     if recorder is not None and recorder is not False:
         out = None if recorder is True else recorder
         rec = GradientRecorder(model, out=out, params=params, every=every, optimizer=opt)
         if rec.store.n_steps:
             raise ModscopeError(f"{out} already holds a recording; modadd runs do not resume, use a new --out")
-    config = {"task": "modadd", "p": p, "steps": steps, "train_frac": train_frac, "width": width, "lr": lr,
-              "weight_decay": weight_decay, "seed": seed}
-    if rec is not None:
         rec.set_meta(config)
     x_tr, y_tr = inputs[train_idx], labels[train_idx]
     x_te, y_te = inputs[test_idx], labels[test_idx]

@@ -11,11 +11,8 @@ import pandas as pd
 from modscope.errors import ModscopeError
 from modscope.results import Result
 from modscope.stats.block_structure import BlockResult, blocks
-from modscope.stats.covariance import DEFAULT_ROWS, as_rows, covariance
-from modscope.stats.spectra import SpectrumResult, eigenvalues_of, site_nulls, spectrum, spectrum_of_eigenvalues
-
-# rows held for the column-shuffle null (the default capture of 20000 tokens uses them all)
-SHUFFLE_ROWS = 32768
+from modscope.stats.covariance import covariance
+from modscope.stats.spectra import SHUFFLE_ROWS, SpectrumResult, site_nulls, spectrum, spectrum_of_covariance
 
 
 @dataclass(frozen=True)
@@ -93,38 +90,14 @@ class ModelSpectraResult(Result):
         return fig
 
 
-def shuffled_eigenvalues(array: Any, *, standardize: bool, seed: int, max_rows: int = SHUFFLE_ROWS,
-                         rows: int = DEFAULT_ROWS) -> np.ndarray:
-    """Spectrum after shuffling each column independently, from at most ``max_rows`` rows of ``array``.
-
-    With n <= ``max_rows`` rows this is exactly ``spectrum(rows)``'s column-shuffle null (all rows, the same
-    generator). Above, the null is taken on a uniform random subset of ``max_rows`` rows read batch by batch,
-    so memory stays O(max_rows · d): its largest eigenvalue is then larger than the full-n null's (sampling
-    noise ~ 1/sqrt(max_rows)), which makes ``n_above_shuffle`` conservative.
-    """
-    total = int(array.shape[0])
-    rng = np.random.default_rng(seed)
-    if total <= max_rows:
-        sample = as_rows(np.asarray(array[:]))
-    else:
-        keep = np.sort(rng.choice(total, size=max_rows, replace=False))
-        parts = []
-        for start in range(0, total, rows):
-            local = keep[(keep >= start) & (keep < start + rows)] - start
-            if local.size:
-                parts.append(as_rows(np.asarray(array[start:start + rows]))[local])
-        sample = np.concatenate(parts)
-    return eigenvalues_of(covariance(rng.permuted(sample, axis=0)), standardize)
-
-
 def spectra_of_stores(store: Any, twin_store: Any | None, sites: list[str], *, block_sites: list[str] | None = None,
                       standardize: bool = False, n_shuffles: int = 20, seed: int = 0, engine: str = "local",
                       scheduler: str | None = None, shuffle_rows: int = SHUFFLE_ROWS) -> ModelSpectraResult:
     """Spectrum of each site (and block structure of ``block_sites``) from capture stores.
 
     Memory does not grow with the rows: each covariance is a float64 ``Covariance`` streamed batch by batch
-    from the store, and the column-shuffle null uses at most ``shuffle_rows`` rows (see
-    ``shuffled_eigenvalues``; all rows, exactly as ``spectrum``, when the store has no more).
+    from the store, and the column-shuffle null uses at most ``shuffle_rows`` rows (see ``site_nulls``; all rows,
+    exactly as ``spectrum``, when the store has no more).
 
     Args:
         store: ActivationStore of the model. twin_store: the twin's store (optional).
@@ -148,12 +121,10 @@ def spectra_of_stores(store: Any, twin_store: Any | None, sites: list[str], *, b
             acc = accs[site] = covariance(st[site])
             if acc.n < 2:
                 raise ModscopeError(f"a spectrum needs at least 2 rows, got {acc.n}")
-            shuffled = shuffled_eigenvalues(st[site], standardize=standardize, seed=seed, max_rows=shuffle_rows)
-            null, found, null_name = site_nulls(st[site], seed=seed)  # Horn's null and massive activations
-            spectra.append(spectrum_of_eigenvalues(eigenvalues_of(acc, standardize), n=acc.n,
-                                                   standardized=standardize, shuffle_eigenvalues=shuffled,
-                                                   null_eigenvalues=null, null_name=null_name, massive=found,
-                                                   correlation_eigenvalues=eigenvalues_of(acc, True)))
+            shuffled, null, found, null_name = site_nulls(st[site], standardize=standardize, seed=seed,
+                                                          shuffle_rows=shuffle_rows)
+            spectra.append(spectrum_of_covariance(acc, standardize, shuffle_eigenvalues=shuffled, null_eigenvalues=null,
+                                                  null_name=null_name, massive=found))
         found = [blocks(accs.get(s) or covariance(st[s]), n_shuffles=n_shuffles, seed=seed) for s in block_sites]
         return spectra, found
 

@@ -194,6 +194,12 @@ def eigenvalues_of(acc: Covariance, standardize: bool) -> np.ndarray:
     return np.linalg.eigvalsh(acc.corr if standardize else acc.cov)
 
 
+def spectrum_of_covariance(acc: Covariance, standardize: bool, **nulls: Any) -> SpectrumResult:
+    """``spectrum_of_eigenvalues`` of an accumulator's covariance (or correlation), with its correlation spectrum."""
+    return spectrum_of_eigenvalues(eigenvalues_of(acc, standardize), n=acc.n, standardized=standardize,
+                                   correlation_eigenvalues=None if standardize else eigenvalues_of(acc, True), **nulls)
+
+
 def sign_flip_spectra(rows: np.ndarray, *, standardize: bool, n_shuffles: int, seed: int) -> np.ndarray:
     """[n_shuffles, d] spectra of the centred rows with every entry multiplied by an independent random sign.
 
@@ -255,41 +261,49 @@ def spectrum(X_or_cov: Any, *, standardize: bool = False, shuffle: bool = True, 
     if massive and source is not None:
         found = (find_massive(as_rows(rows)) if rows is not None
                  else find_massive_streaming(b for b in iter_joint_batches([resolve(source)])))
-    return spectrum_of_eigenvalues(eigenvalues_of(acc, standardize), n=acc.n, standardized=standardize,
-                                   top_k=top_k, tail=tail, shuffle_eigenvalues=shuffled, null_eigenvalues=null,
-                                   null_name=f"sign-flip of the correlation matrix (Horn, {n_shuffles} shuffles)",
-                                   correlation_eigenvalues=None if standardize else eigenvalues_of(acc, True),
-                                   massive=found)
+    return spectrum_of_covariance(acc, standardize, top_k=top_k, tail=tail, shuffle_eigenvalues=shuffled,
+                                  null_eigenvalues=null, massive=found,
+                                  null_name=f"sign-flip of the correlation matrix (Horn, {n_shuffles} shuffles)")
 
 
 HORN_ROWS = 2000  # rows of the sign-flip null for on-disk sites (fewer rows than the data: a conservative null)
+SHUFFLE_ROWS = 32768  # rows held for the column-shuffle null (the default capture of 20000 tokens uses them all)
 
 
-def site_nulls(array: Any, *, n_shuffles: int = 19, seed: int = 0, max_rows: int = HORN_ROWS,
-               rows: int = 8192) -> tuple[np.ndarray, Any, str]:
-    """Horn's sign-flip null and the massive-activation scan of an on-disk site, in one pass of ``rows`` batches.
+def site_nulls(array: Any, *, standardize: bool, n_shuffles: int = 19, seed: int = 0, max_rows: int = HORN_ROWS,
+               shuffle_rows: int = SHUFFLE_ROWS, rows: int = 8192) -> tuple[np.ndarray, np.ndarray, Any, str]:
+    """Both nulls and the massive-activation scan of an on-disk site, in one pass of ``rows`` batches.
 
-    The null uses a uniform random subset of at most ``max_rows`` rows (memory O(max_rows · d)); with fewer rows
-    than the data its spectra are wider, so ``n_above_null`` can only be conservative.
+    Horn's null uses a uniform random subset of at most ``max_rows`` rows (memory O(max_rows · d)); with fewer rows
+    than the data its spectra are wider, so ``n_above_null`` can only be conservative. The column shuffle (that of
+    ``spectrum``, all rows, up to ``shuffle_rows`` rows) likewise takes a subset of ``shuffle_rows`` rows beyond:
+    its largest eigenvalue is then larger than the full-n null's (sampling noise ~ 1/sqrt(shuffle_rows)), which
+    makes ``n_above_shuffle`` conservative.
 
     Returns:
-        (null correlation spectra [n_shuffles, d], MassiveActivations, null name).
+        (column-shuffled spectrum [d] (correlation if ``standardize``), Horn's null correlation spectra
+        [n_shuffles, d], MassiveActivations, null name).
     """
     total = int(array.shape[0])
     rng = np.random.default_rng([seed, 7])
     keep = np.sort(rng.choice(total, size=min(max_rows, total), replace=False))
-    parts = []
+    shuffle_rng = np.random.default_rng(seed)
+    shuffle_keep = (np.arange(total) if total <= shuffle_rows
+                    else np.sort(shuffle_rng.choice(total, size=shuffle_rows, replace=False)))
+    parts, shuffle_parts = [], []
 
     def batches():
         for start in range(0, total, rows):
             block = as_rows(np.asarray(array[start:start + rows]))
-            local = keep[(keep >= start) & (keep < start + rows)] - start
-            if local.size:
-                parts.append(block[local])
+            for picked, sample in ((keep, parts), (shuffle_keep, shuffle_parts)):
+                local = picked[(picked >= start) & (picked < start + rows)] - start
+                if local.size:
+                    sample.append(block[local])
             yield block
 
     found = find_massive_streaming(batches())
     sample = np.concatenate(parts)
     null = sign_flip_spectra(sample, standardize=True, n_shuffles=n_shuffles, seed=seed + 1)
+    shuffled = eigenvalues_of(covariance(shuffle_rng.permuted(np.concatenate(shuffle_parts), axis=0)), standardize)
     subset = f", {len(sample)} of {total} rows: conservative" if len(sample) < total else ""
-    return null, found, f"sign-flip of the correlation matrix (Horn, {n_shuffles} shuffles{subset})"
+    return shuffled, null, found, f"sign-flip of the correlation matrix (Horn, {n_shuffles} shuffles{subset})"

@@ -28,8 +28,7 @@ def cluster_study(model, corpus, *, sites: str = "embed,resid_post.*", per_categ
     tokens = meta["token"].to_numpy()
     arrays, results = {}, {}
     for site in sorted(store.sites, key=lambda s: (site_depth(s)[1], s)):
-        states = np.asarray(store[site], dtype=np.float32).reshape(len(meta), -1)
-        arrays[site] = states
+        arrays[site] = states = np.asarray(store[site], dtype=np.float32).reshape(len(meta), -1)
         result = site_clusters(states, site=site, positions=meta["position"].to_numpy(), tokens=tokens,
                                docs=meta["doc"].to_numpy(), categories=meta["category"].to_numpy(), max_k=max_k,
                                pca_dims=pca_dims, max_rows=max_rows, seed=seed)

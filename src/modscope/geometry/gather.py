@@ -86,6 +86,7 @@ def gather(model, corpus, sites: str | Sequence[str], *, per_category: int = 3, 
     This is seed 001's sampling (a few texts per category, the last 10 positions) on any corpus.
     """
     from modscope.capture import capture
+    from modscope.capture.sampling import rows_summary
 
     sample = corpus.sample(per_category=per_category, seed=seed)
     if len(sample.categories) < 2:
@@ -94,8 +95,6 @@ def gather(model, corpus, sites: str | Sequence[str], *, per_category: int = 3, 
     store = capture(model, sample, sites, positions=positions, ctx=ctx, progress=progress)
     meta = store.meta
     arrays = {site: np.asarray(store[site], dtype=np.float32) for site in store.sites}
-    from modscope.capture.sampling import rows_summary
-
     category_of = dict(zip(meta["doc_id"], meta["category"]))
     settings = {"per_category": per_category, "positions": positions, "ctx": ctx, "seed": seed,
                 "corpus": getattr(corpus, "name", ""), "n_docs": len(sample),

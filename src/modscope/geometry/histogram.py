@@ -144,7 +144,7 @@ def cosine_histogram(E, *, centre: bool | np.ndarray = False, bins: int = 200,
     if check_engine(engine) == "dask":
         return chunked_histogram(resolve(E), centre=centre, bins=bins, low=low, high=high, block=block,
                                  extremes=extremes, where={"engine": engine, "client": client, "scheduler": scheduler})
-    unit, nonzero = nonzero_unit_rows(centre_rows(as_rows(E, "E"), centre), E)
+    unit, nonzero = _unit(E, centre)
     if len(unit) < 2:
         raise ModscopeError(f"need at least 2 non-zero rows for pairwise cosines, got {len(unit)}")
     # torch casts on both cores (numpy on one): the same float32 bits as the dask engine's astype

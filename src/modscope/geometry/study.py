@@ -93,8 +93,7 @@ def similarity_study(gathered: Gathered, *, kinds: Sequence[str] = ("cosine",), 
     if unknown or not kinds:
         raise ModscopeError(f"unknown similarity kind(s) {unknown}; choose from {', '.join(KINDS)}")
     sites = sorted(gathered.sites, key=lambda s: (site_depth(s)[1], s))
-    grouped = len(set(gathered.groups)) < len(gathered.groups)
-    groups = gathered.groups if grouped else None
+    groups = gathered.groups if len(set(gathered.groups)) < len(gathered.groups) else None  # documents, if any
     rows, matrices, separations, splits = [], {}, {}, {}
     for site in sites:
         family, depth = site_depth(site)

@@ -76,12 +76,8 @@ def block_mlp_weights(model, layer: int, *, gate: str = "sum", fold_norm: bool =
         raise ModscopeError(f"cannot find the MLP input projection of {model.adapter.arch} block {layer} "
                             f"(looked for {', '.join(_UP_NAMES)}); pass the matrices to clusterability directly")
     w_up = _numpy(linear_weight_in_out(up))
-    if gate_module is None or gate == "up":
-        w_in = w_up
-    elif gate == "gate":
-        w_in = _numpy(linear_weight_in_out(gate_module))
-    else:
-        w_in = np.abs(_numpy(linear_weight_in_out(gate_module))) + np.abs(w_up)
+    w_gate = None if gate_module is None or gate == "up" else _numpy(linear_weight_in_out(gate_module))
+    w_in = w_up if w_gate is None else w_gate if gate == "gate" else np.abs(w_gate) + np.abs(w_up)
     if fold_norm and getattr(modules.ln_mlp, "weight", None) is not None:
         w_in = w_in * _numpy(modules.ln_mlp.weight)[:, None]
     w_out = _numpy(linear_weight_in_out(modules.mlp_down))

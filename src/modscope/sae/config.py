@@ -90,8 +90,7 @@ class SAEConfig(DictFields):
             known = ", ".join(ARCHITECTURES)
             raise ModscopeError(f"unknown SAE architecture '{self.architecture}'; use one of {known}")
         if self.decoder_norm not in DECODER_NORMS:
-            known = ", ".join(DECODER_NORMS)
-            raise ModscopeError(f"decoder_norm must be one of {known}, got '{self.decoder_norm}'")
+            raise ModscopeError(f"decoder_norm must be one of {', '.join(DECODER_NORMS)}, got '{self.decoder_norm}'")
         if self.architecture == "topk" and self.decoder_norm != "unit":
             raise ModscopeError("a TopK SAE needs decoder_norm='unit' (its selection is not invariant to row norms)")
         for name in ("expansion", "batch_size", "tokens", "checkpoints", "heldout_tokens"):

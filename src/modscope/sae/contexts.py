@@ -31,12 +31,8 @@ def top_activations(code_chunks: Iterable[np.ndarray | torch.Tensor], n_top: int
         best_rows = rows.gather(0, pick)
     if best_vals is None:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64)
-    pad = n_top - len(best_vals)
-    vals, rows = best_vals.numpy(), best_rows.numpy()
-    if pad > 0:
-        vals = np.concatenate([vals, np.zeros((pad, vals.shape[1]), vals.dtype)])
-        rows = np.concatenate([rows, -np.ones((pad, rows.shape[1]), rows.dtype)])
-    return vals, rows
+    pad = ((0, n_top - len(best_vals)), (0, 0))
+    return np.pad(best_vals.numpy(), pad), np.pad(best_rows.numpy(), pad, constant_values=-1)
 
 
 @dataclass(frozen=True)
@@ -71,12 +67,6 @@ class FeatureContexts(Result):
         return ax
 
 
-def _context(tokenizer, window: list[int], position: int, before: int, after: int) -> str:
-    left = tokenizer.decode(window[max(0, position - before):position])
-    right = tokenizer.decode(window[position + 1:position + 1 + after])
-    return f"{left}[[{tokenizer.decode([window[position]])}]]{right}".replace("\n", "\\n")
-
-
 @torch.inference_mode()
 def top_contexts(model, sae, windows: torch.Tensor, *, features=None, n_top: int = 8, batch: int = 8,
                  before: int = 12, after: int = 4) -> FeatureContexts:
@@ -97,18 +87,15 @@ def top_contexts(model, sae, windows: torch.Tensor, *, features=None, n_top: int
             acts = site_activations(model, site, windows[i:i + batch], lmap, batch=batch).to(sae.W_dec.device)
             yield sae.encode(acts)[:, features].cpu()
 
+    def example(value: float, row: int) -> dict:
+        w, pos = divmod(int(row), windows.shape[1])
+        ids, decode = windows[w].tolist(), model.tokenizer.decode
+        token = decode([ids[pos]])
+        context = f"{decode(ids[max(0, pos - before):pos])}[[{token}]]{decode(ids[pos + 1:pos + 1 + after])}"
+        return {"activation": float(value), "window": w, "position": pos, "token": token,
+                "context": context.replace("\n", "\\n")}
+
     values, rows = top_activations(chunks(), n_top)
-    ctx = windows.shape[1]
-    examples = []
-    for j in range(len(features)):
-        found = []
-        for value, row in zip(values[:, j], rows[:, j]):
-            if row < 0 or value <= 0:
-                continue
-            w, pos = divmod(int(row), ctx)
-            ids = windows[w].tolist()
-            found.append({"activation": float(value), "window": w, "position": pos,
-                          "token": model.tokenizer.decode([ids[pos]]),
-                          "context": _context(model.tokenizer, ids, pos, before, after)})
-        examples.append(found)
+    examples = [[example(value, row) for value, row in zip(values[:, j], rows[:, j]) if not (row < 0 or value <= 0)]
+                for j in range(len(features))]
     return FeatureContexts(features, examples, int(windows.numel()))

@@ -39,15 +39,12 @@ class FeatureLogits(Result):
 
     def to_frame(self) -> pd.DataFrame:
         """One row per feature: its top promoted and suppressed tokens with their logit weights."""
-        rows = []
-        for i, feature in enumerate(self.features):
-            rows.append({
-                "feature": int(feature),
-                "promoted": "  ".join(f"{t!r} {w:+.2f}" for t, w in zip(self.promoted_tokens[i], self.promoted[i])),
-                "suppressed": "  ".join(f"{t!r} {w:+.2f}"
-                                        for t, w in zip(self.suppressed_tokens[i], self.suppressed[i])),
-            })
-        return pd.DataFrame(rows)
+        def listed(tokens, weights) -> str:
+            return "  ".join(f"{t!r} {w:+.2f}" for t, w in zip(tokens, weights))
+
+        return pd.DataFrame([{"feature": int(feature), "promoted": listed(self.promoted_tokens[i], self.promoted[i]),
+                              "suppressed": listed(self.suppressed_tokens[i], self.suppressed[i])}
+                             for i, feature in enumerate(self.features)])
 
     def plot(self, ax=None):
         """Bar chart of the first feature's top promoted and suppressed logit weights."""
@@ -103,10 +100,8 @@ def feature_logits(model, sae, *, features=None, top: int = 10, scale: float = 1
     size = len(features) if block is None or len(features) == 0 else int(block)
     if size < 1 and len(features):
         raise ModscopeError(f"block must be a positive number of latents, got {block}")
-    parts = []
-    for start in range(0, max(len(features), 1), max(size, 1)):
-        weights = feature_logit_weights(sae, lmap, scale=scale, features=features[start:start + size])
-        parts.append(top_logit_tokens(weights.float().numpy(), top))
+    parts = [top_logit_tokens(feature_logit_weights(sae, lmap, scale=scale, features=features[start:start + size])
+                              .float().numpy(), top) for start in range(0, max(len(features), 1), max(size, 1))]
     hi_ids, hi, lo_ids, lo = (np.concatenate([p[k] for p in parts]) for k in range(4))
 
     def decode(ids: np.ndarray) -> list[str]:

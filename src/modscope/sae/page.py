@@ -94,12 +94,11 @@ def build_report(sae, model=None, windows: torch.Tensor | None = None, heldout: 
     if model is not None:
         logits = feature_logits(model, sae, features=shown, top=top_tokens)
         density = counts / max(log.n_heldout, 1) if history is not None else np.full(sae.n_latents, np.nan)
-        for i, f in enumerate(shown):
-            features.append({"feature": int(f), "density": float(density[f]),
-                             "promoted": " ".join(repr(t) for t in logits.promoted_tokens[i]),
-                             "top_logit_weight": float(logits.promoted[i][0]),
-                             "suppressed": " ".join(repr(t) for t in logits.suppressed_tokens[i]),
-                             "bottom_logit_weight": float(logits.suppressed[i][0])})
+        features = [{"feature": int(f), "density": float(density[f]),
+                     "promoted": " ".join(map(repr, logits.promoted_tokens[i])),
+                     "top_logit_weight": float(logits.promoted[i][0]),
+                     "suppressed": " ".join(map(repr, logits.suppressed_tokens[i])),
+                     "bottom_logit_weight": float(logits.suppressed[i][0])} for i, f in enumerate(shown)]
         if windows is not None:
             spliced = spliced_loss(model, sae, windows).to_json()
             found = top_contexts(model, sae, windows, features=shown, n_top=n_contexts)

@@ -161,10 +161,9 @@ class ModelSource(ActivationSource):
         shape = self.model.sites()[self.site]
         if len(shape) != 1:
             raise ModscopeError(f"site '{self.site}' has per-token shape {shape}; use resid_*, mlp_*, attn_out")
-        windows = token_windows(self.model, self.texts, self.ctx).tolist()
-        n_held = min(len(windows) // 5, -(-self.heldout_tokens // self.ctx))
-        self.windows = torch.tensor(windows[:len(windows) - max(n_held, 1)])
-        self.heldout_windows = torch.tensor(windows[len(windows) - max(n_held, 1):])
+        windows = token_windows(self.model, self.texts, self.ctx)
+        split = len(windows) - max(min(len(windows) // 5, -(-self.heldout_tokens // self.ctx)), 1)
+        self.windows, self.heldout_windows = windows[:split], windows[split:]
         self.map = logit_map(self.model, self.site) if self.logit_space else None
         self.d_in = self.model.vocab_size if self.logit_space else shape[0]
         self.meta = {"site": self.site, "model": self.model.name, "logit_space": self.logit_space,

@@ -6,6 +6,7 @@ Kept apart from the architectures: it only calls ``sae.training_step`` and the b
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -141,10 +142,7 @@ def _train(src: ActivationSource, cfg: SAEConfig, progress, device: torch.device
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: lr_factor(step, cfg))
     checkpoints = set(checkpoint_steps(cfg))
     started = time.perf_counter()
-    batch = first
-    for step in range(cfg.steps):
-        if step > 0:
-            batch = next(batches)
+    for step, batch in zip(range(cfg.steps), itertools.chain([first], batches)):
         dead = tracker.dead()
         out = sae.training_step(batch / scale, dead)
         optimiser.zero_grad(set_to_none=True)

@@ -40,8 +40,7 @@ def load_model(name: str, *, seed: int = 0, dtype: torch.dtype = torch.float32) 
     """
     hf_logging.disable_progress_bar()  # modscope shows its own progress; HF's per-tensor bars are noise here
     if name.startswith("random:"):
-        base = name.removeprefix("random:")
-        config, tokenizer, source = _config_and_tokenizer(base)
+        config, tokenizer, source = _config_and_tokenizer(name.removeprefix("random:"))
         hf = _init_from_config(config, seed + TWIN_SEED_OFFSET)
         source = f"random init (seed {seed}) of {source}"
     elif name in TINY_MODELS:

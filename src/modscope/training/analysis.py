@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,12 +63,10 @@ def analyse_gradients(source, *, sample_size: int = 400, repeats: int = 10, skip
     n = gg.gram.shape[0]
     size = max(2, min(sample_size, n // 2))
     skip = n // 10 if skip_first is None else skip_first
-    sampling = {
-        "random": sampling_study(gg, size=size, repeats=repeats, seed=seed),
-        "even": sampling_study(gg, size=size, repeats=repeats, scheme="even", seed=seed),
-        "random-centred": sampling_study(gg, size=size, repeats=repeats, centre=True, seed=seed),
-        "random-skip": sampling_study(gg, size=min(size, n - skip), repeats=repeats, skip_first=skip, seed=seed),
-    }
+    study = functools.partial(sampling_study, gg, repeats=repeats, seed=seed)
+    sampling = {"random": study(size=size), "even": study(size=size, scheme="even"),
+                "random-centred": study(size=size, centre=True),
+                "random-skip": study(size=min(size, n - skip), skip_first=skip)}
     spectrum = spectrum_from_gram(gg, method=method)
     lrs = np.asarray(store.lrs, dtype=np.float64)
     lrs = None if np.isnan(lrs).any() else lrs[np.searchsorted(store.steps, gg.steps)]

@@ -26,10 +26,8 @@ def fourier_energy(direction: np.ndarray, p: int) -> np.ndarray:
     """
     rows = np.asarray(direction, dtype=np.float64).reshape(-1, p)
     spectrum = np.abs(np.fft.rfft(rows, axis=1)) ** 2
-    weight = np.full(spectrum.shape[1], 2.0)
-    weight[0] = 1.0
-    if p % 2 == 0:
-        weight[-1] = 1.0
+    freq = np.arange(spectrum.shape[1])
+    weight = np.where((freq > 0) & (2 * freq < p), 2.0, 1.0)
     energy = (spectrum * weight).sum(0) / p
     total = energy.sum()
     return energy / total if total > 0 else energy

@@ -131,8 +131,7 @@ def cka_map(rows: Sequence, columns: Sequence | None = None, *, row_names: Seque
         if int(array.shape[0]) != n:
             raise ModscopeError(f"X has {n} rows and Y has {array.shape[0]}; CKA needs the same samples in the "
                                 "same order")
-    first_column = 0 if same else len(rows)
-    column_ids = [first_column + j for j in range(len(columns))]
+    column_ids = [j + (0 if same else len(rows)) for j in range(len(columns))]
     pairs = {(i, c) for i in range(len(rows)) for c in column_ids if not (same and c < i)}
     pairs |= {(k, k) for k in range(len(rows))} | {(c, c) for c in column_ids}
     hsic = feature_hsic(arrays, sorted(pairs), debiased=debiased, budget_bytes=budget_bytes)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from modscope.errors import ModscopeError
-from modscope.figures import CATEGORY_CMAP, NULL, axes
+from modscope.figures import CATEGORY_CMAP, NULL, axes, model_colour
 from modscope.results import Result
 from modscope.stats.spectral_clustering import kmeans, silhouettes
 
@@ -232,8 +232,6 @@ class ClusterStudy(Result):
 
     def plot(self, ax=None):
         """Mean cosine per site: raw, globally centred, cluster-wise centred (and within-cluster, global)."""
-        from modscope.figures import model_colour
-
         ax = axes(ax)
         frame = self.to_frame()
         x = np.arange(len(frame))

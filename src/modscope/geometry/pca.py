@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import matplotlib
 import numpy as np
 
 from modscope.errors import ModscopeError
@@ -45,8 +46,6 @@ class PCAResult(Result):
         y = self.scores[:, 1] if self.k > 1 else np.zeros_like(x)
         labels = self.labels if self.labels is not None else ["all"] * self.n
         names = list(dict.fromkeys(labels))
-        import matplotlib
-
         colours = matplotlib.colormaps[CATEGORY_CMAP]
         for index, name in enumerate(names):
             mask = np.array([label == name for label in labels])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import matplotlib
 import numpy as np
 
 from modscope.errors import ModscopeError
@@ -49,8 +50,6 @@ class StreamRanking(Result):
 
     def plot(self, ax=None, *, which: int = 0):
         """Stream diagram of ``shown[which]``: its value at each layer, one line per sample, coloured by category."""
-        import matplotlib
-
         ax = axes(ax)
         dim = self.shown[which]
         colours = matplotlib.colormaps[CATEGORY_CMAP]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from modscope.figures import subplots
 from modscope.weights.clusterability import ClusterResult
 from modscope.weights.graph import as_abs_layers
 
@@ -39,8 +40,6 @@ def plot_cluster_heatmap(weights: Sequence, result: ClusterResult, *, title: str
     Returns:
         A matplotlib Figure.
     """
-    from modscope.figures import subplots
-
     layers = as_abs_layers(weights)
     per_layer = result.layer_labels()
     fig, axs = subplots(1, len(layers), figsize=(max(6.0, 4.2 * len(layers)), 4.0), squeeze=False)

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from modscope.errors import ModscopeError
+from modscope.figures import axes
 from modscope.results import Result
 from modscope.stats.spectral_clustering import kmeans
 from modscope.weights.graph import layer_sizes
@@ -44,8 +45,6 @@ class SpectralPartition(Result):
 
     def plot(self, ax=None):
         """The smallest Laplacian eigenvalues (a gap after the k-th says k clusters are well separated)."""
-        from modscope.figures import axes
-
         ax = axes(ax)
         ax.plot(np.arange(1, len(self.eigenvalues) + 1), self.eigenvalues, "o-")
         ax.set_xlabel("index i")

@@ -35,8 +35,7 @@ def mi_rules(s: Sizes) -> list[Rule]:
         n = sim.rows_for(regime, s.curve_n, 2 * s.curve_d)
         x, y = sim.channel_pair(regime, n, s.curve_d, s.curve_d, rng, channels=channels, rho=MI_RHO)
         c = mi_curve(x, y, points=6, seed=seed_of(rng))
-        truth = sim.planted_mi(channels, MI_RHO)
-        miss = abs(c.mi_inf - truth) > 2 * c.mi_inf_se
+        miss = abs(c.mi_inf - sim.planted_mi(channels, MI_RHO)) > 2 * c.mi_inf_se
         return (not miss) if channels else bool(miss)
 
     effect = f"{MI_CHANNELS} channels of ρ = {MI_RHO} ({sim.planted_mi(MI_CHANNELS, MI_RHO):.3f} nats in the core)"
@@ -76,8 +75,7 @@ def block_rules(s: Sizes) -> list[Rule]:
 
     def p(regime, rng, loading, with_rows) -> float:
         x = sim.block_rows(regime, s.n, s.d, rng, loading=loading)
-        source = Covariance.from_batch(x)
-        return blocks(source, rows=x if with_rows else None, n_shuffles=19, seed=seed_of(rng)).p
+        return blocks(Covariance.from_batch(x), rows=x if with_rows else None, n_shuffles=19, seed=seed_of(rng)).p
 
     effect = "2 blocks, one factor each, loading 0.7 (within-block correlation 0.33)"
     return [Rule("block_modularity", "block modularity p < 0.05, covariance only (Wishart null)", ALPHA,

@@ -37,14 +37,12 @@ class ModelMIResult(Result):
 
     def to_frame(self) -> pd.DataFrame:
         """One row per pair: plug-in, corrected, null, z, extrapolated MI (nats) and dimensions used."""
-        rows = []
-        for label, r, c in zip(self.labels, self.results, self.curves, strict=True):
-            rows.append({"pair": label, "n": r.n, "rank_x": r.rank_x, "rank_y": r.rank_y, "mi_nats": r.mi,
-                         "mi_bits": r.mi_bits, "mi_corrected": r.mi_corrected, "null_mean": r.null_mean,
-                         "null_sd": r.null_sd, "z": r.z, "mi_inf": c.mi_inf if c else np.nan,
-                         "mi_inf_se": c.mi_inf_se if c else np.nan,
-                         "perm_p": r.perm_p if r.perm_p is not None else np.nan, "p": r.p, "null": r.null})
-        return pd.DataFrame(rows)
+        return pd.DataFrame([{"pair": label, "n": r.n, "rank_x": r.rank_x, "rank_y": r.rank_y, "mi_nats": r.mi,
+                              "mi_bits": r.mi_bits, "mi_corrected": r.mi_corrected, "null_mean": r.null_mean,
+                              "null_sd": r.null_sd, "z": r.z, "mi_inf": c.mi_inf if c else np.nan,
+                              "mi_inf_se": c.mi_inf_se if c else np.nan,
+                              "perm_p": r.perm_p if r.perm_p is not None else np.nan, "p": r.p, "null": r.null}
+                             for label, r, c in zip(self.labels, self.results, self.curves, strict=True)])
 
     def plot(self, ax=None):
         from modscope import figures as style
@@ -91,18 +89,13 @@ class ModelMIResult(Result):
         head = f"{sum(above)}/{len(above)} pairs have MI above the {' / '.join(nulls)} null (p ≤ 0.05)"
         if any(x.null.startswith("exact") for x in self.results):
             head += " — the exact Gaussian null is too narrow on heavy-tailed rows; use --permutations for a test"
+        count = 0 if r.perm_null is None else len(r.perm_null)  # a p of 1/(count + 1) is a bound, not a value
+        bound = (f", the smallest {count} permutations can give"
+                 if r.perm_null is not None and r.p <= 1.0 / (count + 1) + 1e-12 else "")
         tail = (f"; largest at {self.labels[best]}: {r.mi:.3g} nats plug-in, {r.mi_corrected:.3g} corrected, "
-                f"null {r.null_mean:.3g} ± {r.null_sd:.2g} (p = {r.p:.3g}{_p_floor(r)})")
+                f"null {r.null_mean:.3g} ± {r.null_sd:.2g} (p = {r.p:.3g}{bound})")
         curve = self.curves[best]
         return head + tail + (f"; {curve.verdict}" if curve is not None else "")
-
-
-def _p_floor(result) -> str:
-    """Says when a permutation p is the smallest its number of permutations can give (a bound, not a value)."""
-    if result.perm_null is None or result.p is None:
-        return ""
-    count = len(result.perm_null)
-    return f", the smallest {count} permutations can give" if result.p <= 1.0 / (count + 1) + 1e-12 else ""
 
 
 def site_pairs(sites_x: list[str], pair: str) -> list[tuple[str, str]]:

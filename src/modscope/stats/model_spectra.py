@@ -40,18 +40,16 @@ class ModelSpectraResult(Result):
 
     def to_frame(self) -> pd.DataFrame:
         """One row per (site, model): PR, effective rank, top shares, tail exponent and null counts."""
-        rows = []
-        for who, spectra in (("trained", self.trained), ("twin", self.twin_spectra)):
-            for site, s in zip(self.sites, spectra, strict=False):
-                rows.append({"site": site, "model": who, "d": s.d, "participation_ratio": s.participation_ratio,
-                             "shuffle_pr": s.shuffle_participation_ratio, "effective_rank": s.effective_rank,
-                             "top1_share": s.top1_share, f"top{s.top_k}_share": s.topk_share,
-                             "tail_exponent": s.tail_exponent, "n_above_mp": s.n_above_mp,
-                             "n_above_null": s.n_above_null, "null": s.null_name})
-        for who, found in (("trained", self.blocks), ("twin", self.twin_blocks)):
-            for site, b in zip(self.block_sites, found, strict=False):
-                rows.append({"site": site, "model": f"{who} blocks", "n_blocks": b.n_blocks,
-                             "modularity": b.modularity, "modularity_null": b.null_mean, "modularity_z": b.z})
+        rows = [{"site": site, "model": who, "d": s.d, "participation_ratio": s.participation_ratio,
+                 "shuffle_pr": s.shuffle_participation_ratio, "effective_rank": s.effective_rank,
+                 "top1_share": s.top1_share, f"top{s.top_k}_share": s.topk_share, "tail_exponent": s.tail_exponent,
+                 "n_above_mp": s.n_above_mp, "n_above_null": s.n_above_null, "null": s.null_name}
+                for who, spectra in (("trained", self.trained), ("twin", self.twin_spectra))
+                for site, s in zip(self.sites, spectra, strict=False)]
+        rows += [{"site": site, "model": f"{who} blocks", "n_blocks": b.n_blocks, "modularity": b.modularity,
+                  "modularity_null": b.null_mean, "modularity_z": b.z}
+                 for who, found in (("trained", self.blocks), ("twin", self.twin_blocks))
+                 for site, b in zip(self.block_sites, found, strict=False)]
         return pd.DataFrame(rows)
 
     def plot(self, ax=None):

@@ -241,12 +241,10 @@ def spectrum(X_or_cov: Any, *, standardize: bool = False, shuffle: bool = True, 
     Returns:
         SpectrumResult.
     """
-    if isinstance(X_or_cov, Covariance):
-        acc, rows, source = X_or_cov, None, None
-    else:
-        acc = covariance(X_or_cov, engine=engine, client=client, scheduler=scheduler)
-        rows = X_or_cov if isinstance(X_or_cov, np.ndarray) else None
-        source = X_or_cov
+    given = isinstance(X_or_cov, Covariance)
+    acc = X_or_cov if given else covariance(X_or_cov, engine=engine, client=client, scheduler=scheduler)
+    source = None if given else X_or_cov
+    rows = source if isinstance(source, np.ndarray) else None
     if acc.n < 2:
         raise ModscopeError(f"a spectrum needs at least 2 rows, got {acc.n}")
     require_finite_moments(acc, "the rows (or covariance) given to spectrum")

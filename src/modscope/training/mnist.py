@@ -39,10 +39,8 @@ def build_model(arch: str, null: NullCondition | None = None, seed: int = 0) -> 
 def _make_recorder(recorder, model: torch.nn.Module, params) -> GradientRecorder | None:
     if recorder is None or recorder is False:
         return None
-    if recorder is True:
-        return GradientRecorder(model, params=params)
-    if isinstance(recorder, (str, Path)):
-        return GradientRecorder(model, out=recorder, params=params)
+    if recorder is True or isinstance(recorder, (str, Path)):
+        return GradientRecorder(model, out=None if recorder is True else recorder, params=params)
     if isinstance(recorder, GradientRecorder):
         raise ModscopeError("train_mnist builds the model itself: pass recorder=True, a directory, or a "
                             "factory `lambda model: GradientRecorder(model, ...)`, not a recorder instance")

@@ -73,10 +73,8 @@ def heldout_residual(store_or_gram, *, fit_size: int = 400, ks=(1, 2, 5, 10, 20,
     fit_rows = np.asarray(fit_rows)
     held = np.setdiff1d(np.arange(n), fit_rows)
     gram = gg.gram
-    if centre:
-        weights = np.zeros(n)
-        weights[fit_rows] = 1.0 / len(fit_rows)
-        gram = center_gram(gram, weights)
+    if centre:  # weights 1/|fit| on the fit rows: their mean gradient
+        gram = center_gram(gram, np.isin(np.arange(n), fit_rows) / len(fit_rows))
     values, vecs = spectrum_of_gram(gram[np.ix_(fit_rows, fit_rows)])
     rank = int(np.sum(values > values[0] * 1e-7)) if values[0] > 0 else 0
     ks = np.array(sorted({min(int(k), rank) for k in ks if k >= 1}))

@@ -180,13 +180,9 @@ def _finish(path: Path) -> ActivationStore:
     return ActivationStore.open(path)
 
 
-def _shard_file(path: Path, k: int) -> Path:
-    return path / "shards" / f"{k}.json"
-
-
 def _shard_done(path: Path, k: int) -> int:
     """Absolute index one past the last document shard ``k`` has committed (its start if it has none)."""
-    file = _shard_file(path, k)
+    file = path / "shards" / f"{k}.json"
     if file.exists():
         return int(json.loads(file.read_text())["docs_done"])
     return int(read_manifest(path)["sharded"]["plan"][k]["docs"][0])
@@ -252,7 +248,7 @@ def run_shard(model_name: str, seed: int, fingerprint: str, path: str, k: int, *
             blocks = {f"sites/{s}": np.concatenate([b[0][s] for b in buffer]) for s in sites}
             blocks |= {f"meta/{m}": np.concatenate([b[1][m] for b in buffer]) for m in buffer[0][1]}
             _write_region(group, path, chunk_rows, int(row_offsets[buffered_from]), blocks, lock)
-            write_json_atomic(_shard_file(path, k), {"docs_done": start + len(batch), "rows": shard["rows"]})
+            write_json_atomic(path / "shards" / f"{k}.json", {"docs_done": start + len(batch), "rows": shard["rows"]})
             written, buffer, buffered_from = written + rows, [], start + len(batch)
     return written
 

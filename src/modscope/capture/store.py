@@ -142,7 +142,10 @@ class ActivationStore:
         if manifest is None:
             raise ModscopeError(f"{path} is not a modscope capture store (no {MANIFEST}); run `modscope capture` first")
         arrays, meta = _open_arrays(path, manifest)
-        check_consistent(path, manifest, arrays, meta)
+        short = [name for name, arr in {**arrays, **meta}.items() if arr.shape[0] < manifest["rows_done"]]
+        if short:
+            raise ModscopeError(f"{path} is a corrupt capture store ({', '.join(short)} shorter than the "
+                                f"{manifest['rows_done']} rows its manifest records); delete it and re-run the capture")
         integrity.check_files(path, _named(arrays, meta), int(manifest["rows_done"]), manifest.get(CHECKSUMS))
         return cls(arrays, meta, docs_frame(manifest), manifest, path)
 
@@ -221,14 +224,6 @@ def read_manifest(path: Path) -> dict | None:
     if manifest.get("format") != FORMAT:
         raise ModscopeError(f"{path}/{MANIFEST} is not a modscope capture manifest; choose another --out")
     return manifest
-
-
-def check_consistent(path: Path, manifest: dict, arrays: dict, meta: dict) -> None:
-    rows = manifest["rows_done"]
-    short = [name for name, arr in {**arrays, **meta}.items() if arr.shape[0] < rows]
-    if short:
-        raise ModscopeError(f"{path} is a corrupt capture store ({', '.join(short)} shorter than the "
-                            f"{rows} rows its manifest records); delete it and re-run the capture")
 
 
 def _open_arrays(path: Path, manifest: dict) -> tuple[dict, dict]:

@@ -209,9 +209,6 @@ class BlockScratch:
         self._masks: dict[int, torch.Tensor] = {}
         self._pool: ThreadPoolExecutor | None = None
 
-    def views(self, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return (self.values[:rows * cols].view(rows, cols), self.indices[:rows * cols].view(rows, cols))
-
     def count(self, indices: torch.Tensor, minlength: int) -> torch.Tensor:
         """``torch.bincount`` of the indices, the two halves counted on two threads (bincount itself is serial)."""
         flat = indices.view(-1)
@@ -259,7 +256,7 @@ def block_pair_counts(rows_i: torch.Tensor, rows_j: torch.Tensor, *, diagonal: b
         return np.zeros(bins + 2), lowest, highest
     own = scratch is None
     scratch = scratch or BlockScratch(max(rows, cols), bins)
-    positions, indices = scratch.views(rows, cols)
+    positions, indices = scratch.values[:rows * cols].view(rows, cols), scratch.indices[:rows * cols].view(rows, cols)
     # |u_i . u_j| <= 1 + (d + 4) eps32 for float32 unit rows: when the catch bins cover that, no index can leave
     # 0 .. bins + 3 and the clamp pass is skipped
     bound = 1.0 + (rows_i.shape[1] + 4) * 2.0**-23

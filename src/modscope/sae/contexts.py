@@ -26,8 +26,7 @@ def top_activations(code_chunks: Iterable[np.ndarray | torch.Tensor], n_top: int
         offset += len(z)
         if best_vals is not None:
             z, rows = torch.cat([best_vals, z]), torch.cat([best_rows, rows])
-        k = min(n_top, len(z))
-        best_vals, pick = z.topk(k, dim=0)
+        best_vals, pick = z.topk(min(n_top, len(z)), dim=0)
         best_rows = rows.gather(0, pick)
     if best_vals is None:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64)

@@ -155,8 +155,7 @@ def density_history(
     window = max(2, min(window, len(counts)))
     features = np.flatnonzero(last)
     if len(counts) >= 2 and len(features):
-        x = tokens_seen[-window:] / 1e6
-        slope, se = _slopes(logd[-window:, features], x.astype(np.float64))
+        slope, se = _slopes(logd[-window:, features], (tokens_seen[-window:] / 1e6).astype(np.float64))
     else:
         slope, se = np.zeros(len(features)), np.zeros(len(features))
     return DensityHistory(

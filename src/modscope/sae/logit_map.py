@@ -91,9 +91,7 @@ def logit_map(model, site: str) -> LogitMap:
         raise ModscopeError(f"site '{site}' has no logit-space version; use one of "
                             f"{', '.join(k + '.L' for k in LOGIT_SPACE_KINDS)}")
     ad = model.adapter
-    write = None
-    if kind == "mlp_act":
-        write = linear_weight_in_out(ad.layers[layer].mlp_down).detach()
+    write = linear_weight_in_out(ad.layers[layer].mlp_down).detach() if kind == "mlp_act" else None
     centre, eps = norm_kind(ad.final_norm)
     gamma = getattr(ad.final_norm, "weight", None)
     gamma = torch.ones(model.d_model) if gamma is None else gamma.detach()

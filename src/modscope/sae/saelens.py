@@ -92,17 +92,6 @@ def save_saelens(sae, directory: str | Path) -> Path:
     return directory
 
 
-def _refuse_unfoldable(cfg: dict[str, Any], directory: Path) -> None:
-    norm = cfg.get("normalize_activations", "none")
-    if norm not in ("none", None):
-        raise ModscopeError(f"{directory}: normalize_activations='{norm}' is applied at run time and cannot be folded "
-                            "into the weights; in SAELens call sae.fold_activation_norm_scaling_factor(...) (or train "
-                            "with 'none') and save again")
-    if cfg.get("reshape_activations", "none") not in ("none", None):
-        raise ModscopeError(f"{directory}: reshape_activations='{cfg['reshape_activations']}' (hook_z SAEs) is not "
-                            "supported; modscope SAEs act on flat vectors")
-
-
 def load_saelens(directory: str | Path):
     """Read an SAE written by SAELens' ``save_model`` (architectures ``standard`` and ``topk``) as a modscope SAE.
 
@@ -122,7 +111,14 @@ def load_saelens(directory: str | Path):
     if arch not in names:
         raise ModscopeError(f"{directory}: SAELens architecture '{arch}' is not supported; modscope reads "
                             f"{', '.join(names)}")
-    _refuse_unfoldable(cfg, directory)
+    norm = cfg.get("normalize_activations", "none")
+    if norm not in ("none", None):
+        raise ModscopeError(f"{directory}: normalize_activations='{norm}' is applied at run time and cannot be folded "
+                            "into the weights; in SAELens call sae.fold_activation_norm_scaling_factor(...) (or train "
+                            "with 'none') and save again")
+    if cfg.get("reshape_activations", "none") not in ("none", None):
+        raise ModscopeError(f"{directory}: reshape_activations='{cfg['reshape_activations']}' (hook_z SAEs) is not "
+                            "supported; modscope SAEs act on flat vectors")
     state = load_file(str(directory / WEIGHTS_FILE))
     missing = {"W_enc", "W_dec", "b_enc", "b_dec"} - set(state)
     if missing:
@@ -137,13 +133,12 @@ def load_saelens(directory: str | Path):
         b_enc += w_enc @ b_dec  # (x - b_dec) W + b_enc' = x W + b_enc
     metadata = dict(cfg.get("metadata") or {})
     ours = metadata.get("modscope") or {}
-    unit_rows = bool(torch.allclose(w_dec.norm(dim=1), torch.ones(d_sae), atol=1e-4))
     settings = dict(ours.get("config") or {})
     settings.update(d_in=d_in, d_sae=d_sae, expansion=max(1, d_sae // d_in), architecture=names[arch])
     if arch == "topk":
         settings["k"] = int(cfg.get("k", settings.get("k", 32)))
     else:
-        settings["decoder_norm"] = "unit" if unit_rows else "free"
+        settings["decoder_norm"] = "unit" if torch.allclose(w_dec.norm(dim=1), torch.ones(d_sae), atol=1e-4) else "free"
     meta = dict(ours.get("meta") or {})
     meta.setdefault("site", site_name(metadata.get("hook_name")))
     meta.setdefault("model", metadata.get("model_name"))

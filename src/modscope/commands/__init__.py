@@ -1,4 +1,4 @@
-"""CLI command groups, one module per capability; each exposes ``register(app)`` and ``demo_steps()``."""
+"""CLI command groups, one module per capability; each exposes ``register(app)`` (and ``demo_steps()`` if any)."""
 
 from __future__ import annotations
 

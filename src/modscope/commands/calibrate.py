@@ -8,6 +8,7 @@ import typer
 
 from modscope.commands import common
 from modscope.commands.common import DemoContext, DemoStep, console, emit, parse_csv
+from modscope.errors import ModscopeError
 from modscope.report.numbers import plural
 
 QUESTION = ("How often does each decision rule of the report claim an effect on simulated data with none "
@@ -66,8 +67,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """False-positive rate and power of every verdict rule on simulated data with known truth."""
         from modscope.calibration import calibrate
-        from modscope.errors import ModscopeError
-
         if reps < 0:
             raise ModscopeError(f"--reps must be >= 0, got {reps}")
         result = calibrate(quick=quick, rules=parse_csv(rules) or None, regimes=parse_csv(regimes) or None,

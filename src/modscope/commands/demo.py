@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from modscope.commands.common import DemoContext, console
+from modscope.commands.common import DemoContext, console, parse_csv
 from modscope.errors import ModscopeError
 from modscope.locking import directory_lock
 from modscope.paths import write_json_atomic
@@ -35,7 +35,7 @@ FALLBACK_S = (20.0, 90.0, 400.0)
 def all_steps() -> list:
     from modscope.commands import modules
 
-    return [step for module in modules() for step in module.demo_steps()]
+    return [step for module in modules() for step in getattr(module, "demo_steps", list)()]
 
 
 def estimate(name: str, size: str) -> float:
@@ -204,8 +204,6 @@ def register(app: typer.Typer) -> None:
         list_steps: bool = typer.Option(False, "--list", help="List the steps and their expected times, run none."),
     ) -> None:
         """Run every probe on the embedded model and its random twin; write OUT/index.html (one page, offline)."""
-        from modscope.commands.common import parse_csv
-
         if quick and full:
             raise ModscopeError("--quick and --full exclude each other; pass one of them (or neither for default)")
         size = "quick" if quick else "full" if full else "default"
@@ -221,10 +219,6 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]{len(failed)} step(s) failed[/red]: {', '.join(failed)} (see {out}/<step>/error.txt; "
                           "re-run the same command to retry only those)")
             raise typer.Exit(1)
-
-
-def demo_steps() -> list:
-    return []
 
 
 def cpu_seconds() -> float:

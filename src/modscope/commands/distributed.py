@@ -114,8 +114,3 @@ def register(app: typer.Typer) -> None:
                         f"{result.method}: top values {result.singular_values[:5].round(4).tolist()}, "
                         f"{result.captured:.1%} of ||A||_F^2, max relative error bound "
                         f"{float(result.relative_error_bound.max(initial=0)):.2e}")
-
-
-def demo_steps() -> list:
-    """This capability's steps of `modscope demo` (see modscope.commands.common.DemoStep): none, it runs on stores."""
-    return []

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from modscope.commands import common
-from modscope.commands.common import cached_model, console, emit
+from modscope.commands.common import DemoStep, cached_model, console, emit
 from modscope.errors import ModscopeError
 
 
@@ -104,11 +104,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _demo_loss(ctx, out: Path) -> None:
-    from modscope import corpus as corpus_mod
     from modscope.models.evaluation import loss_by_category
     from modscope.report import write_probe
 
-    docs = corpus_mod.load("bundled").sample(ctx.pick(1, 3, 8))
+    docs = common.load_corpus("bundled").sample(ctx.pick(1, 3, 8))
     res = loss_by_category([ctx.trained(), ctx.twin()], docs, max_tokens=ctx.pick(128, 256, 512))
     trained, twin = res.loss.mean(axis=1)
     write_probe(
@@ -124,6 +123,4 @@ def _demo_loss(ctx, out: Path) -> None:
 
 
 def demo_steps() -> list:
-    from modscope.commands.common import DemoStep
-
     return [DemoStep("loss", "next-token loss, trained vs twin", _demo_loss)]

@@ -196,10 +196,9 @@ def register(app: typer.Typer) -> None:
                                 method=method, floor=floor, covariance=covariance, cov_k=cov_k, max_rows=max_rows)
             figures_of, headline_of, title = path_figures, path_headline, f"Path Jacobian {path}"
         else:
-            parts = [p.strip() for p in part.split(",") if p.strip()]
             counts = parse_ints(token_counts, "--token-counts")
-            found = block_report(models, text, layer=layer, parts=parts, tokens=counts, k=k, method=method,
-                                 floor=floor, residual=residual, ranks=ranks, rank_tokens=rank_tokens)
+            found = block_report(models, text, layer=layer, parts=common.parse_csv(part), tokens=counts, k=k,
+                                 method=method, floor=floor, residual=residual, ranks=ranks, rank_tokens=rank_tokens)
             figures_of, headline_of, title = block_figures, block_headline, f"Sublayer Jacobians, layer {layer}"
         write_report(out, found, figures_of, headline_of, title, settings)
         emit(out, to_json(found), as_json)
@@ -244,12 +243,10 @@ def run_demo(ctx: DemoContext, out_dir: Path) -> None:
     write_report(out_dir / "jacobian_blocks", found, block_figures, block_headline,
                  "Sublayer Jacobians: where is the tight pass?",
                  {"layer": 1, "size": ctx.size, "exact_attention_tokens": exact_tokens})
-    text = default_text()
-    models = [ctx.trained(), ctx.twin()]
     last = ctx.trained().n_layers - 1
     src_pos = ctx.pick(8, 64, 100)
-    paths = path_report(models, text, src="resid_pre.0", dst=f"resid_post.{last}", src_pos=src_pos,
-                        dst_pos=[src_pos, src_pos + 2], k=None, method="auto", floor=None,
+    paths = path_report([ctx.trained(), ctx.twin()], default_text(), src="resid_pre.0", dst=f"resid_post.{last}",
+                        src_pos=src_pos, dst_pos=[src_pos, src_pos + 2], k=None, method="auto", floor=None,
                         covariance=ctx.size != "quick", cov_k=16, max_rows=ctx.pick(2000, 4000, 20000))
     write_report(out_dir / "jacobian_path", paths, path_figures, path_headline,
                  f"Path Jacobian resid_pre.0 → resid_post.{last}", {"src_pos": src_pos, "size": ctx.size})

@@ -65,6 +65,7 @@ def train_mnist_cmd(
 ) -> None:
     """Train the seed-004 MNIST network (seeded, deterministic) and record every step's gradient."""
     from modscope.training.mnist import train_mnist
+    from modscope.training.pages import write_train_page
 
     if record not in ("grads", "none"):
         raise ModscopeError(f"--record must be grads or none, got '{record}'")
@@ -87,8 +88,6 @@ def train_mnist_cmd(
         if max_steps is not None and run.n_steps < max_steps:
             _note(payload, f"--max-steps {max_steps} is more than {epochs} epoch(s) hold: trained {run.n_steps} steps")
         if out is not None:
-            from modscope.training.pages import write_train_page
-
             write_train_page(out, run, payload)
     emit(out, payload, as_json)
 
@@ -107,6 +106,7 @@ def train_modadd_cmd(
 ) -> None:
     """Train a one-hidden-layer MLP on (a + b) mod p to grokking and record its gradients."""
     from modscope.training.modadd import train_modadd
+    from modscope.training.pages import write_modadd_page
 
     _at_least(steps, 1, "--steps")
     _at_least(every, 1, "--every")
@@ -118,8 +118,6 @@ def train_modadd_cmd(
                    float(run.train_accuracy[-1]), "final_test_accuracy": float(run.test_accuracy[-1]),
                    "grok_step": run.grok_step, "gradients": str(out / "grads") if out else None}
         if out is not None:
-            from modscope.training.pages import write_modadd_page
-
             write_modadd_page(out, run, payload)
     emit(out, payload, as_json)
 
@@ -143,6 +141,7 @@ def gradients(
     O(steps^2 + steps x size); --engine dask computes the Gram chunk by chunk (for stores larger than memory).
     """
     from modscope.training.analysis import analyse_gradients
+    from modscope.training.pages import write_gradients_page
     from modscope.training.store import GradientStore
 
     source = common.positional_store(store, source)
@@ -176,8 +175,6 @@ def gradients(
             replayed = replay_projected(store, ks=parse_ints(replay, "--replay"))
         payload = {"analysis": analysis.to_json(), "replay": replayed.to_json() if replayed else None, **payload}
         if out is not None:
-            from modscope.training.pages import write_gradients_page
-
             write_gradients_page(out, analysis, replayed, store)
     emit(out, payload, as_json)
 
@@ -196,6 +193,7 @@ def sweep(
     center: bool | None = common.old_spelling("--center/--no-center"),
 ) -> None:
     """Train under each null condition and compare the counts of singular values above 5/10/15% of max."""
+    from modscope.training.pages import write_sweep_page
     from modscope.training.sweep import run_sweep
 
     centre = common.renamed(centre, center, "--center", "--centre")
@@ -205,8 +203,6 @@ def sweep(
     result = run_sweep(conditions, centre=centre, max_steps=max_steps, epochs=epochs, arch=arch, seed=seed,
                        progress=lambda c: console.print(f"training [bold]{c}[/bold]"))
     if out is not None:
-        from modscope.training.pages import write_sweep_page
-
         write_sweep_page(out, result)
     emit(out, result.to_json(), as_json)
 

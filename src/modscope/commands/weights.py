@@ -38,10 +38,7 @@ def run_clusterability(model: str, twin: str, *, k: int, n_shuffles: int, layers
                                       progress=report, n_jobs=jobs), units
 
     trained, units = analyse(model, 0)
-    other = None
-    if twin != "none":
-        other, _ = analyse(twin_name(model, twin), twin_seed)
-    return trained, other, units
+    return trained, analyse(twin_name(model, twin), twin_seed)[0] if twin != "none" else None, units
 
 
 def result_table(trained, twin) -> pd.DataFrame:

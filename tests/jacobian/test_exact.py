@@ -68,3 +68,33 @@ def test_a_map_that_reads_later_tokens_is_refused():
         exact_spectrum(leaky, x)
     full = exact_spectrum(leaky, x, causal=False)  # jacrev + dense SVD still answers
     assert full.rank == 18
+
+
+def test_new_directions_drops_what_the_basis_already_spans():
+    """A candidate that lies in span(old) up to rounding (the 34-token failure: one old direction came back 19 times)
+    is dropped; a genuinely new one is kept, orthonormal and orthogonal to the basis."""
+    from modscope.jacobian.exact import new_directions
+
+    rng = np.random.default_rng(0)
+    old = np.linalg.qr(rng.standard_normal((50, 20)))[0]
+    echo = old @ rng.standard_normal(20) + 1e-13 * rng.standard_normal(50)
+    fresh = rng.standard_normal(50)
+    candidates = np.linalg.qr(np.stack([echo, fresh], axis=1))[0].T  # orthonormal rows, as from an SVD
+    got = new_directions(candidates, old)
+    assert got.shape == (1, 50)
+    np.testing.assert_allclose(got @ got.T, np.eye(1), atol=1e-14)
+    assert np.abs(got @ old).max() < 1e-14
+    residual = fresh - old @ (old.T @ fresh)
+    assert abs(abs(got[0] @ residual) / np.linalg.norm(residual) - 1) < 1e-12  # the new part of `fresh`
+    assert new_directions(candidates[:0], old).shape == (0, 50)
+
+
+def test_a_basis_that_is_not_orthonormal_is_refused():
+    from modscope.jacobian.exact import check_orthonormal
+
+    rng = np.random.default_rng(1)
+    basis = np.linalg.qr(rng.standard_normal((40, 10)))[0]
+    assert check_orthonormal(basis) == pytest.approx(1.0, abs=1e-12)
+    repeated = np.hstack([basis, np.repeat(basis[:, :1], 18, axis=1)])  # one direction 19 times: ‖Q‖₂ = √19
+    with pytest.raises(ModscopeError, match="not orthonormal"):
+        check_orthonormal(repeated)

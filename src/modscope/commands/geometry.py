@@ -7,18 +7,7 @@ from pathlib import Path
 import typer
 
 from modscope.commands import common
-from modscope.commands.common import (
-    DemoContext,
-    DemoStep,
-    cached_model,
-    emit,
-    load_corpus,
-    models_with_twin,
-    parse_csv,
-    parse_ints,
-    positive,
-    twin_name,
-)
+from modscope.commands.common import DemoContext, DemoStep, emit, load_corpus, models_with_twin, positive
 from modscope.errors import ModscopeError
 
 PER_CATEGORY_OPTION = common.per_category_option(3)
@@ -43,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
         positive(per_category, "--per-category")
         positive(permutations - 1, "--permutations - 1")
-        kinds = parse_csv(kind)
+        kinds = common.parse_csv(kind)
         if not kinds:
             raise ModscopeError("--kind is empty; give e.g. 'cosine,scaled,centred'")
         emit(out, similarity_report(models_with_twin(model, twin, twin_seed), load_corpus(corpus), sites=sites,
@@ -65,8 +54,8 @@ def register(app: typer.Typer) -> None:
 
         positive(top, "--top")
         positive(permutations - 1, "--permutations - 1")
-        chosen = None if dims.strip().lower() == "auto" else parse_ints(dims, "--dims")
-        emit(out, streams_report(cached_model(model), load_corpus(corpus), sites=sites, dims=chosen, top=top,
+        chosen = None if dims.strip().lower() == "auto" else common.parse_ints(dims, "--dims")
+        emit(out, streams_report(common.cached_model(model), load_corpus(corpus), sites=sites, dims=chosen, top=top,
                                  per_category=per_category, positions=positions, ctx=ctx,
                                  n_permutations=permutations, seed=seed, out=out), as_json)
 
@@ -92,8 +81,8 @@ def register(app: typer.Typer) -> None:
         positive(pca_k, "--pca")
         embeddings = parse_embed(embed)
         twin = common.renamed(twin, vs, "--vs", "--twin")
-        other = None if twin.lower() == "none" else cached_model(twin_name(model, twin), twin_seed)
-        emit(out, cka_report(cached_model(model), other, load_corpus(corpus), sites=sites, per_category=per_category,
+        trained, other = (models_with_twin(model, twin, twin_seed) + [None])[:2]  # other: None with --twin none
+        emit(out, cka_report(trained, other, load_corpus(corpus), sites=sites, per_category=per_category,
                              positions=positions, ctx=ctx, pca_k=pca_k, seed=seed, out=out, embed=embeddings), as_json)
 
     @app.command("anisotropy")

@@ -95,9 +95,8 @@ def spectrum_verdict(result) -> str:
     """The deepest site's channel count, read off the correlation spectrum so that no single coordinate's variance
     (a massive activation) can pass for "one big channel"."""
     last = result.trained[-1]
-    pr = last.correlation_participation_ratio if last.correlation_participation_ratio is not None \
-        else last.participation_ratio
     which = "correlation" if last.correlation_participation_ratio is not None else "covariance"
+    pr = last.correlation_participation_ratio if which == "correlation" else last.participation_ratio
     shape = "a few big channels" if pr < 0.05 * last.d else "many medium channels"
     verdict = (f"Deepest site {result.sites[-1]}: participation ratio of the {which} spectrum {pr:.1f} of {last.d} "
                f"({directions_above(last)}): {shape}")
@@ -135,9 +134,8 @@ def write_spectrum(out: Path | None, result, settings: dict) -> None:
     for who, found in (("trained", result.blocks), ("twin", result.twin_blocks)):
         for site, b in zip(result.block_sites, found, strict=True):
             figures[f"blocks_{who}_{site}"] = b.plot(title=f"{who} {site}: z={b.z:.1f}").figure
-    verdict = spectrum_verdict(result)
     write_probe(out, probe="spectrum", title=f"Covariance spectra: {result.model}", question=SPECTRUM_QUESTION,
-                result=result, headline=headline, verdict=verdict, figures=figures,
+                result=result, headline=headline, verdict=spectrum_verdict(result), figures=figures,
                 tables={"spectra": result.to_frame()}, settings=settings)
 
 

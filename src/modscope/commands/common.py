@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -209,7 +209,6 @@ class DemoContext:
     out: Path
     size: str = "default"  # "quick" | "default" | "full"
     model: str = DEFAULT_MODEL
-    settings: dict[str, Any] = field(default_factory=dict)
 
     def pick(self, quick, default, full):
         """Choose a setting by demo size."""

@@ -122,8 +122,8 @@ def _run_demo(out: Path, size: str, model: str, only: list[str] | None, redo: li
     ctx = DemoContext(out=out, size=size, model=model)
     earlier = {s["name"]: s for s in read_run(out).get("steps", [])}
     record = {"title": f"modscope demo: {model} vs its random-init twin", "model": model, "twin": f"random:{model}",
-              "size": size, "started": _now(), "updated": _now(), "seconds": 0.0, "settings": {},
-              "versions": versions(), "steps": []}
+              "size": size, "started": _now(), "updated": _now(), "seconds": 0.0,
+              "settings": {"model": model, "size": size}, "versions": versions(), "steps": []}
     todo = []
     for step in steps:
         kept = (out / step.name / DONE_MARKER).exists() and not (redo_all or step.name in (redo or []))
@@ -137,7 +137,6 @@ def _run_demo(out: Path, size: str, model: str, only: list[str] | None, redo: li
     def save() -> None:
         record["updated"] = _now()
         record["seconds"] = sum(e["seconds"] or 0.0 for e in record["steps"])
-        record["settings"] = {"model": model, "size": size, **ctx.settings}
         write_json_atomic(out / RUN_FILE, record)
 
     expected = sum(estimate(s.name, size) for s in todo)

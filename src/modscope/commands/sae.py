@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = common.JSON_OPTION,
     ) -> None:
         """Train an SAE on a site (streamed from the model, or from a capture store) and write its page."""
+        from modscope.capture import ActivationStore
         from modscope.sae.config import SAEConfig
         from modscope.sae.page import write_report
         from modscope.sae.run import report_for, train_on_model, train_on_store
@@ -85,8 +86,6 @@ def register(app: typer.Typer) -> None:
                     "store": str(store) if store else None, "device": str(target), **cfg.to_dict()}
         trained = windows = held = None
         if store is not None:
-            from modscope.capture import ActivationStore
-
             if logit_space:
                 raise ModscopeError("--logit-space needs the model's forward pass; drop --store")
             opened = ActivationStore.open(store)

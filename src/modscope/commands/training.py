@@ -142,6 +142,7 @@ def gradients(
     """
     from modscope.training.analysis import analyse_gradients
     from modscope.training.pages import write_gradients_page
+    from modscope.training.replay import replay_projected
     from modscope.training.store import GradientStore
 
     source = common.positional_store(store, source)
@@ -168,11 +169,7 @@ def gradients(
     with _locked(out):
         analysis = analyse_gradients(store, sample_size=sample_size, repeats=repeats, skip_first=skip_first,
                                      method="gram" if engine == "local" else "dask")
-        replayed = None
-        if replay:
-            from modscope.training.replay import replay_projected
-
-            replayed = replay_projected(store, ks=parse_ints(replay, "--replay"))
+        replayed = replay_projected(store, ks=parse_ints(replay, "--replay")) if replay else None
         payload = {"analysis": analysis.to_json(), "replay": replayed.to_json() if replayed else None, **payload}
         if out is not None:
             write_gradients_page(out, analysis, replayed, store)

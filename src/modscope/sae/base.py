@@ -11,6 +11,8 @@ from torch import nn
 
 from modscope.errors import ModscopeError
 from modscope.sae.config import SAEConfig
+from modscope.sae.log import TrainingLog
+from modscope.sae.saelens import is_saelens_dir, load_saelens, save_saelens
 
 WEIGHTS_FILE = "sae.safetensors"
 CONFIG_FILE = "sae.json"
@@ -142,8 +144,6 @@ class SAE(nn.Module):
         from safetensors.torch import save_file
 
         if format == "saelens":
-            from modscope.sae.saelens import save_saelens
-
             return save_saelens(self, directory)
         if format != "modscope":
             raise ModscopeError(f"unknown SAE file format '{format}'; use 'modscope' or 'saelens'")
@@ -169,9 +169,6 @@ def load_sae(directory: str | Path) -> SAE:
     """
     from safetensors.torch import load_file
 
-    from modscope.sae.log import TrainingLog
-    from modscope.sae.saelens import is_saelens_dir, load_saelens
-
     directory = Path(directory)
     if not (directory / CONFIG_FILE).exists() or not (directory / WEIGHTS_FILE).exists():
         if is_saelens_dir(directory):
@@ -179,10 +176,8 @@ def load_sae(directory: str | Path) -> SAE:
         raise ModscopeError(f"{directory} holds no SAE ({CONFIG_FILE} + {WEIGHTS_FILE}, or SAELens' cfg.json + "
                             "sae_weights.safetensors); train one with `modscope sae train ... --out DIR`")
     payload = json.loads((directory / CONFIG_FILE).read_text())
-    cfg = SAEConfig.from_dict(payload["config"])
-    sae = make_sae(cfg, payload.get("meta"))
-    state = load_file(str(directory / WEIGHTS_FILE))
-    sae.load_state_dict(state)
+    sae = make_sae(SAEConfig.from_dict(payload["config"]), payload.get("meta"))
+    sae.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
     if payload.get("log"):
         sae.log = TrainingLog.from_dict(payload["log"])
     return sae

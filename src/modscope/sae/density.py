@@ -112,8 +112,7 @@ def _slopes(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(x) <= 2:
         return slope, np.zeros_like(slope)
     resid = y - y.mean(axis=0) - slope[None, :] * xc[:, None]
-    se = np.sqrt((resid**2).sum(axis=0) / (len(x) - 2) / sxx)
-    return slope, se
+    return slope, np.sqrt((resid**2).sum(axis=0) / (len(x) - 2) / sxx)
 
 
 def density_history(
@@ -151,9 +150,8 @@ def density_history(
     logd = log10_density(counts, n_heldout)
     histogram = np.stack([np.histogram(logd[c][live[c]], bins=bin_edges)[0] for c in range(len(counts))])
     rare = live & (densities < threshold)
-    last = rare[-1]
     window = max(2, min(window, len(counts)))
-    features = np.flatnonzero(last)
+    features = np.flatnonzero(rare[-1])
     if len(counts) >= 2 and len(features):
         slope, se = _slopes(logd[-window:, features], (tokens_seen[-window:] / 1e6).astype(np.float64))
     else:

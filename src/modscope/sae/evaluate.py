@@ -89,8 +89,7 @@ def evaluate_reconstruction(sae, x: np.ndarray | torch.Tensor, chunk: int = 2048
     n, d = x.shape
     sq_err = cosine = l0 = 0.0
     fired = torch.zeros(sae.n_latents, dtype=torch.long, device=device)
-    mean = x.double().mean(dim=0)
-    total = float((x.double() - mean).pow(2).sum())
+    total = float((x.double() - x.double().mean(dim=0)).pow(2).sum())
     sq_norm = float(x.double().pow(2).sum())
     for start in range(0, n, chunk):
         xs = x[start:start + chunk].to(device)

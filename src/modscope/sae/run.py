@@ -12,6 +12,7 @@ from modscope.sae.base import SAE, load_sae
 from modscope.sae.config import SAEConfig
 from modscope.sae.page import SAEReport, build_report, write_report
 from modscope.sae.sources import ModelSource, StoreSource, token_windows
+from modscope.sae.splice import model_device
 from modscope.sae.trainer import train
 
 IN_MEMORY_LIMIT_BYTES = 2 << 30
@@ -46,12 +47,10 @@ def report_for(sae: SAE, model=None, windows: torch.Tensor | None = None, *, hel
                n_features: int = 12) -> SAEReport:
     """The page's results for ``sae`` (the model-dependent parts need ``model`` and token ``windows``;
     ``heldout`` activations, if given, are used for the reconstruction metrics)."""
-    if model is not None and sae.meta.get("fingerprint") not in (None, model.fingerprint):
-        raise ModscopeError(f"this SAE was trained on another model ({sae.meta.get('model')}); inspect it with "
-                            "that model (--model)")
     if model is not None:  # the feature tables read the decoder through the model's unembedding, on its device
-        from modscope.sae.splice import model_device
-
+        if sae.meta.get("fingerprint") not in (None, model.fingerprint):
+            raise ModscopeError(f"this SAE was trained on another model ({sae.meta.get('model')}); inspect it with "
+                                "that model (--model)")
         sae = sae.to(model_device(model))
     return build_report(sae, model, windows, heldout, n_features=n_features)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+import modscope
 from modscope.errors import ModscopeError
 from modscope.models.sites import parse_site
 from modscope.sae.config import SAEConfig
@@ -67,8 +68,6 @@ def is_saelens_dir(directory: str | Path) -> bool:
 def save_saelens(sae, directory: str | Path) -> Path:
     """Write ``sae`` as SAELens does (float32 on the CPU; modscope's config and meta kept in ``metadata``)."""
     from safetensors.torch import save_file
-
-    import modscope
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -69,10 +69,9 @@ def site_activations(model, site: str, windows: torch.Tensor, lmap=None, *, batc
 
 def _split_heldout(n_rows: int, heldout_tokens: int) -> int:
     """Rows kept for training; the held-out block is the last ``min(heldout_tokens, n_rows // 5)`` rows."""
-    held = min(heldout_tokens, n_rows // 5)
     if n_rows < 10:
         raise ModscopeError(f"only {n_rows} activation rows: an SAE needs at least thousands; capture more tokens")
-    return n_rows - max(held, 1)
+    return n_rows - max(min(heldout_tokens, n_rows // 5), 1)
 
 
 @dataclass

@@ -133,7 +133,7 @@ def spliced_loss(model, sae, windows: torch.Tensor | Sequence[Sequence[int]], *,
     """
     from modscope.sae.logit_map import logit_map
 
-    windows = torch.as_tensor(np.asarray(windows), dtype=torch.long)
+    windows = torch.as_tensor(np.asarray(windows), dtype=torch.long, device=model_device(model))
     site = sae.meta.get("site")
     if site is None:
         raise ModscopeError("this SAE does not record its site (meta['site']); train it from a model or a store")
@@ -160,7 +160,6 @@ def spliced_loss(model, sae, windows: torch.Tensor | Sequence[Sequence[int]], *,
         with splice_site(model, site, replace) if lmap is None else splice_logit_update(model, lmap, replace):
             return _mean_loss(model, windows, batch)
 
-    windows = windows.to(model_device(model))
     # in this order: record_mean is the identity, a clean pass that also accumulates the site's mean
     clean, spliced, zero, mean_ablated = map(loss_with, (record_mean, reconstruct, torch.zeros_like, mean))
     return SplicedLoss(clean, spliced, zero, fraction_recovered(clean, spliced, zero), spliced - clean,

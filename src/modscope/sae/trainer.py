@@ -79,9 +79,8 @@ def heldout_stats(sae: SAE, heldout: torch.Tensor, chunk: int = 2048) -> tuple[n
     """Firing counts of every latent on ``heldout`` and the fraction of its variance explained."""
     counts = np.zeros(sae.n_latents, dtype=np.int64)
     sq_err = 0.0
-    device = sae.W_dec.device
     for start in range(0, len(heldout), chunk):
-        x = heldout[start:start + chunk].to(device)
+        x = heldout[start:start + chunk].to(sae.W_dec.device)
         z = sae.encode(x)
         counts += (z > 0).sum(dim=0).cpu().numpy().astype(np.int64)
         sq_err += float((sae.decode(z) - x).double().pow(2).sum())

@@ -65,6 +65,9 @@ def feature_dim(array: Any) -> int:
 
 def _sources(source: Any) -> list[Any]:
     arrays = [resolve(s) for s in (source if isinstance(source, list) else [source])]
+    if any(len(a.shape) == 0 for a in arrays):
+        raise ModscopeError("expected rows [rows, features]: an array, a Zarr array or (store, site); got a scalar "
+                            f"({type(source).__name__})")
     n_rows = {int(a.shape[0]) for a in arrays}
     if len(n_rows) != 1:
         raise ModscopeError(f"sources have different row counts {sorted(n_rows)}; capture them on the same tokens")

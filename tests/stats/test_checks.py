@@ -22,3 +22,12 @@ def test_require_finite_counts_the_bad_values():
     with pytest.raises(ModscopeError, match=r"H contains NaN or inf \(2 of 6 values\)"):
         require_finite(np.array([[1.0, np.nan, 3.0], [np.inf, 5.0, 6.0]]), "H")
     require_finite(np.arange(6).reshape(2, 3), "H")  # integers are always finite
+
+
+@pytest.mark.parametrize("bad", [None, 3.0])
+def test_a_scalar_instead_of_rows_is_one_clear_error(bad):
+    from modscope.stats import covariance
+
+    for call in (spectrum, covariance):
+        with pytest.raises(ModscopeError, match=r"expected rows \[rows, features\].*got a scalar"):
+            call(bad)

@@ -65,7 +65,8 @@ class AnisotropyStudy(Result):
         ax.axhline(0, color=NULL, lw=1)
         ax.set_xlabel("layer (-1 = embed)")
         ax.set_ylabel("mean pairwise cosine")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a weights-only study has no hidden-state curve
+            ax.legend(fontsize=7)
         return ax
 
 

@@ -69,7 +69,8 @@ def row_space(jac: np.ndarray, tokens: int, tol: float) -> np.ndarray:
 
     Row block t (support: the first (t+1)·d_in inputs) is projected off the basis so far (twice: classical
     Gram-Schmidt with one re-orthogonalisation), and the right singular vectors of what is left with a singular
-    value above ``tol``·σ (σ: the largest residual seen, a lower bound on σ₁(J)) join the basis."""
+    value above ``tol``·σ (σ: the largest residual seen, a lower bound on σ₁(J)) join the basis with their part
+    that is new to it (``new_directions``)."""
     d_out, d_in = jac.shape[0] // tokens, jac.shape[1] // tokens
     n = jac.shape[1]
     basis, rank, scale = np.zeros((n, min(n, max(d_in, n // 2)))), 0, 0.0

@@ -37,7 +37,8 @@ def float64_copy(model: Model) -> Model:
 
 
 def cache_keyword(hf: torch.nn.Module) -> str:
-    """The forward's cache argument: ``cache`` in newer transformers, ``past_key_values`` (now deprecated) before."""
+    """The forward's cache argument and output field: ``cache`` in newer transformers, ``past_key_values`` (now
+    deprecated) before."""
     return "cache" if "cache" in inspect.signature(hf.forward).parameters else "past_key_values"
 
 
@@ -238,11 +239,10 @@ def path_map(model: Model, input_ids: torch.Tensor, *, src: str, dst: str, src_p
         raise ModscopeError(f"the text has {input_ids.shape[1]} tokens; dst_pos={dst_pos} needs more text")
     m64 = float64_copy(model)
     layers = m64.adapter.layers
-    prefix = None
+    prefix, cache_key = None, cache_keyword(m64.hf)
     with torch.no_grad():
         if src_pos > 0:
-            out = m64.hf(input_ids=input_ids[:, :src_pos], use_cache=True)
-            cache = out.cache if "cache" in out else out.past_key_values
+            cache = m64.hf(input_ids=input_ids[:, :src_pos], use_cache=True)[cache_key]
             prefix = FrozenPrefix([c.keys for c in cache.layers], [c.values for c in cache.layers])
         calls, handles = record_calls({str(i): layers[i].block for i in range(start, min(stop, len(layers)))})
         src_site = "embed" if start == 0 else f"resid_pre.{start}" if start < len(layers) else None
@@ -250,7 +250,7 @@ def path_map(model: Model, input_ids: torch.Tensor, *, src: str, dst: str, src_p
         try:
             with record_sites(m64, [s for s in (src_site, dst_site) if s], stop_early=False) as seen:
                 m64.hf(input_ids=input_ids[:, src_pos: dst_pos + 1], use_cache=prefix is not None,
-                       **{cache_keyword(m64.hf): cache if prefix else None})
+                       **{cache_key: cache if prefix else None})
         finally:
             for h in handles:
                 h.remove()

@@ -66,9 +66,7 @@ def build_index(root: str | Path, *, title: str | None = None) -> Path:
     out.write_text(ENV.get_template("index.html").render(
         title=title, run_line=_run_line(run, len(entries)), entries=sections, steps=run.get("steps", []),
         settings={k: v for k, v in settings.items() if v not in (None, "", {})},
-        # the run's versions, else those stored with the first probe's result, else this process's
-        versions=run.get("versions") or next((r["versions"] for _, r, _ in entries if r and r.get("versions")),
-                                             None) or versions(),
+        versions=run.get("versions") or results_versions(entries),
         written=datetime.now().astimezone().isoformat(timespec="seconds")))
     return out
 
@@ -87,6 +85,11 @@ def _entry(root: Path, rel: str, result: dict | None, step: dict) -> dict:
             "figure_alt": f"{result.get('title', rel)}: {figures[0]}" if figures else "",
             "more": [f.removesuffix(".png") for f in figures[1:]],
             "settings": json.dumps(result.get("settings", {}), indent=1)}
+
+
+def results_versions(entries: list[tuple[str, dict | None, dict]]) -> dict:
+    """The versions stored with the results (the first probe's), else those of this process."""
+    return next((r["versions"] for _, r, _ in entries if r and r.get("versions")), None) or versions()
 
 
 def _not_done_line(step: dict) -> str:
